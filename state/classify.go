@@ -1,0 +1,149 @@
+package state
+
+import (
+	"strings"
+	"time"
+)
+
+// Liveness statuses (SPEC §9). The first four mirror state.json; the others
+// are only ever derived.
+const (
+	LiveRunning  = "running"
+	LiveComplete = "complete"
+	LiveFailed   = "failed"
+	LiveKilled   = "killed"
+	LiveCrashed  = "crashed"  // state says running, no live lock, no tmux session
+	LiveOrphan   = "orphan"   // a loop-*/pipeline-* tmux session with no run dir behind it
+	LiveZombie   = "zombie"   // tmux session alive, engine gone
+	LiveStarting = "starting" // tmux session younger than StartGrace, engine not locked yet
+)
+
+// StaleAfter is how long a session may run before it is flagged stale.
+const StaleAfter = 2 * time.Hour
+
+// StartGrace is how long a fresh tmux session may go without a live lock
+// before it is judged a zombie or orphan: the engine inside needs a moment
+// to start and take its lock, and cleanup must never kill a starting session.
+const StartGrace = 15 * time.Second
+
+// TmuxFacts is what tmux says about a session's tmux session.
+type TmuxFacts struct {
+	Name     string
+	Created  time.Time
+	PaneDead bool
+}
+
+// Facts are everything the classifier looks at. Gathering them is the
+// caller's business (one list-sessions call, one lock probe, one state
+// read); Classify itself does no I/O.
+type Facts struct {
+	// HasRunDir: .claude/pipeline-runs/<session> exists.
+	HasRunDir bool
+	// State is the session's state, nil when there is none readable.
+	State *State
+	// Lock is the probe of the session's lock file.
+	Lock LockStatus
+	// Tmux is the session's tmux session, nil when there is none.
+	Tmux *TmuxFacts
+	// Now is the time of the judgement.
+	Now time.Time
+}
+
+// Liveness is the classifier's verdict.
+type Liveness struct {
+	Status    string        `json:"status"`
+	Stale     bool          `json:"stale"`
+	StaleLock bool          `json:"stale_lock"`
+	Age       time.Duration `json:"-"`
+	// Why explains the verdict in a sentence.
+	Why string `json:"why"`
+}
+
+// Classify names a session from its facts. It is a pure function so every
+// tool (list, monitor, kill, cleanup, start) judges sessions the same way.
+func Classify(f Facts) Liveness {
+	var lv Liveness
+	lv.StaleLock = f.Lock.Exists && !f.Lock.Held
+	young := f.Tmux != nil && !f.Tmux.Created.IsZero() && f.Now.Sub(f.Tmux.Created) < StartGrace
+	if f.State != nil {
+		lv.Age = f.Now.Sub(f.State.StartedAt)
+		if f.State.CompletedAt != nil && Terminal(f.State.Status) {
+			lv.Age = f.State.CompletedAt.Sub(f.State.StartedAt)
+		}
+	} else if f.Tmux != nil && !f.Tmux.Created.IsZero() {
+		lv.Age = f.Now.Sub(f.Tmux.Created)
+	}
+	switch {
+	case f.Lock.Held:
+		lv.Status = LiveRunning
+		lv.Why = "the engine holds the session lock"
+	case f.State == nil && !f.HasRunDir && f.Tmux == nil:
+		lv.Status = ""
+		lv.Why = "no such session"
+	case f.State == nil && young:
+		lv.Status = LiveStarting
+		lv.Why = "tmux session just created; the engine is starting"
+	case f.State == nil && !f.HasRunDir:
+		lv.Status = LiveOrphan
+		lv.Why = "tmux session with no run directory behind it"
+	case f.State == nil && f.Tmux != nil:
+		lv.Status = LiveZombie
+		lv.Why = "tmux session alive but no engine and no readable state"
+	case f.State == nil:
+		lv.Status = LiveCrashed
+		lv.Why = "run directory without a readable state and no engine"
+	case f.State.Status == StatusRunning && young:
+		lv.Status = LiveStarting
+		lv.Why = "tmux session just created; the engine is starting"
+	case f.State.Status == StatusRunning && f.Tmux != nil:
+		lv.Status = LiveZombie
+		lv.Why = "tmux session alive but the engine is gone (its lock is free)"
+	case f.State.Status == StatusRunning:
+		lv.Status = LiveCrashed
+		lv.Why = "state says running but no engine holds the lock; resumable"
+	case f.Tmux != nil && !young:
+		lv.Status = LiveZombie
+		lv.Why = "session ended (" + f.State.Status + ") but its tmux session is still open"
+	default:
+		lv.Status = f.State.Status
+		switch f.State.Status {
+		case StatusComplete:
+			lv.Why = "completed: " + f.State.CompletionReason
+		case StatusFailed:
+			lv.Why = "failed: " + firstLine(f.State.Error)
+		case StatusKilled:
+			lv.Why = "killed"
+		}
+	}
+	if lv.Status == LiveRunning && f.State != nil && f.Now.Sub(f.State.StartedAt) > StaleAfter {
+		lv.Stale = true
+	}
+	return lv
+}
+
+// TmuxName is the tmux session name of a session: loop-<session> for a
+// single-stage session, pipeline-<session> for a multi-stage one.
+func TmuxName(session string, multiStage bool) string {
+	if multiStage {
+		return "pipeline-" + session
+	}
+	return "loop-" + session
+}
+
+// SessionFromTmux returns the session a tmux session name belongs to, and
+// whether it is one of ours at all.
+func SessionFromTmux(name string) (string, bool) {
+	for _, p := range []string{"loop-", "pipeline-"} {
+		if s, ok := strings.CutPrefix(name, p); ok && ValidateSession(s) == nil {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

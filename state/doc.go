@@ -1,0 +1,11 @@
+// Package state owns everything a session leaves on disk: the run-directory
+// layout, state.json (replaced atomically), events.jsonl (append-only, the
+// commit log every snapshot can be rebuilt from), progress files, the session
+// lock (an flock held for the engine's whole life) and the liveness
+// classifier that names a session from its lock, its state and its tmux
+// session.
+//
+// The package imports nothing else from this module. Its one writer of a
+// session's files is Store; readers use Load, ReadEvents and ProbeLock, which
+// never modify anything.
+package state

@@ -1,0 +1,268 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Event types of events.jsonl (SPEC §5).
+const (
+	EventSessionStart     = "session_start"
+	EventSessionResume    = "session_resume"
+	EventStageStart       = "stage_start"
+	EventIterationStart   = "iteration_start"
+	EventIterationDone    = "iteration_complete"
+	EventStageComplete    = "stage_complete"
+	EventSessionComplete  = "session_complete"
+	EventSessionFailed    = "session_failed"
+	EventSessionKilled    = "session_killed"
+	EventStaleLockRemoved = "stale_lock_removed"
+)
+
+// Event is one line of events.jsonl.
+type Event struct {
+	Seq        int64           `json:"seq"`
+	TS         time.Time       `json:"ts"`
+	Type       string          `json:"type"`
+	Session    string          `json:"session"`
+	Stage      string          `json:"stage"`
+	StageIndex int             `json:"stage_index"`
+	Iteration  int             `json:"iteration"`
+	Data       json.RawMessage `json:"data,omitempty"`
+}
+
+// SessionStartData is the data of a session_start event: everything a state
+// is initialised from, so events.jsonl alone can rebuild state.json.
+type SessionStartData struct {
+	Type        string          `json:"type"`
+	Stage       string          `json:"stage,omitempty"`
+	Pipeline    string          `json:"pipeline,omitempty"`
+	ProjectDir  string          `json:"project_dir"`
+	TmuxSession string          `json:"tmux_session"`
+	Provider    string          `json:"provider"`
+	Model       string          `json:"model"`
+	Stages      []StagePlan     `json:"stages"`
+	Spec        json.RawMessage `json:"spec"`
+}
+
+// StagePlan is what the state needs to know about a stage up front.
+type StagePlan struct {
+	Name          string `json:"name"`
+	MaxIterations int    `json:"max_iterations"`
+	Parallel      bool   `json:"parallel,omitempty"`
+}
+
+// ReasonData is the data of stage_complete, session_complete,
+// session_failed and session_killed events.
+type ReasonData struct {
+	Reason string `json:"reason"`
+	Error  string `json:"error,omitempty"`
+}
+
+// IterationStartData is the data of an iteration_start event.
+type IterationStartData struct {
+	AgentPGID int `json:"agent_pgid,omitempty"`
+}
+
+// MustData marshals v for an event's Data. Only types of this package and
+// plain maps are passed, so a failure is a programming error.
+func MustData(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("state: marshal event data: %v", err))
+	}
+	return b
+}
+
+// ReadEvents reads every event of an events.jsonl. Lines that do not parse
+// (a torn last line after a crash, a hand-edited line) are skipped and
+// counted.
+func ReadEvents(path string) ([]Event, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	return DecodeEvents(f)
+}
+
+// DecodeEvents parses events.jsonl content from r.
+func DecodeEvents(r io.Reader) ([]Event, int, error) {
+	var events []Event
+	skipped := 0
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 {
+			var ev Event
+			if jerr := json.Unmarshal(line, &ev); jerr != nil || ev.Type == "" {
+				skipped++
+			} else {
+				events = append(events, ev)
+			}
+		}
+		if err == io.EOF {
+			return events, skipped, nil
+		}
+		if err != nil {
+			return events, skipped, err
+		}
+	}
+}
+
+// Apply folds one event into a state. The live engine and Rebuild both use
+// it, so there is one definition of what each event means. It costs O(1) in
+// the length of the session (history is capped at HistoryLimit).
+func Apply(st *State, ev Event) error {
+	ts := ev.TS
+	stage := func() *StageState {
+		if ev.StageIndex >= 0 && ev.StageIndex < len(st.Stages) {
+			return &st.Stages[ev.StageIndex]
+		}
+		return nil
+	}
+	switch ev.Type {
+	case EventSessionStart:
+		var d SessionStartData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
+		}
+		*st = State{
+			SchemaVersion: SchemaVersion,
+			Session:       ev.Session,
+			Type:          d.Type,
+			Stage:         d.Stage,
+			Pipeline:      d.Pipeline,
+			StartedAt:     ts,
+			Status:        StatusRunning,
+			ProjectDir:    d.ProjectDir,
+			TmuxSession:   d.TmuxSession,
+			Provider:      d.Provider,
+			Model:         d.Model,
+			Spec:          d.Spec,
+		}
+		for _, p := range d.Stages {
+			st.Stages = append(st.Stages, StageState{Name: p.Name, Status: StagePending, MaxIterations: p.MaxIterations, Parallel: p.Parallel})
+		}
+		if len(st.Stages) > 0 {
+			st.MaxIterations = st.Stages[0].MaxIterations
+		}
+	case EventSessionResume:
+		t := ts
+		st.ResumedAt = &t
+		st.Status = StatusRunning
+		st.CompletedAt = nil
+		st.CompletionReason = ""
+		st.Error = ""
+		st.IterationStarted = nil
+		st.AgentPGID = 0
+		if s := stage(); s != nil && s.Status != StageComplete {
+			s.Status = StageRunning
+			s.CompletedAt = nil
+			s.Reason = ""
+		}
+	case EventStageStart:
+		s := stage()
+		if s == nil {
+			return fmt.Errorf("event %d: stage index %d out of range", ev.Seq, ev.StageIndex)
+		}
+		st.CurrentStage = ev.StageIndex
+		st.Iteration = 0
+		st.IterationCompleted = 0
+		st.MaxIterations = s.MaxIterations
+		s.Status = StageRunning
+		t := ts
+		s.StartedAt = &t
+	case EventIterationStart:
+		var d IterationStartData
+		if len(ev.Data) > 0 {
+			_ = json.Unmarshal(ev.Data, &d)
+		}
+		if ev.Iteration > st.Iteration {
+			st.Iteration = ev.Iteration
+		}
+		t := ts
+		st.IterationStarted = &t
+		st.AgentPGID = d.AgentPGID
+		if s := stage(); s != nil {
+			s.Status = StageRunning
+		}
+	case EventIterationDone:
+		var h HistoryEntry
+		if err := json.Unmarshal(ev.Data, &h); err != nil {
+			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
+		}
+		st.History = append(st.History, h)
+		if n := len(st.History); n > HistoryLimit {
+			st.History = append(st.History[:0:0], st.History[n-HistoryLimit:]...)
+		}
+		s := stage()
+		if s != nil && s.Parallel {
+			s.Completed = append(s.Completed, ev.Iteration)
+			st.IterationCompleted = len(s.Completed)
+			if st.IterationCompleted >= st.Iteration {
+				st.IterationStarted = nil
+				st.AgentPGID = 0
+			}
+		} else {
+			st.IterationCompleted = ev.Iteration
+			st.IterationStarted = nil
+			st.AgentPGID = 0
+		}
+		if s != nil {
+			s.Iterations = st.IterationCompleted
+		}
+		st.Cost.USD += h.CostUSD
+		st.Cost.InputTokens += h.InputTokens
+		st.Cost.OutputTokens += h.OutputToks
+	case EventStageComplete:
+		var d ReasonData
+		_ = json.Unmarshal(ev.Data, &d)
+		if s := stage(); s != nil {
+			s.Status = StageComplete
+			t := ts
+			s.CompletedAt = &t
+			s.Reason = d.Reason
+		}
+	case EventSessionComplete, EventSessionFailed, EventSessionKilled:
+		var d ReasonData
+		_ = json.Unmarshal(ev.Data, &d)
+		t := ts
+		st.CompletedAt = &t
+		st.CompletionReason = d.Reason
+		st.IterationStarted = nil
+		st.AgentPGID = 0
+		switch ev.Type {
+		case EventSessionComplete:
+			st.Status = StatusComplete
+		case EventSessionFailed:
+			st.Status = StatusFailed
+			st.Error = d.Error
+			if s := stage(); s != nil && s.Status != StageComplete {
+				s.Status = StageFailed
+				s.Reason = d.Reason
+			}
+		case EventSessionKilled:
+			st.Status = StatusKilled
+			if s := stage(); s != nil && s.Status != StageComplete {
+				s.Status = StageKilled
+				s.Reason = d.Reason
+			}
+		}
+	case EventStaleLockRemoved:
+		// Recorded for the audit trail; the state does not change.
+	default:
+		// Unknown types come from newer builds; ignore them so an older
+		// reader can still rebuild what it understands.
+	}
+	if ev.Seq > st.EventSeq {
+		st.EventSeq = ev.Seq
+	}
+	return nil
+}

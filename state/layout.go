@@ -1,0 +1,88 @@
+package state
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// Layout names every path of one session under its project directory
+// (SPEC §5). It does no I/O.
+type Layout struct {
+	ProjectDir string
+	Session    string
+}
+
+// NewLayout returns the layout of session under projectDir.
+func NewLayout(projectDir, session string) Layout {
+	return Layout{ProjectDir: projectDir, Session: session}
+}
+
+// RunsDir is the directory holding every session's run directory.
+func RunsDir(projectDir string) string {
+	return filepath.Join(projectDir, ".claude", "pipeline-runs")
+}
+
+// LocksDir is the directory holding every session's lock file.
+func LocksDir(projectDir string) string {
+	return filepath.Join(projectDir, ".claude", "locks")
+}
+
+// RunDir is .claude/pipeline-runs/<session>.
+func (l Layout) RunDir() string { return filepath.Join(RunsDir(l.ProjectDir), l.Session) }
+
+// StateFile is the run directory's state.json.
+func (l Layout) StateFile() string { return filepath.Join(l.RunDir(), "state.json") }
+
+// EventsFile is the run directory's append-only events.jsonl.
+func (l Layout) EventsFile() string { return filepath.Join(l.RunDir(), "events.jsonl") }
+
+// LogFile is session.log, everything the engine printed.
+func (l Layout) LogFile() string { return filepath.Join(l.RunDir(), "session.log") }
+
+// ProgressFile is progress-<session>.md, the accumulated context of a
+// single-stage session.
+func (l Layout) ProgressFile() string {
+	return filepath.Join(l.RunDir(), "progress-"+l.Session+".md")
+}
+
+// PipelineCopy is the copy of the pipeline definition that ran.
+func (l Layout) PipelineCopy() string { return filepath.Join(l.RunDir(), "pipeline.yaml") }
+
+// FinalOutput is where kill saves the last screen.
+func (l Layout) FinalOutput() string { return filepath.Join(l.RunDir(), "final-output.txt") }
+
+// LockFile is .claude/locks/<session>.lock.
+func (l Layout) LockFile() string { return filepath.Join(LocksDir(l.ProjectDir), l.Session+".lock") }
+
+// StageDir is stage-<NN>-<name>, NN the 1-based stage number on two digits.
+func (l Layout) StageDir(stageIndex int, name string) string {
+	return filepath.Join(l.RunDir(), fmt.Sprintf("stage-%02d-%s", stageIndex+1, name))
+}
+
+// StageProgressFile is a multi-stage session's per-stage progress.md.
+func (l Layout) StageProgressFile(stageIndex int, name string) string {
+	return filepath.Join(l.StageDir(stageIndex, name), "progress.md")
+}
+
+// IterationDir is iterations/<NNN> of a stage, NNN the 1-based iteration on
+// three digits (more digits past 999).
+func (l Layout) IterationDir(stageIndex int, name string, iteration int) string {
+	return filepath.Join(l.StageDir(stageIndex, name), "iterations", fmt.Sprintf("%03d", iteration))
+}
+
+// IterationFiles names the files of one iteration.
+type IterationFiles struct {
+	Dir, Prompt, Output, Status, Result string
+}
+
+// Iteration returns the files of one iteration.
+func (l Layout) Iteration(stageIndex int, name string, iteration int) IterationFiles {
+	dir := l.IterationDir(stageIndex, name, iteration)
+	return IterationFiles{
+		Dir:    dir,
+		Prompt: filepath.Join(dir, "prompt.md"),
+		Output: filepath.Join(dir, "output.md"),
+		Status: filepath.Join(dir, "status.json"),
+		Result: filepath.Join(dir, "result.json"),
+	}
+}

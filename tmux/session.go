@@ -1,0 +1,253 @@
+package tmux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Session is one tmux session as reported by list-sessions. The pane fields
+// describe the active pane of the session's active window.
+type Session struct {
+	Name     string
+	Created  time.Time
+	Path     string // session_path: the session's working directory
+	PanePID  int
+	PaneDead bool
+	Attached bool // at least one client is attached
+}
+
+// sep separates fields in list-sessions output. Unit separator (0x1f) is a
+// control character, which ValidateName rejects, and tmux prints it verbatim.
+const sep = "\x1f"
+
+// listFormat carries every Session field in one line. session_path comes last
+// so that a path containing anything but a newline still parses.
+var listFormat = strings.Join([]string{
+	"#{session_name}",
+	"#{session_created}",
+	"#{session_attached}",
+	"#{pane_pid}",
+	"#{pane_dead}",
+	"#{session_path}",
+}, sep)
+
+// ListSessions returns every session on the server in one list-sessions call.
+// When no server is running it returns an empty slice and a nil error.
+func (c *Client) ListSessions(ctx context.Context) ([]Session, error) {
+	out, err := c.exec(ctx, "list-sessions", "-F", listFormat)
+	if errors.Is(err, ErrNoServer) {
+		return []Session{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sessions := []Session{}
+	for line := range strings.Lines(string(out)) {
+		line = strings.TrimSuffix(line, "\n")
+		if line == "" {
+			continue
+		}
+		s, err := parseSession(line)
+		if err != nil {
+			return nil, fmt.Errorf("tmux list-sessions: %w", err)
+		}
+		sessions = append(sessions, s)
+	}
+	return sessions, nil
+}
+
+func parseSession(line string) (Session, error) {
+	f := strings.SplitN(line, sep, 6)
+	if len(f) != 6 {
+		return Session{}, fmt.Errorf("unexpected line %q", line)
+	}
+	created, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return Session{}, fmt.Errorf("session %q: bad created time %q: %w", f[0], f[1], err)
+	}
+	attached, err := strconv.Atoi(f[2])
+	if err != nil {
+		return Session{}, fmt.Errorf("session %q: bad attached count %q: %w", f[0], f[2], err)
+	}
+	pid, err := strconv.Atoi(f[3])
+	if err != nil {
+		return Session{}, fmt.Errorf("session %q: bad pane pid %q: %w", f[0], f[3], err)
+	}
+	return Session{
+		Name:     f[0],
+		Created:  time.Unix(created, 0),
+		Attached: attached > 0,
+		PanePID:  pid,
+		PaneDead: f[4] == "1",
+		Path:     f[5],
+	}, nil
+}
+
+// HasSession reports whether a session named exactly name exists. No server
+// running means false, not an error.
+func (c *Client) HasSession(ctx context.Context, name string) (bool, error) {
+	if err := ValidateName(name); err != nil {
+		return false, err
+	}
+	_, err := c.exec(ctx, "has-session", "-t", sessionTarget(name))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrSessionNotFound), errors.Is(err, ErrNoServer):
+		return false, nil
+	}
+	return false, err
+}
+
+// NewSessionOptions describes a detached session to create.
+type NewSessionOptions struct {
+	Name string
+	// Dir is the working directory (-c). Empty means tmux's default.
+	Dir string
+	// Env holds KEY=VALUE pairs, each passed with -e, set in the session's
+	// environment and therefore in the command's.
+	Env []string
+	// Argv is the command. Its elements are passed to tmux as separate
+	// trailing arguments after "--", so tmux execs it without a shell.
+	// Empty means tmux's default command (the user's shell).
+	Argv []string
+	// Width and Height set the initial window size (-x, -y) when positive.
+	Width, Height int
+}
+
+// NewSession creates a detached session:
+//
+//	new-session -d -s NAME [-c DIR] [-x W] [-y H] [-e K=V]... -- argv...
+//
+// It returns an error wrapping ErrSessionExists when the name is in use.
+func (c *Client) NewSession(ctx context.Context, o NewSessionOptions) error {
+	args, err := newSessionArgs(o)
+	if err != nil {
+		return err
+	}
+	_, err = c.exec(ctx, args...)
+	return err
+}
+
+func newSessionArgs(o NewSessionOptions) ([]string, error) {
+	if err := ValidateName(o.Name); err != nil {
+		return nil, err
+	}
+	args := []string{"new-session", "-d", "-s", o.Name}
+	if o.Dir != "" {
+		args = append(args, "-c", o.Dir)
+	}
+	if o.Width > 0 {
+		args = append(args, "-x", strconv.Itoa(o.Width))
+	}
+	if o.Height > 0 {
+		args = append(args, "-y", strconv.Itoa(o.Height))
+	}
+	for _, kv := range o.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("tmux new-session %q: env entry %q is not KEY=VALUE", o.Name, kv)
+		}
+		args = append(args, "-e", kv)
+	}
+	switch len(o.Argv) {
+	case 0:
+	case 1:
+		// tmux runs a command given as ONE argument through `default-shell -c`
+		// (it only execs directly when there are two or more). Putting env in
+		// front keeps it a plain exec ("--" stops env reading a leading '-' as
+		// an option). env would still read NAME=VALUE as an assignment, so such
+		// a lone argument is refused.
+		if strings.Contains(o.Argv[0], "=") {
+			return nil, fmt.Errorf("tmux new-session %q: a single-element command must not contain '=': %q", o.Name, o.Argv[0])
+		}
+		args = append(args, "--", "env", "--", o.Argv[0])
+	default:
+		args = append(args, "--")
+		args = append(args, o.Argv...)
+	}
+	return args, nil
+}
+
+// CapturePane returns the last lines lines of the session's active pane
+// (history included; lines <= 0 means the visible screen only), with wrapped
+// lines joined and trailing blank lines trimmed. It returns an error wrapping
+// ErrSessionNotFound when the session does not exist.
+func (c *Client) CapturePane(ctx context.Context, name string, lines int) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	args := []string{"capture-pane", "-p", "-J", "-t", paneTarget(name)}
+	if lines > 0 {
+		args = append(args, "-S", "-"+strconv.Itoa(lines))
+	}
+	out, err := c.exec(ctx, args...)
+	if err != nil {
+		return "", missing(err)
+	}
+	return trimTrailingBlankLines(string(out)), nil
+}
+
+// trimTrailingBlankLines drops the blank lines tmux prints for the unused
+// part of the screen, and the final newline.
+func trimTrailingBlankLines(s string) string {
+	lines := strings.Split(s, "\n")
+	n := len(lines)
+	for n > 0 && strings.TrimSpace(lines[n-1]) == "" {
+		n--
+	}
+	return strings.Join(lines[:n], "\n")
+}
+
+// KillSession kills the session named exactly name. It returns an error
+// wrapping ErrSessionNotFound when there is no such session; callers decide
+// whether that matters.
+func (c *Client) KillSession(ctx context.Context, name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	_, err := c.exec(ctx, "kill-session", "-t", sessionTarget(name))
+	return missing(err)
+}
+
+// missing makes "no server" also count as "session not found" for commands
+// aimed at one session: with no server, the session certainly does not exist.
+func missing(err error) error {
+	if errors.Is(err, ErrNoServer) && !errors.Is(err, ErrSessionNotFound) {
+		return fmt.Errorf("%w: %w", err, ErrSessionNotFound)
+	}
+	return err
+}
+
+// KillServer kills the server on the Client's socket; no server running is
+// not an error. It refuses to act on the default server (socket ""), which
+// belongs to the user: it exists so tests can clean up their private socket.
+func (c *Client) KillServer(ctx context.Context) error {
+	if c.socket == "" {
+		return errors.New("tmux kill-server: refusing to kill the default server")
+	}
+	_, err := c.exec(ctx, "kill-server")
+	if errors.Is(err, ErrNoServer) {
+		return nil
+	}
+	return err
+}
+
+// AttachCommand returns the argv a user runs to attach to the session,
+// including `-L socket` when set, plus "-r" for a read-only attach.
+func (c *Client) AttachCommand(name string, readOnly bool) []string {
+	argv := c.argv("attach-session", "-t", sessionTarget(name))
+	if readOnly {
+		argv = append(argv, "-r")
+	}
+	return argv
+}
+
+// SwitchCommand returns the argv that switches the current tmux client to
+// the session; for use from inside tmux on the same server.
+func (c *Client) SwitchCommand(name string) []string {
+	return c.argv("switch-client", "-t", sessionTarget(name))
+}

@@ -1,0 +1,226 @@
+// Package tmux owns every interaction with the tmux binary: building argv,
+// choosing the server socket, targeting sessions exactly, and turning tmux's
+// stderr into sentinel errors.
+//
+// All invocations pass through one chokepoint (Client.exec → Runner) which
+// prepends `-L socket` when a socket is configured and execs tmux with an argv,
+// never through a shell. Tests inject a Runner to assert the exact argv.
+//
+// Targets are always exact. tmux's default target matching is a prefix match,
+// so `-t loop-a` would hit `loop-auth`; a leading '=' makes the match exact.
+package tmux
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+// SocketEnv names the environment variable whose value, when set, makes every
+// tmux call use `-L <value>` instead of the user's default server.
+const SocketEnv = "AGENT_SESSIONS_TMUX_SOCKET"
+
+// Sentinel errors. Errors returned by Client wrap one of these (test with
+// errors.Is) and keep tmux's own message in the text.
+var (
+	// ErrNotInstalled means the tmux binary is not on PATH. It also wraps
+	// exec.ErrNotFound.
+	ErrNotInstalled = errors.New("tmux not installed")
+	// ErrNoServer means no tmux server is running on the socket.
+	ErrNoServer = errors.New("no tmux server running")
+	// ErrSessionNotFound means the targeted session (or its pane) does not exist.
+	ErrSessionNotFound = errors.New("tmux session not found")
+	// ErrSessionExists means new-session was asked for a name already in use.
+	ErrSessionExists = errors.New("tmux session already exists")
+	// ErrInvalidName means a session name cannot be used as an exact tmux target.
+	ErrInvalidName = errors.New("invalid tmux session name")
+)
+
+// InstallHint returns a one-line hint telling the user how to install tmux.
+func InstallHint() string {
+	return "install tmux: sudo apt-get install tmux / brew install tmux"
+}
+
+// Runner executes one tmux invocation. argv[0] is the tmux binary. It is the
+// single exec chokepoint: every tmux call made by a Client goes through it.
+// On failure the returned error's text should carry tmux's stderr, which the
+// Client maps onto the sentinel errors.
+type Runner func(ctx context.Context, argv []string) (stdout []byte, err error)
+
+// Client runs tmux commands against one server (the default one, or the one
+// named by a socket). The zero value is not usable; construct with New.
+type Client struct {
+	bin    string
+	socket string
+	run    Runner
+	look   *lookup // shared by copies made with WithRunner
+}
+
+// lookup caches the PATH lookup done by Available.
+type lookup struct {
+	once sync.Once
+	err  error
+}
+
+// New returns a Client for the server on socket. socket "" means tmux's
+// default server; otherwise every call gets `-L socket`.
+func New(socket string) *Client {
+	return &Client{bin: "tmux", socket: socket, run: ExecRunner, look: &lookup{}}
+}
+
+// NewFromEnv returns a Client whose socket is taken from SocketEnv.
+func NewFromEnv() *Client {
+	return New(os.Getenv(SocketEnv))
+}
+
+// WithRunner returns a copy of c that executes tmux through r. A nil r
+// restores ExecRunner.
+func (c *Client) WithRunner(r Runner) *Client {
+	if r == nil {
+		r = ExecRunner
+	}
+	cp := *c
+	cp.run = r
+	return &cp
+}
+
+// Socket returns the `-L` socket name, or "" for the default server.
+func (c *Client) Socket() string { return c.socket }
+
+// Available reports whether the tmux binary is on PATH. It returns an error
+// wrapping both ErrNotInstalled and exec.ErrNotFound when it is not. The
+// lookup is done once per Client and cached.
+func (c *Client) Available() error {
+	c.look.once.Do(func() {
+		if _, err := exec.LookPath(c.bin); err != nil {
+			c.look.err = fmt.Errorf("%w: %w", ErrNotInstalled, err)
+		}
+	})
+	return c.look.err
+}
+
+// ExecRunner is the production Runner: it execs argv directly (no shell)
+// with exec.CommandContext and returns stdout. When tmux fails, the error's
+// text is tmux's trimmed stderr and it unwraps to the underlying exec error.
+func ExecRunner(ctx context.Context, argv []string) ([]byte, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("tmux: empty argv")
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	// new-session may start the server, which daemonizes. It detaches from our
+	// pipes, but should a descendant ever keep them open, WaitDelay bounds how
+	// long Wait (and its copying goroutines) can outlive the process.
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), &runError{stderr: strings.TrimSpace(stderr.String()), err: err}
+	}
+	return stdout.Bytes(), nil
+}
+
+// runError carries tmux's stderr as its message and the exec error as its cause.
+type runError struct {
+	stderr string
+	err    error
+}
+
+func (e *runError) Error() string {
+	if e.stderr == "" {
+		return e.err.Error()
+	}
+	return e.stderr
+}
+
+func (e *runError) Unwrap() error { return e.err }
+
+// argv builds the full command line: the binary, `-L socket` when set, then args.
+func (c *Client) argv(args ...string) []string {
+	argv := make([]string, 0, len(args)+3)
+	argv = append(argv, c.bin)
+	if c.socket != "" {
+		argv = append(argv, "-L", c.socket)
+	}
+	return append(argv, args...)
+}
+
+// exec is the chokepoint every method uses: it builds the argv, runs it and
+// maps failures onto the sentinel errors. args[0] is the tmux subcommand.
+func (c *Client) exec(ctx context.Context, args ...string) ([]byte, error) {
+	out, err := c.run(ctx, c.argv(args...))
+	if err == nil {
+		return out, nil
+	}
+	sub := args[0]
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, fmt.Errorf("tmux %s: %w", sub, ctxErr)
+	}
+	if errors.Is(err, exec.ErrNotFound) {
+		return nil, fmt.Errorf("tmux %s: %w: %w", sub, ErrNotInstalled, err)
+	}
+	if sentinel := classify(err.Error()); sentinel != nil {
+		return nil, fmt.Errorf("tmux %s: %w: %w", sub, err, sentinel)
+	}
+	return nil, fmt.Errorf("tmux %s: %w", sub, err)
+}
+
+// classify maps tmux's stderr text onto a sentinel error, or nil.
+func classify(msg string) error {
+	switch {
+	case strings.Contains(msg, "no server running on"),
+		// The socket file does not exist: no server was ever started on it.
+		strings.Contains(msg, "error connecting to") && strings.Contains(msg, "No such file or directory"),
+		// A stale socket left behind by a dead server.
+		strings.Contains(msg, "error connecting to") && strings.Contains(msg, "Connection refused"),
+		// The server shut down while we were talking to it (e.g. its last session closed).
+		strings.Contains(msg, "server exited unexpectedly"):
+		return ErrNoServer
+	case strings.Contains(msg, "can't find session"),
+		strings.Contains(msg, "session not found"),
+		strings.Contains(msg, "can't find pane"),
+		strings.Contains(msg, "can't find window"):
+		return ErrSessionNotFound
+	case strings.Contains(msg, "duplicate session"):
+		return ErrSessionExists
+	}
+	return nil
+}
+
+// ValidateName reports whether name can be used as an exact tmux session
+// target. tmux treats ':' and '.' as separators in targets (session:window.pane)
+// and silently rewrites them in new session names, so such a name could never
+// be targeted exactly; whitespace and control characters are rejected too.
+func ValidateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: name is empty", ErrInvalidName)
+	}
+	for _, r := range name {
+		switch {
+		case r == ':' || r == '.':
+			return fmt.Errorf("%w %q: must not contain %q (tmux target separator)", ErrInvalidName, name, r)
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			return fmt.Errorf("%w %q: must not contain whitespace or control characters", ErrInvalidName, name)
+		}
+	}
+	return nil
+}
+
+// sessionTarget is the exact target for session commands (has-session,
+// kill-session, attach-session, switch-client): '=' disables tmux's prefix
+// matching, so "loop-a" never resolves to "loop-auth".
+func sessionTarget(name string) string { return "=" + name }
+
+// paneTarget is the exact target for pane and window commands (capture-pane,
+// display-message). The trailing ':' matters: with tmux 3.3a,
+// `capture-pane -t =name` fails with "can't find pane" because "=name" is
+// parsed as a pane/window spec, while `-t =name:` names the session exactly
+// and then its current window and pane.
+func paneTarget(name string) string { return "=" + name + ":" }

@@ -1,0 +1,9 @@
+// Package engine runs sessions. It owns stage and pipeline definitions
+// (YAML), the catalog that finds them, compiling a definition into a Plan,
+// prompt rendering, the agent providers and their one exec chokepoint, the
+// termination strategies and the Runner that drives iteration after
+// iteration, recording everything through a state.Store.
+//
+// A single-stage session (a "loop") is compiled into a one-stage plan: there
+// is one code path for loops and pipelines.
+package engine

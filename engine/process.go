@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultGrace is how long an agent's process group gets between SIGTERM
+// and SIGKILL.
+const DefaultGrace = 10 * time.Second
+
+// Exit codes recorded for agents that did not exit on their own.
+const (
+	ExitTimeout = 124 // like timeout(1)
+	ExitKilled  = 137
+	ExitNoStart = 127
+)
+
+// procSpec is one agent process to run.
+type procSpec struct {
+	Argv    []string
+	Dir     string
+	Env     []string
+	Stdin   string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Timeout time.Duration
+	Grace   time.Duration
+	// Started is called with the process group id once the agent runs.
+	Started func(pgid int)
+}
+
+// procResult is how an agent process ended.
+type procResult struct {
+	ExitCode int
+	TimedOut bool  // stopped by the per-iteration timeout
+	Stopped  bool  // stopped because ctx was cancelled (session killed)
+	Err      error // could not start
+}
+
+// runProcess is the engine's one exec chokepoint. The agent runs with an
+// argv (never a shell) in its own process group, so it and everything it
+// spawns can be signalled together; Pdeathsig kills it should the engine die
+// by SIGKILL. When the agent's leader exits, its leftover children are
+// stopped too: no agent process outlives its iteration. Cancelling ctx or
+// the timeout sends SIGTERM to the group, waits up to Grace, then SIGKILLs.
+func runProcess(ctx context.Context, p procSpec) procResult {
+	if len(p.Argv) == 0 {
+		return procResult{ExitCode: ExitNoStart, Err: errors.New("empty agent command")}
+	}
+	if p.Grace <= 0 {
+		p.Grace = DefaultGrace
+	}
+	cmd := exec.Command(p.Argv[0], p.Argv[1:]...)
+	cmd.Dir = p.Dir
+	cmd.Env = p.Env
+	cmd.Stdin = strings.NewReader(p.Stdin)
+	// Should a process that left the group keep the stdin pipe open, Wait
+	// must not hang on it.
+	cmd.WaitDelay = 2 * time.Second
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return procResult{ExitCode: ExitNoStart, Err: err}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return procResult{ExitCode: ExitNoStart, Err: err}
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+
+	// Pdeathsig fires when the *thread* that forked the child exits, so the
+	// fork happens on a thread locked to this goroutine, which lives until
+	// the agent has been waited for.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return procResult{ExitCode: ExitNoStart, Err: err}
+	}
+	outW.Close()
+	errW.Close()
+	pgid := cmd.Process.Pid
+	if p.Started != nil {
+		p.Started(pgid)
+	}
+	var copies sync.WaitGroup
+	copies.Add(2)
+	go func() { defer copies.Done(); io.Copy(p.Stdout, outR) }()
+	go func() { defer copies.Done(); io.Copy(p.Stderr, errR) }()
+
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+
+	var timeout <-chan time.Time
+	if p.Timeout > 0 {
+		t := time.NewTimer(p.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var res procResult
+	var waitErr error
+	select {
+	case waitErr = <-waited:
+	case <-ctx.Done():
+		res.Stopped = true
+		waitErr = stopGroup(pgid, p.Grace, waited)
+	case <-timeout:
+		res.TimedOut = true
+		waitErr = stopGroup(pgid, p.Grace, waited)
+	}
+	// The leader is gone; its children must not outlive the iteration.
+	if groupAlive(pgid) {
+		stopGroup(pgid, p.Grace, nil)
+	}
+	// Anything that escaped the group (setsid) may still hold the pipes:
+	// give the readers a moment, then stop reading.
+	deadline := time.Now().Add(2 * time.Second)
+	outR.SetReadDeadline(deadline)
+	errR.SetReadDeadline(deadline)
+	copies.Wait()
+	outR.Close()
+	errR.Close()
+
+	res.ExitCode = exitCode(cmd, waitErr)
+	switch {
+	case res.TimedOut:
+		res.ExitCode = ExitTimeout
+	case res.Stopped && res.ExitCode == 0:
+		res.ExitCode = ExitKilled
+	}
+	return res
+}
+
+// stopGroup sends SIGTERM to the group, waits up to grace for the leader
+// (when waited is given) and every member to be gone, then SIGKILLs what is
+// left. It returns the leader's Wait error when it collected it.
+func stopGroup(pgid int, grace time.Duration, waited <-chan error) error {
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	// A stopped process does not act on SIGTERM until continued.
+	syscall.Kill(-pgid, syscall.SIGCONT)
+	var waitErr error
+	leaderDone := waited == nil
+	deadline := time.After(grace)
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if leaderDone && !groupAlive(pgid) {
+			return waitErr
+		}
+		select {
+		case waitErr = <-waited:
+			leaderDone = true
+			waited = nil
+		case <-tick.C:
+		case <-deadline:
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			if !leaderDone {
+				waitErr = <-waited
+			}
+			// SIGKILL cannot be ignored; wait (briefly) until the kernel
+			// has taken every member down.
+			for end := time.Now().Add(5 * time.Second); groupAlive(pgid) && time.Now().Before(end); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return waitErr
+		}
+	}
+}
+
+// groupAlive reports whether any process of the group is still running.
+// Zombies do not count: they are already dead, merely not yet reaped by
+// their (new) parent, and kill(2) would still report them.
+func groupAlive(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	if runtime.GOOS != "linux" {
+		return true
+	}
+	return len(liveGroupMembers(pgid)) > 0
+}
+
+// liveGroupMembers lists the non-zombie processes of a process group from
+// /proc (Linux only).
+func liveGroupMembers(pgid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{pgid}
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, err := procStat(pid)
+		if err != nil {
+			continue
+		}
+		if st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+type procStatus struct {
+	state byte
+	pgrp  int
+}
+
+func procStat(pid int) (procStatus, error) {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return procStatus{}, err
+	}
+	// The command name is in parentheses and may contain spaces or ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return procStatus{}, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[i+2:])
+	if len(fields) < 3 {
+		return procStatus{}, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	pgrp, err := strconv.Atoi(fields[2])
+	if err != nil {
+		return procStatus{}, err
+	}
+	return procStatus{state: fields[0][0], pgrp: pgrp}, nil
+}
+
+// StopProcessGroup stops a process group left behind by a crashed engine:
+// SIGTERM, grace, SIGKILL. It does nothing when the group is gone.
+func StopProcessGroup(pgid int, grace time.Duration) {
+	if pgid <= 1 || !groupAlive(pgid) {
+		return
+	}
+	stopGroup(pgid, grace, nil)
+}
+
+func exitCode(cmd *exec.Cmd, waitErr error) int {
+	if cmd.ProcessState == nil {
+		if waitErr != nil {
+			return ExitKilled
+		}
+		return 0
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return cmd.ProcessState.ExitCode()
+}

@@ -1,0 +1,250 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Provider names (SPEC §7).
+const (
+	ProviderClaude  = "claude"
+	ProviderCodex   = "codex"
+	ProviderCommand = "command"
+	ProviderMock    = "mock"
+)
+
+// ProviderNames lists the providers, aliases excluded.
+func ProviderNames() []string {
+	return []string{ProviderClaude, ProviderCodex, ProviderCommand, ProviderMock}
+}
+
+func canonicalProvider(name string) string {
+	if name == "claude-code" {
+		return ProviderClaude
+	}
+	return name
+}
+
+func knownProvider(name string) bool {
+	return slices.Contains(ProviderNames(), canonicalProvider(name))
+}
+
+// claudeAliases are the model aliases Claude Code understands; they mean
+// nothing to other CLIs.
+var claudeAliases = []string{"opus", "sonnet", "haiku"}
+
+// Call is one iteration's agent invocation.
+type Call struct {
+	Stage     StagePlan
+	Prompt    string
+	Dir       string
+	Env       []string
+	Iteration int
+	// Output receives the agent's final text (output.md and the signal
+	// scanner); Transcript receives what the pane shows.
+	Output     io.Writer
+	Transcript io.Writer
+	Timeout    time.Duration
+	Grace      time.Duration
+	Started    func(pgid int)
+	// ProgressFile is where the agent keeps its notes (the mock appends).
+	ProgressFile string
+}
+
+// Outcome is how an agent invocation ended.
+type Outcome struct {
+	ExitCode     int
+	TimedOut     bool
+	Stopped      bool
+	CostUSD      float64
+	InputTokens  int64
+	OutputTokens int64
+	// Problem explains a failure in a sentence (start failure, agent error).
+	Problem string
+}
+
+// Provider runs agents of one kind.
+type Provider interface {
+	// Argv is the command line for a stage (nil for in-process agents).
+	Argv(sp StagePlan) []string
+	// Run runs one iteration's agent to its end.
+	Run(ctx context.Context, c Call) Outcome
+}
+
+// NewProvider returns the provider of a stage plan.
+func NewProvider(name string) (Provider, error) {
+	switch canonicalProvider(name) {
+	case ProviderClaude:
+		return claudeProvider{}, nil
+	case ProviderCodex:
+		return execProvider{argv: codexArgv}, nil
+	case ProviderCommand:
+		return execProvider{argv: func(sp StagePlan) []string { return slices.Clone(sp.Command) }}, nil
+	case ProviderMock:
+		return mockProvider{}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown provider %q (use one of %s)", ErrInvalid, name, strings.Join(ProviderNames(), ", "))
+}
+
+// CheckAgent reports, before anything starts, whether a stage's agent CLI
+// can be found. The error wraps ErrAgentUnavailable and says how to install.
+func CheckAgent(sp StagePlan, path string) error {
+	p, err := NewProvider(sp.Provider)
+	if err != nil {
+		return err
+	}
+	argv := p.Argv(sp)
+	if argv == nil {
+		return nil
+	}
+	if _, err := lookPath(argv[0], path); err != nil {
+		return fmt.Errorf("%w: %s (needed by stage %s, provider %s) was not found on PATH; %s",
+			ErrAgentUnavailable, argv[0], sp.Name, sp.Provider, InstallHint(sp.Provider, argv[0]))
+	}
+	return nil
+}
+
+// InstallHint says how to get a provider's CLI.
+func InstallHint(provider, bin string) string {
+	switch canonicalProvider(provider) {
+	case ProviderClaude:
+		return "install Claude Code with `npm install -g @anthropic-ai/claude-code` and run `claude` once to log in"
+	case ProviderCodex:
+		return "install the Codex CLI with `npm install -g @openai/codex`"
+	case ProviderCommand:
+		return fmt.Sprintf("fix command: in the stage (or --agent-cmd) so %q names an installed program", bin)
+	}
+	return "check the provider"
+}
+
+// lookPath resolves bin against the given PATH value (the environment the
+// agent will see), or the process's PATH when empty.
+func lookPath(bin, path string) (string, error) {
+	if strings.ContainsRune(bin, '/') || path == "" {
+		return exec.LookPath(bin)
+	}
+	for _, dir := range strings.Split(path, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		full := dir + "/" + bin
+		if info, err := os.Stat(full); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
+			return full, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+func claudeArgv(sp StagePlan) []string {
+	return []string{"claude", "-p", "--model", sp.Model, "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"}
+}
+
+func codexArgv(sp StagePlan) []string {
+	argv := []string{"codex", "exec", "--dangerously-bypass-approvals-and-sandbox"}
+	if sp.Model != "" && !slices.Contains(claudeAliases, sp.Model) {
+		argv = append(argv, "-m", sp.Model)
+	}
+	return append(argv, "-")
+}
+
+// execProvider runs a CLI whose stdout is the agent's text (codex, command).
+type execProvider struct {
+	argv func(StagePlan) []string
+}
+
+func (p execProvider) Argv(sp StagePlan) []string { return p.argv(sp) }
+
+func (p execProvider) Run(ctx context.Context, c Call) Outcome {
+	res := runProcess(ctx, procSpec{
+		Argv: p.argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
+		Stdout: io.MultiWriter(c.Output, c.Transcript), Stderr: c.Transcript,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+	})
+	return outcomeOf(res)
+}
+
+func outcomeOf(res procResult) Outcome {
+	o := Outcome{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Stopped: res.Stopped}
+	switch {
+	case res.Err != nil:
+		o.Problem = "could not start the agent: " + res.Err.Error()
+	case res.TimedOut:
+		o.Problem = "the agent ran past the iteration timeout and was stopped"
+	case res.Stopped:
+		o.Problem = "the agent was stopped because the session was killed"
+	case res.ExitCode != 0:
+		o.Problem = fmt.Sprintf("the agent exited with code %d", res.ExitCode)
+	}
+	return o
+}
+
+// claudeProvider runs Claude Code with stream-json output, renders the
+// stream in the pane and keeps the final result as the output.
+type claudeProvider struct{}
+
+func (claudeProvider) Argv(sp StagePlan) []string { return claudeArgv(sp) }
+
+func (claudeProvider) Run(ctx context.Context, c Call) Outcome {
+	pr, pw := io.Pipe()
+	done := make(chan streamResult, 1)
+	go func() {
+		r := renderStream(pr, c.Transcript)
+		io.Copy(io.Discard, pr)
+		done <- r
+	}()
+	res := runProcess(ctx, procSpec{
+		Argv: claudeArgv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
+		Stdout: pw, Stderr: c.Transcript,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+	})
+	pw.Close()
+	sr := <-done
+	io.WriteString(c.Output, sr.Final)
+	o := outcomeOf(res)
+	o.CostUSD, o.InputTokens, o.OutputTokens = sr.CostUSD, sr.InputTokens, sr.OutputTokens
+	if sr.IsError && o.ExitCode == 0 {
+		o.ExitCode = 1
+	}
+	if sr.IsError {
+		o.Problem = "claude reported an error: " + sr.ErrorText
+	} else if !sr.SawResult && o.Problem == "" {
+		o.Problem = "claude ended without a result message"
+	}
+	return o
+}
+
+// AgentEnv builds the environment of an agent: the engine's own, minus the
+// variables that make Claude Code refuse to start inside another Claude Code
+// session (the MCP server runs inside one), plus the session's variables.
+func AgentEnv(base []string, extra map[string]string) []string {
+	env := make([]string, 0, len(base)+len(extra))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "CLAUDECODE" || k == "CLAUDE_CODE_ENTRYPOINT" {
+			continue
+		}
+		if _, override := extra[k]; override {
+			continue
+		}
+		env = append(env, kv)
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+extra[k])
+	}
+	return env
+}
+
+// errStopped is returned by in-process agents stopped by ctx.
+var errStopped = errors.New("stopped")

@@ -1,0 +1,232 @@
+// Command agent-sessions runs autonomous agent sessions in tmux and lets
+// Claude Code drive them over MCP. main only parses subcommands, wires the
+// packages together and maps errors to exit codes.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+// Exit codes of `run` (SPEC §3).
+const (
+	exitComplete = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitKilled   = 3
+)
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runCmd(args, stdout, stderr)
+	case "lint":
+		return lintCmd(args, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "agent-sessions %s\n", version)
+		return 0
+	case "help", "--help", "-h":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "agent-sessions: unknown command %q\n\n", cmd)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: agent-sessions [command] [flags]
+
+commands:
+  run       run one session in this process until it ends (what tmux executes)
+  lint      validate stages and pipelines
+  version   print the version
+
+Run "agent-sessions COMMAND -h" for a command's flags.
+`)
+}
+
+// listFlag collects a repeated flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o engine.RunOptions
+	var resume, force bool
+	var agentCmd string
+	var inputs listFlag
+	fs.StringVar(&o.Session, "session", "", "session name (lowercase letters, digits, hyphens)")
+	fs.StringVar(&o.Stage, "stage", "", "stage to run as a single-stage session (a loop)")
+	fs.StringVar(&o.Pipeline, "pipeline", "", "pipeline to run (a name or a YAML path)")
+	fs.IntVar(&o.Compile.Max, "max", 0, "iterations (loops) or a cap on each stage's runs (pipelines)")
+	fs.StringVar(&o.ProjectDir, "project", "", "project directory (default: current directory)")
+	fs.BoolVar(&resume, "resume", false, "continue a crashed or killed session where it stopped")
+	fs.BoolVar(&force, "force", false, "stop a running engine and start over, moving the old run aside")
+	fs.StringVar(&o.Compile.Provider, "provider", "", "agent provider for every stage: claude, codex, command or mock")
+	fs.StringVar(&o.Compile.Model, "model", "", "model for every stage (opus, sonnet, haiku or a full name)")
+	fs.StringVar(&o.Compile.Context, "context", "", "text available to prompts as ${CONTEXT}")
+	fs.Var(&inputs, "input", "input file for the first stage's ${INPUTS} (repeatable)")
+	fs.StringVar(&agentCmd, "agent-cmd", "", `argv of the command provider: a JSON array, or words split on spaces (no shell)`)
+	fs.BoolVar(&o.Foreground, "foreground", false, "not running inside tmux (records no tmux session)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agent-sessions run: unexpected argument %q (flags only)\n", fs.Arg(0))
+		return exitUsage
+	}
+	if resume && force {
+		fmt.Fprintln(stderr, "agent-sessions run: --resume and --force exclude each other: resume continues the old run, force starts over")
+		return exitUsage
+	}
+	switch {
+	case resume:
+		o.Mode = engine.ModeResume
+	case force:
+		o.Mode = engine.ModeForce
+	}
+	if agentCmd != "" {
+		argv, err := parseArgv(agentCmd)
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-sessions run: --agent-cmd: %v\n", err)
+			return exitUsage
+		}
+		o.Compile.AgentCmd = argv
+	}
+	o.Compile.Inputs = inputs
+	o.Stdout = stdout
+	if g := os.Getenv("AGENT_SESSIONS_KILL_GRACE"); g != "" {
+		d, err := time.ParseDuration(g)
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-sessions run: AGENT_SESSIONS_KILL_GRACE=%q is not a duration (e.g. 10s)\n", g)
+			return exitUsage
+		}
+		o.Grace = d
+	}
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 4)
+	// SIGPIPE is caught so a vanished pane or pipe makes writes fail
+	// instead of killing the engine before it records how it ended.
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGPIPE {
+				continue
+			}
+			cancel(fmt.Errorf("killed by %s", signalName(s)))
+		}
+	}()
+
+	res, err := engine.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions run: %s\n", errorText(err))
+		return exitUsage
+	}
+	switch res.Status {
+	case state.StatusComplete:
+		return exitComplete
+	case state.StatusKilled:
+		return exitKilled
+	}
+	return exitFailed
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return s.String()
+}
+
+// errorText prints definition problems one per line under a heading.
+func errorText(err error) string {
+	if ps, ok := engine.AsProblems(err); ok {
+		return fmt.Sprintf("the definition has %d problem(s):\n  %s", len(ps), strings.ReplaceAll(ps.Error(), "\n", "\n  "))
+	}
+	return err.Error()
+}
+
+// parseArgv reads an argv given as a JSON array or as space-separated words.
+func parseArgv(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "[") {
+		var argv []string
+		if err := json.Unmarshal([]byte(s), &argv); err != nil {
+			return nil, fmt.Errorf("not a JSON array of strings: %v", err)
+		}
+		if len(argv) == 0 {
+			return nil, errors.New("empty")
+		}
+		return argv, nil
+	}
+	argv := strings.Fields(s)
+	if len(argv) == 0 {
+		return nil, errors.New("empty")
+	}
+	return argv, nil
+}
+
+func lintCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	project := fs.String("project", "", "project directory (default: current directory)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	dir, err := engine.ProjectDir(*project)
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions lint: %v\n", err)
+		return exitUsage
+	}
+	res := engine.Lint(dir, fs.Args())
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(res)
+	} else {
+		for _, p := range res.Problems {
+			fmt.Fprintln(stdout, p.String())
+		}
+		fmt.Fprintf(stdout, "checked %d definition(s): %d problem(s)\n", len(res.Checked), len(res.Problems))
+	}
+	if len(res.Problems) > 0 {
+		return exitUsage
+	}
+	return 0
+}

@@ -12,12 +12,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tmux"
+	"github.com/agent-sessions/agent-sessions/tools"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -41,6 +44,10 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
+	case "serve":
+		return serveCmd(args, stdin, stdout, stderr)
+	case "reminder":
+		return reminderCmd(args, stdout, stderr)
 	case "run":
 		return runCmd(args, stdout, stderr)
 	case "lint":
@@ -61,7 +68,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: agent-sessions [command] [flags]
 
 commands:
+  serve     (default) the stdio MCP server for Claude Code
   run       run one session in this process until it ends (what tmux executes)
+  reminder  print the orphan reminder (usable as a Claude Code Stop hook)
   lint      validate stages and pipelines
   version   print the version
 
@@ -150,6 +159,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	res, err := engine.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "agent-sessions run: %s\n", errorText(err))
+		reportStartFailure(err)
 		return exitUsage
 	}
 	switch res.Status {
@@ -159,6 +169,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitKilled
 	}
 	return exitFailed
+}
+
+// reportStartFailure tells start_session why the engine could not start:
+// its tmux pane closes with it, so the words would otherwise be lost.
+func reportStartFailure(err error) {
+	path := os.Getenv(tools.StartErrorFileEnv)
+	if path == "" {
+		return
+	}
+	data, _ := json.Marshal(tools.StartFailure{Code: tools.ErrorCode(err), Message: errorText(err)})
+	os.WriteFile(path, data, 0o600)
 }
 
 func signalName(s os.Signal) string {
@@ -228,5 +249,64 @@ func lintCmd(args []string, stdout, stderr io.Writer) int {
 	if len(res.Problems) > 0 {
 		return exitUsage
 	}
+	return 0
+}
+
+// newDeps builds the tools' dependencies for this process.
+func newDeps(projectDir string) (*tools.Deps, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this binary: %w", err)
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	dir, err := engine.ProjectDir(projectDir)
+	if err != nil {
+		return nil, err
+	}
+	return &tools.Deps{Tmux: tmux.NewFromEnv(), Executable: exe, ProjectDir: dir}, nil
+}
+
+func serveCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	project := fs.String("project", "", "default project directory (default: current directory)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	d, err := newDeps(*project)
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions serve: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := tools.Serve(ctx, d, version, stdin, stdout, stderr); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "agent-sessions serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func reminderCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reminder", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	project := fs.String("project", "", "project directory (default: current directory)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	d, err := newDeps(*project)
+	if err != nil {
+		// A Stop hook must never break Claude Code: say why, exit 0.
+		fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
+		return 0
+	}
+	text, err := d.ReminderText(context.Background(), d.ProjectDir)
+	if err != nil {
+		fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
+		return 0
+	}
+	fmt.Fprint(stdout, text)
 	return 0
 }

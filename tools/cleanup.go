@@ -1,0 +1,268 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agent-sessions/agent-sessions/state"
+)
+
+// ArchiveDir is where prune moves finished run directories, inside
+// .claude/pipeline-runs/. Nothing is deleted: delete the archive yourself.
+const ArchiveDir = ".archive"
+
+// CleanupArgs are cleanup's arguments.
+type CleanupArgs struct {
+	DryRun              *bool  `json:"dry_run,omitempty" jsonschema:"only report what would be done (default true); set false to act"`
+	KillOrphans         bool   `json:"kill_orphans,omitempty" jsonschema:"close orphan tmux sessions (no run directory) and zombie ones (engine gone)"`
+	KillStale           bool   `json:"kill_stale,omitempty" jsonschema:"kill sessions running for more than 2 hours"`
+	MarkCrashed         bool   `json:"mark_crashed,omitempty" jsonschema:"record crashed sessions as failed (they stay resumable)"`
+	RemoveStaleLocks    bool   `json:"remove_stale_locks,omitempty" jsonschema:"remove lock files no process holds"`
+	PruneOlderThanDays  int    `json:"prune_older_than_days,omitempty" jsonschema:"move run directories of sessions that ended more than this many days ago into .claude/pipeline-runs/.archive/ (0: do not prune)"`
+	ProjectDir          string `json:"project_dir,omitempty" jsonschema:"project whose run directories to examine (default: the server's working directory)"`
+}
+
+// CleanupItem is one finding.
+type CleanupItem struct {
+	Session     string `json:"session" jsonschema:"session name"`
+	Status      string `json:"status" jsonschema:"classifier status"`
+	Detail      string `json:"detail" jsonschema:"what was found"`
+	TmuxSession string `json:"tmux_session,omitempty" jsonschema:"tmux session, when there is one"`
+	Path        string `json:"path,omitempty" jsonschema:"file or directory concerned"`
+}
+
+// CleanupAction is one thing done (or that would be done).
+type CleanupAction struct {
+	Action  string `json:"action" jsonschema:"kill_orphan, kill_zombie, kill_stale, mark_crashed, remove_stale_lock or prune"`
+	Session string `json:"session" jsonschema:"session concerned"`
+	Done    bool   `json:"done" jsonschema:"false in a dry run or when it failed"`
+	Result  string `json:"result" jsonschema:"what happened"`
+}
+
+// CleanupResult is cleanup's result.
+type CleanupResult struct {
+	DryRun     bool            `json:"dry_run" jsonschema:"nothing was changed"`
+	ProjectDir string          `json:"project_dir" jsonschema:"project examined"`
+	Orphans    []CleanupItem   `json:"orphans" jsonschema:"loop-*/pipeline-* tmux sessions with no run directory"`
+	Zombies    []CleanupItem   `json:"zombies" jsonschema:"tmux sessions whose engine is gone"`
+	Crashed    []CleanupItem   `json:"crashed" jsonschema:"sessions whose engine died while running (resumable)"`
+	Stale      []CleanupItem   `json:"stale" jsonschema:"sessions running for more than 2 hours"`
+	StaleLocks []CleanupItem   `json:"stale_locks" jsonschema:"lock files no process holds"`
+	Prunable   []CleanupItem   `json:"prunable" jsonschema:"run directories of sessions that ended before the prune cutoff"`
+	Actions    []CleanupAction `json:"actions" jsonschema:"what was done, or would be done without dry_run"`
+	NextSteps  []string        `json:"next_steps" jsonschema:"what to do next"`
+}
+
+// Cleanup is the cleanup tool.
+func Cleanup(d *Deps) server.ServerTool {
+	tool := mcp.NewTool("cleanup",
+		mcp.WithToolTitle("Find and clean up stale sessions"),
+		mcp.WithDescription("Report orphan tmux sessions, zombies, crashed and stale sessions, stale lock files and old run directories — and, only with dry_run false and the matching flags, act on them: close orphans/zombies, kill stale sessions, mark crashed ones failed, remove stale locks, archive old runs. A dry run (the default) changes nothing. Nothing is ever deleted: pruned runs are moved to .claude/pipeline-runs/.archive/."),
+		inputSchema[CleanupArgs](map[string]propPatch{
+			"dry_run":               {Default: true},
+			"kill_orphans":          {Default: false},
+			"kill_stale":            {Default: false},
+			"mark_crashed":          {Default: false},
+			"remove_stale_locks":    {Default: false},
+			"prune_older_than_days": {Min: num(0), Max: num(3650)},
+		}),
+		mcp.WithOutputSchema[CleanupResult](),
+		annotations("Find and clean up stale sessions", false, true, true, false),
+	)
+	return server.ServerTool{Tool: tool, Handler: typed(d.cleanup)}
+}
+
+func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs) (CleanupResult, string, error) {
+	if a.PruneOlderThanDays < 0 {
+		return CleanupResult{}, "", invalidf("prune_older_than_days must be 0 or more, got %d", a.PruneOlderThanDays)
+	}
+	project, err := d.projectDir(a.ProjectDir)
+	if err != nil {
+		return CleanupResult{}, "", err
+	}
+	dry := a.DryRun == nil || *a.DryRun
+	res := CleanupResult{DryRun: dry, ProjectDir: project, Orphans: []CleanupItem{}, Zombies: []CleanupItem{}, Crashed: []CleanupItem{},
+		Stale: []CleanupItem{}, StaleLocks: []CleanupItem{}, Prunable: []CleanupItem{}, Actions: []CleanupAction{}, NextSteps: []string{}}
+	infos, _ := d.discover(ctx, project)
+	now := d.now()
+	cutoff := now.Add(-time.Duration(a.PruneOlderThanDays) * 24 * time.Hour)
+	act := func(enabled bool, action, session string, do func() (string, error)) {
+		if !enabled {
+			return
+		}
+		ca := CleanupAction{Action: action, Session: session}
+		if dry {
+			ca.Result = "would " + strings.ReplaceAll(action, "_", " ")
+		} else if msg, err := do(); err != nil {
+			ca.Result = "failed: " + err.Error()
+		} else {
+			ca.Done, ca.Result = true, msg
+		}
+		res.Actions = append(res.Actions, ca)
+	}
+	for _, info := range infos {
+		info := info
+		item := CleanupItem{Session: info.Name, Status: info.Live.Status, Detail: info.Live.Why}
+		if info.Tmux != nil {
+			item.TmuxSession = info.Tmux.Name
+		}
+		switch info.Live.Status {
+		case state.LiveOrphan:
+			res.Orphans = append(res.Orphans, item)
+			act(a.KillOrphans, "kill_orphan", info.Name, func() (string, error) {
+				if err := d.Tmux.KillSession(ctx, info.Tmux.Name); err != nil {
+					return "", err
+				}
+				return "closed tmux session " + info.Tmux.Name, nil
+			})
+		case state.LiveZombie:
+			res.Zombies = append(res.Zombies, item)
+			act(a.KillOrphans, "kill_zombie", info.Name, func() (string, error) {
+				var steps []string
+				n := 0
+				d.stopSession(ctx, info, &steps, &n)
+				return strings.Join(steps, "; "), nil
+			})
+		case state.LiveCrashed:
+			item.Path = info.Layout.RunDir()
+			res.Crashed = append(res.Crashed, item)
+			act(a.MarkCrashed, "mark_crashed", info.Name, func() (string, error) { return d.markCrashed(info) })
+		}
+		if info.Live.Stale {
+			item.Detail = "running for " + humanDuration(info.Live.Age)
+			res.Stale = append(res.Stale, item)
+			act(a.KillStale, "kill_stale", info.Name, func() (string, error) {
+				var steps []string
+				n := 0
+				d.stopSession(ctx, info, &steps, &n)
+				return strings.Join(steps, "; "), nil
+			})
+		}
+		if info.Live.StaleLock {
+			lockItem := CleanupItem{Session: info.Name, Status: info.Live.Status, Detail: "lock file exists but no process holds it", Path: info.Layout.LockFile()}
+			if info.Lock.Info != nil {
+				lockItem.Detail += fmt.Sprintf(" (it names pid %d, started %s)", info.Lock.Info.PID, info.Lock.Info.StartedAt.Format(time.RFC3339))
+			}
+			res.StaleLocks = append(res.StaleLocks, lockItem)
+			act(a.RemoveStaleLocks, "remove_stale_lock", info.Name, func() (string, error) {
+				removed, err := state.RemoveStaleLock(info.Layout.LockFile())
+				if err != nil {
+					return "", err
+				}
+				if !removed {
+					return "left alone: a process holds it now", nil
+				}
+				return "removed " + info.Layout.LockFile(), nil
+			})
+		}
+		if a.PruneOlderThanDays > 0 && info.State != nil && state.Terminal(info.State.Status) && info.State.CompletedAt != nil &&
+			info.State.CompletedAt.Before(cutoff) && info.Tmux == nil && !info.Lock.Held {
+			item.Path = info.Layout.RunDir()
+			item.Detail = fmt.Sprintf("%s %s ago", info.State.Status, humanDuration(now.Sub(*info.State.CompletedAt)))
+			res.Prunable = append(res.Prunable, item)
+			act(true, "prune", info.Name, func() (string, error) { return archive(info) })
+		}
+	}
+	res.NextSteps = cleanupNext(res, a)
+	return res, cleanupText(res), nil
+}
+
+// markCrashed records a crashed session as failed, under its lock.
+func (d *Deps) markCrashed(info sessionInfo) (string, error) {
+	lock, err := state.AcquireLock(context.Background(), info.Layout.LockFile(), info.Name, time.Second, 0)
+	if err != nil {
+		return "", fmt.Errorf("it is locked again (resumed meanwhile?): %w", err)
+	}
+	defer lock.Release()
+	store, _, err := state.Open(info.Layout, nil)
+	if err != nil {
+		return "", err
+	}
+	st := store.State()
+	if st.Status != state.StatusRunning {
+		return "left alone: it is " + st.Status + " now", nil
+	}
+	stage := ""
+	if st.CurrentStage < len(st.Stages) {
+		stage = st.Stages[st.CurrentStage].Name
+	}
+	err = store.Record(state.Event{Type: state.EventSessionFailed, StageIndex: st.CurrentStage, Stage: stage,
+		Data: state.MustData(state.ReasonData{Reason: "crashed", Error: "the engine died while running; marked failed by cleanup (resume continues it)"})})
+	if err != nil {
+		return "", err
+	}
+	return "recorded as failed (reason crashed); start_session with mode resume still continues it", nil
+}
+
+// archive moves a finished run directory into .archive/ — never deletes.
+func archive(info sessionInfo) (string, error) {
+	dir := filepath.Join(state.RunsDir(info.ProjectDir), ArchiveDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	target := filepath.Join(dir, info.Name+"."+time.Now().UTC().Format("20060102T150405"))
+	if err := os.Rename(info.Layout.RunDir(), target); err != nil {
+		return "", err
+	}
+	removed, _ := state.RemoveStaleLock(info.Layout.LockFile())
+	msg := "moved to " + target
+	if removed {
+		msg += " (and removed its stale lock)"
+	}
+	return msg, nil
+}
+
+func cleanupNext(r CleanupResult, a CleanupArgs) []string {
+	var next []string
+	if r.DryRun && len(r.Actions) > 0 {
+		next = append(next, "run cleanup again with dry_run false (and the same flags) to do the actions listed")
+	}
+	if len(r.Orphans)+len(r.Zombies) > 0 && !a.KillOrphans {
+		next = append(next, "kill_orphans: true closes the orphan and zombie tmux sessions")
+	}
+	if len(r.Crashed) > 0 {
+		next = append(next, "crashed sessions can be continued: start_session with mode resume; or recorded as failed with mark_crashed: true")
+	}
+	if len(r.Stale) > 0 && !a.KillStale {
+		next = append(next, "stale sessions: check them with monitor; kill_stale: true stops them")
+	}
+	if len(r.StaleLocks) > 0 && !a.RemoveStaleLocks {
+		next = append(next, "remove_stale_locks: true removes lock files no process holds")
+	}
+	if next == nil {
+		next = []string{}
+	}
+	return next
+}
+
+func cleanupText(r CleanupResult) string {
+	var b strings.Builder
+	mode := "Cleanup"
+	if r.DryRun {
+		mode = "Cleanup (dry run — nothing changed)"
+	}
+	fmt.Fprintf(&b, "%s: %d orphan(s), %d zombie(s), %d crashed, %d stale, %d stale lock(s), %d prunable.\n", mode,
+		len(r.Orphans), len(r.Zombies), len(r.Crashed), len(r.Stale), len(r.StaleLocks), len(r.Prunable))
+	for _, group := range []struct {
+		name  string
+		items []CleanupItem
+	}{{"orphan", r.Orphans}, {"zombie", r.Zombies}, {"crashed", r.Crashed}, {"stale", r.Stale}, {"stale lock", r.StaleLocks}, {"prunable", r.Prunable}} {
+		for _, it := range group.items {
+			fmt.Fprintf(&b, "- %s %s: %s\n", group.name, it.Session, it.Detail)
+		}
+	}
+	for _, a := range r.Actions {
+		fmt.Fprintf(&b, "* %s %s: %s\n", a.Action, a.Session, a.Result)
+	}
+	for _, n := range r.NextSteps {
+		fmt.Fprintf(&b, "Next: %s\n", n)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,130 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/tmux"
+)
+
+// Error codes (SPEC §10).
+const (
+	CodeInvalidArgument   = "invalid_argument"
+	CodeNotFound          = "not_found"
+	CodeConflictRunning   = "conflict_running"
+	CodeConflictCrashed   = "conflict_crashed"
+	CodeConflictComplete  = "conflict_complete"
+	CodeTmuxUnavailable   = "tmux_unavailable"
+	CodeAgentUnavailable  = "agent_unavailable"
+	CodeDependencyMissing = "dependency_missing"
+	CodeInternal          = "internal"
+)
+
+// Option is a next call that resolves an error.
+type Option struct {
+	Tool        string         `json:"tool" jsonschema:"tool to call"`
+	Arguments   map[string]any `json:"arguments,omitempty" jsonschema:"arguments for that call"`
+	Description string         `json:"description" jsonschema:"what the call does"`
+}
+
+// ToolError is a problem the caller can fix, returned as a tool result with
+// isError set and this structure as its structuredContent.
+type ToolError struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Options []Option `json:"options"`
+}
+
+func (e *ToolError) Error() string { return e.Code + ": " + e.Message }
+
+func invalidf(format string, args ...any) *ToolError {
+	return &ToolError{Code: CodeInvalidArgument, Message: fmt.Sprintf(format, args...), Options: []Option{}}
+}
+
+func (e *ToolError) with(opts ...Option) *ToolError {
+	e.Options = append(e.Options, opts...)
+	return e
+}
+
+// toolError maps any error onto a ToolError: the engine's and tmux's
+// sentinels onto their codes, everything else onto internal.
+func toolError(err error) *ToolError {
+	var te *ToolError
+	if errors.As(err, &te) {
+		if te.Options == nil {
+			te.Options = []Option{}
+		}
+		return te
+	}
+	msg := cleanMessage(err)
+	code := CodeInternal
+	switch {
+	case errors.Is(err, engine.ErrInvalid):
+		code = CodeInvalidArgument
+	case errors.Is(err, engine.ErrNotFound):
+		code = CodeNotFound
+	case errors.Is(err, engine.ErrConflictRunning):
+		code = CodeConflictRunning
+	case errors.Is(err, engine.ErrConflictComplete):
+		code = CodeConflictComplete
+	case errors.Is(err, engine.ErrConflictCrashed):
+		code = CodeConflictCrashed
+	case errors.Is(err, engine.ErrAgentUnavailable):
+		code = CodeAgentUnavailable
+	case errors.Is(err, engine.ErrDependencyMissing):
+		code = CodeDependencyMissing
+	case errors.Is(err, tmux.ErrNotInstalled):
+		code = CodeTmuxUnavailable
+		msg = "tmux is not installed; " + tmux.InstallHint()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		msg = "the call was cancelled: " + msg
+	}
+	return &ToolError{Code: code, Message: msg, Options: []Option{}}
+}
+
+// cleanMessage drops the sentinel's own text from a wrapped message
+// ("invalid argument: …") — the code already says it.
+func cleanMessage(err error) string {
+	msg := err.Error()
+	if ps, ok := engine.AsProblems(err); ok {
+		return fmt.Sprintf("the definition has %d problem(s): %s", len(ps), strings.ReplaceAll(ps.Error(), "\n", "; "))
+	}
+	for _, s := range []error{engine.ErrInvalid, engine.ErrNotFound, engine.ErrConflictRunning, engine.ErrConflictComplete,
+		engine.ErrConflictCrashed, engine.ErrAgentUnavailable, engine.ErrDependencyMissing} {
+		if rest, ok := strings.CutPrefix(msg, s.Error()+": "); ok {
+			return rest
+		}
+	}
+	return msg
+}
+
+// errorResult is the tool result of an error.
+func errorResult(err error) *mcp.CallToolResult {
+	te := toolError(err)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Error (%s): %s", te.Code, te.Message)
+	for _, o := range te.Options {
+		args := ""
+		if len(o.Arguments) > 0 {
+			args = " " + compactJSON(o.Arguments)
+		}
+		fmt.Fprintf(&b, "\n- option: %s%s — %s", o.Tool, args, o.Description)
+	}
+	res := mcp.NewToolResultStructured(te, boundText(b.String(), TextLimit))
+	res.IsError = true
+	return res
+}
+
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}

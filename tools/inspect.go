@@ -1,0 +1,309 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tmux"
+)
+
+// sessionInfo is everything known about one session: its files, its lock,
+// its tmux session, and the classifier's verdict over them.
+type sessionInfo struct {
+	Name       string
+	ProjectDir string
+	Layout     state.Layout
+	HasRunDir  bool
+	State      *state.State
+	StateErr   error
+	Rebuilt    bool
+	Lock       state.LockStatus
+	Tmux       *tmux.Session
+	Live       state.Liveness
+}
+
+// tmuxName is the session's tmux session name: the live one, else what
+// state.json recorded, else the loop- form.
+func (s *sessionInfo) tmuxName() string {
+	switch {
+	case s.Tmux != nil:
+		return s.Tmux.Name
+	case s.State != nil && s.State.TmuxSession != "":
+		return s.State.TmuxSession
+	case s.State != nil:
+		return state.TmuxName(s.Name, s.State.Type == engine.KindPipeline)
+	}
+	return state.TmuxName(s.Name, false)
+}
+
+// listTmux lists tmux sessions in one call. A missing tmux or server means
+// an empty list; the error is returned for warnings.
+func (d *Deps) listTmux(ctx context.Context) ([]tmux.Session, error) {
+	if err := d.Tmux.Available(); err != nil {
+		return nil, err
+	}
+	return d.Tmux.ListSessions(ctx)
+}
+
+// findTmux returns the tmux session of a session in a project: loop-<name>
+// or pipeline-<name>, started in that project (tmux records the directory).
+func findTmux(list []tmux.Session, project, name string) *tmux.Session {
+	for i := range list {
+		s, ok := state.SessionFromTmux(list[i].Name)
+		if !ok || s != name {
+			continue
+		}
+		if list[i].Path == "" || samePath(list[i].Path, project) {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+func samePath(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
+}
+
+// inspect gathers the facts of one session and classifies it.
+func (d *Deps) inspect(project, name string, tmuxList []tmux.Session) sessionInfo {
+	l := state.NewLayout(project, name)
+	info := sessionInfo{Name: name, ProjectDir: project, Layout: l}
+	if fi, err := os.Stat(l.RunDir()); err == nil && fi.IsDir() {
+		info.HasRunDir = true
+	}
+	if info.HasRunDir {
+		st, res, err := state.Load(l)
+		if err == nil {
+			info.State = &st
+			info.Rebuilt = res.Rebuilt
+		} else if !errors.Is(err, state.ErrNoState) {
+			info.StateErr = err
+		}
+	}
+	info.Lock, _ = state.ProbeLock(l.LockFile())
+	info.Tmux = findTmux(tmuxList, project, name)
+	facts := state.Facts{HasRunDir: info.HasRunDir, State: info.State, Lock: info.Lock, Now: d.now()}
+	if info.Tmux != nil {
+		facts.Tmux = &state.TmuxFacts{Name: info.Tmux.Name, Created: info.Tmux.Created, PaneDead: info.Tmux.PaneDead}
+	}
+	info.Live = state.Classify(facts)
+	return info
+}
+
+// projectDir resolves a project_dir argument ("" = the server's).
+func (d *Deps) projectDir(arg string) (string, error) {
+	dir := arg
+	if dir == "" {
+		dir = d.ProjectDir
+	}
+	p, err := engine.ProjectDir(dir)
+	if err != nil {
+		return "", toolError(err)
+	}
+	return p, nil
+}
+
+// resolve finds one named session: in project_dir when given, else in the
+// server's project, else wherever its tmux session was started.
+func (d *Deps) resolve(ctx context.Context, name, projectArg string) (sessionInfo, error) {
+	if err := state.ValidateSession(name); err != nil {
+		return sessionInfo{}, invalidf("%v", err).with(Option{Tool: "list", Description: "see the sessions that exist"})
+	}
+	project, err := d.projectDir(projectArg)
+	if err != nil {
+		return sessionInfo{}, err
+	}
+	tmuxList, _ := d.listTmux(ctx)
+	info := d.inspect(project, name, tmuxList)
+	if info.Live.Status == "" && projectArg == "" {
+		for _, t := range tmuxList {
+			if s, ok := state.SessionFromTmux(t.Name); ok && s == name && t.Path != "" {
+				info = d.inspect(filepath.Clean(t.Path), name, tmuxList)
+				break
+			}
+		}
+	}
+	if info.Live.Status == "" && !info.Lock.Exists {
+		return info, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %q in %s (no run directory, lock or tmux session loop-%s/pipeline-%s)", name, project, name, name)}).
+			with(Option{Tool: "list", Description: "see the sessions that exist"},
+				Option{Tool: "start_session", Arguments: map[string]any{"session": name}, Description: "start a session with this name"})
+	}
+	return info, nil
+}
+
+// discover finds every session of a project (run directories and lock
+// files) and every loop-*/pipeline-* tmux session (of any project), with one
+// tmux call in all.
+func (d *Deps) discover(ctx context.Context, project string) ([]sessionInfo, []string) {
+	var warnings []string
+	tmuxList, err := d.listTmux(ctx)
+	if err != nil && !errors.Is(err, tmux.ErrNoServer) {
+		if errors.Is(err, tmux.ErrNotInstalled) {
+			warnings = append(warnings, "tmux is not installed, so tmux sessions cannot be seen; "+tmux.InstallHint())
+		} else {
+			warnings = append(warnings, "listing tmux sessions failed: "+err.Error())
+		}
+	}
+	type key struct{ project, name string }
+	seen := map[key]bool{}
+	var keys []key
+	add := func(p, n string) {
+		k := key{p, n}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	if entries, err := os.ReadDir(state.RunsDir(project)); err == nil {
+		for _, e := range entries {
+			if e.IsDir() && state.ValidateSession(e.Name()) == nil {
+				add(project, e.Name())
+			}
+		}
+	}
+	if entries, err := os.ReadDir(state.LocksDir(project)); err == nil {
+		for _, e := range entries {
+			if n, ok := strings.CutSuffix(e.Name(), ".lock"); ok && state.ValidateSession(n) == nil {
+				add(project, n)
+			}
+		}
+	}
+	for _, t := range tmuxList {
+		n, ok := state.SessionFromTmux(t.Name)
+		if !ok {
+			continue
+		}
+		p := project
+		if t.Path != "" && !samePath(t.Path, project) {
+			p = filepath.Clean(t.Path)
+		}
+		add(p, n)
+	}
+	infos := make([]sessionInfo, 0, len(keys))
+	for _, k := range keys {
+		info := d.inspect(k.project, k.name, tmuxList)
+		if info.Live.Status == "" && !info.Lock.Exists {
+			continue
+		}
+		infos = append(infos, info)
+	}
+	sort.SliceStable(infos, func(i, j int) bool {
+		ri, rj := rank(infos[i].Live.Status), rank(infos[j].Live.Status)
+		if ri != rj {
+			return ri < rj
+		}
+		return infos[i].Name < infos[j].Name
+	})
+	return infos, warnings
+}
+
+// rank orders statuses: what needs attention first.
+func rank(status string) int {
+	order := []string{state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan, state.LiveCrashed,
+		state.LiveFailed, state.LiveKilled, state.LiveComplete}
+	for i, s := range order {
+		if s == status {
+			return i
+		}
+	}
+	return len(order)
+}
+
+// Summary is one session as list, kill and cleanup report it.
+type Summary struct {
+	Session            string  `json:"session" jsonschema:"session name"`
+	Status             string  `json:"status" jsonschema:"running, starting, complete, failed, killed, crashed (resumable), orphan (tmux session without run dir) or zombie (tmux alive, engine gone)"`
+	Why                string  `json:"why" jsonschema:"why the session has that status"`
+	Type               string  `json:"type,omitempty" jsonschema:"loop (one stage) or pipeline"`
+	Definition         string  `json:"definition,omitempty" jsonschema:"the stage or pipeline it runs"`
+	Stage              string  `json:"stage,omitempty" jsonschema:"current stage"`
+	StageNumber        int     `json:"stage_number,omitempty" jsonschema:"current stage, 1-based"`
+	StageCount         int     `json:"stage_count,omitempty" jsonschema:"number of stages"`
+	Iteration          int     `json:"iteration" jsonschema:"current (or last) iteration of the current stage"`
+	IterationCompleted int     `json:"iteration_completed" jsonschema:"iterations of the current stage completed"`
+	MaxIterations      int     `json:"max_iterations" jsonschema:"iteration limit of the current stage"`
+	StartedAt          string  `json:"started_at,omitempty" jsonschema:"when it started (RFC 3339)"`
+	Age                string  `json:"age,omitempty" jsonschema:"how long it has run (or ran)"`
+	AgeSeconds         int64   `json:"age_seconds" jsonschema:"age in seconds"`
+	Stale              bool    `json:"stale" jsonschema:"running for more than 2 hours"`
+	StaleLock          bool    `json:"stale_lock" jsonschema:"a lock file exists that no process holds"`
+	CompletionReason   string  `json:"completion_reason,omitempty" jsonschema:"why it ended"`
+	Error              string  `json:"error,omitempty" jsonschema:"the error it failed with"`
+	CostUSD            float64 `json:"cost_usd" jsonschema:"spend reported by the agents so far, in US dollars"`
+	ProjectDir         string  `json:"project_dir" jsonschema:"project directory"`
+	TmuxSession        string  `json:"tmux_session" jsonschema:"tmux session name"`
+	RunDir             string  `json:"run_dir" jsonschema:"run directory"`
+}
+
+func (d *Deps) summarize(info sessionInfo) Summary {
+	s := Summary{
+		Session: info.Name, Status: info.Live.Status, Why: info.Live.Why, Stale: info.Live.Stale, StaleLock: info.Live.StaleLock,
+		ProjectDir: info.ProjectDir, TmuxSession: info.tmuxName(), AgeSeconds: int64(info.Live.Age.Seconds()), Age: humanDuration(info.Live.Age),
+	}
+	if info.HasRunDir {
+		s.RunDir = info.Layout.RunDir()
+	}
+	if st := info.State; st != nil {
+		s.Type = st.Type
+		s.Definition = first(st.Stage, st.Pipeline)
+		s.StageCount = len(st.Stages)
+		if st.CurrentStage < len(st.Stages) {
+			s.Stage = st.Stages[st.CurrentStage].Name
+			s.StageNumber = st.CurrentStage + 1
+		}
+		s.Iteration, s.IterationCompleted, s.MaxIterations = st.Iteration, st.IterationCompleted, st.MaxIterations
+		s.StartedAt = st.StartedAt.Format(time.RFC3339)
+		s.CompletionReason, s.Error = st.CompletionReason, truncate(st.Error, 500)
+		s.CostUSD = st.Cost.USD
+	}
+	if info.StateErr != nil {
+		s.Why += " (" + truncate(info.StateErr.Error(), 200) + ")"
+	}
+	return s
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return validUTF8Prefix(s[:n]) + "…"
+}
+
+// humanDuration prints 45s, 12m03s, 2h05m, 3d04h.
+func humanDuration(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}

@@ -1,0 +1,231 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tmux"
+)
+
+// KillArgs are kill's arguments.
+type KillArgs struct {
+	Session    string `json:"session" jsonschema:"session name (matched exactly: killing a never touches auth)"`
+	ProjectDir string `json:"project_dir,omitempty" jsonschema:"project of the session (default: the server's, else where its tmux session runs)"`
+}
+
+// KillResult is kill's result.
+type KillResult struct {
+	Session            string   `json:"session" jsonschema:"session name"`
+	Killed             bool     `json:"killed" jsonschema:"something was running and was stopped; false means it was a no-op"`
+	StatusBefore       string   `json:"status_before" jsonschema:"classifier status before the kill"`
+	Status             string   `json:"status" jsonschema:"state.json status after the kill"`
+	Stage              string   `json:"stage,omitempty" jsonschema:"stage it was in"`
+	StageNumber        int      `json:"stage_number" jsonschema:"stage it was in, 1-based"`
+	StageCount         int      `json:"stage_count" jsonschema:"number of stages"`
+	Iteration          int      `json:"iteration" jsonschema:"iteration that was in flight or last started"`
+	IterationCompleted int      `json:"iteration_completed" jsonschema:"iterations of the stage completed"`
+	MaxIterations      int      `json:"max_iterations" jsonschema:"iteration limit of the stage"`
+	RemainingWork      string   `json:"remaining_work" jsonschema:"what was left to do"`
+	BeadsRemaining     *int     `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left"`
+	FinalOutputFile    string   `json:"final_output_file,omitempty" jsonschema:"where the last screen was saved"`
+	AgentsStopped      int      `json:"agents_stopped" jsonschema:"agent processes that had to be stopped by kill itself (0 when the engine stopped them)"`
+	Steps              []string `json:"steps" jsonschema:"what kill did, in order"`
+	RestartHint        string   `json:"restart_hint" jsonschema:"how to continue or start over"`
+}
+
+// Kill is the kill tool.
+func Kill(d *Deps) server.ServerTool {
+	tool := mcp.NewTool("kill",
+		mcp.WithToolTitle("Stop a session"),
+		mcp.WithDescription("Stop a session: save its last screen to final-output.txt, stop the engine gracefully (it records killed and ends its agents), fall back to closing the tmux session and killing leftover agent processes. Reports the stage and iteration it stopped at, what work remained and how to resume. Killing a session that is not running is a calm no-op."),
+		inputSchema[KillArgs](nil),
+		mcp.WithOutputSchema[KillResult](),
+		annotations("Stop a session", false, true, true, false),
+	)
+	return server.ServerTool{Tool: tool, Handler: typed(d.kill)}
+}
+
+func (d *Deps) kill(ctx context.Context, _ mcp.CallToolRequest, a KillArgs) (KillResult, string, error) {
+	info, err := d.resolve(ctx, a.Session, a.ProjectDir)
+	if err != nil {
+		return KillResult{}, "", err
+	}
+	res := KillResult{Session: a.Session, StatusBefore: info.Live.Status, Steps: []string{}}
+	switch info.Live.Status {
+	case state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan:
+	default:
+		fillKill(&res, info)
+		res.Status = info.Live.Status
+		res.Steps = append(res.Steps, fmt.Sprintf("nothing to do: %s is not running (%s)", a.Session, info.Live.Why))
+		if info.Live.StaleLock {
+			res.Steps = append(res.Steps, "its lock file is stale; cleanup with remove_stale_locks removes it")
+		}
+		return res, killText(res), nil
+	}
+	res.Killed = true
+	d.stopSession(ctx, info, &res.Steps, &res.AgentsStopped)
+	final := d.inspect(info.ProjectDir, info.Name, nil)
+	if info.HasRunDir {
+		res.FinalOutputFile = info.Layout.FinalOutput()
+	}
+	fillKill(&res, final)
+	res.Status = final.Live.Status
+	if final.State != nil {
+		res.Status = final.State.Status
+		if plan, err := engine.PlanFromSpec(final.State.Spec); err == nil && final.State.CurrentStage < len(plan.Stages) &&
+			plan.Stages[final.State.CurrentStage].Completion == engine.CompletionBeadsEmpty {
+			bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if n, err := engine.BeadsReady(bctx, final.ProjectDir, "loop/"+final.Name); err == nil {
+				res.BeadsRemaining = &n
+			}
+			cancel()
+		}
+	}
+	return res, killText(res), nil
+}
+
+// stopSession stops everything of a session, most graceful first:
+//  1. save the last screen;
+//  2. SIGTERM the engine (it kills its agents' process group and records
+//     killed), SIGKILL after the grace;
+//  3. close the tmux session (SIGHUP) if it is still there;
+//  4. stop any agent process still carrying the run directory's marker;
+//  5. if the engine could not record killed itself, record it.
+func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]string, agentsStopped *int) {
+	name := info.tmuxName()
+	if info.Tmux != nil {
+		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, 2000); err == nil && info.HasRunDir {
+			if err := state.WriteFileAtomic(info.Layout.FinalOutput(), []byte(screen+"\n"), 0o644); err == nil {
+				*steps = append(*steps, "saved the last screen to "+info.Layout.FinalOutput())
+			}
+		}
+	}
+	if info.Lock.Held {
+		pid := 0
+		if info.Lock.Info != nil {
+			pid = info.Lock.Info.PID
+		}
+		if err := engine.StopEngine(ctx, info.Layout, d.grace()); err != nil {
+			*steps = append(*steps, "the engine did not stop: "+err.Error())
+		} else {
+			*steps = append(*steps, fmt.Sprintf("stopped the engine (pid %d) with SIGTERM; it stopped its agents and released its lock", pid))
+		}
+	}
+	if info.Tmux != nil {
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
+			if ok, _ := d.Tmux.HasSession(ctx, name); !ok {
+				break
+			}
+		}
+		if ok, _ := d.Tmux.HasSession(ctx, name); ok {
+			if err := d.Tmux.KillSession(ctx, name); err == nil {
+				*steps = append(*steps, "closed tmux session "+name)
+			} else if !errors.Is(err, tmux.ErrSessionNotFound) {
+				*steps = append(*steps, "closing tmux session "+name+" failed: "+err.Error())
+			}
+		} else {
+			*steps = append(*steps, "tmux session "+name+" closed with its engine")
+		}
+	}
+	if info.HasRunDir {
+		if n := engine.StopAgents(info.Layout.RunDir(), 5*time.Second); n > 0 {
+			*agentsStopped = n
+			*steps = append(*steps, fmt.Sprintf("stopped %d leftover agent process(es)", n))
+		}
+	}
+	d.markKilled(info, steps)
+}
+
+// markKilled records `killed` for a session whose engine died without
+// recording its end (a zombie, or an engine that had to be SIGKILLed). It
+// takes the session's lock first, so it never races a live engine.
+func (d *Deps) markKilled(info sessionInfo, steps *[]string) {
+	if !info.HasRunDir {
+		return
+	}
+	st, _, err := state.Load(info.Layout)
+	if err != nil || st.Status != state.StatusRunning {
+		return
+	}
+	lock, err := state.AcquireLock(context.Background(), info.Layout.LockFile(), info.Name, time.Second, 0)
+	if err != nil {
+		return
+	}
+	defer lock.Release()
+	store, _, err := state.Open(info.Layout, nil)
+	if err != nil {
+		*steps = append(*steps, "could not record killed: "+err.Error())
+		return
+	}
+	cur := store.State()
+	if cur.Status != state.StatusRunning {
+		return
+	}
+	stage := ""
+	if cur.CurrentStage < len(cur.Stages) {
+		stage = cur.Stages[cur.CurrentStage].Name
+	}
+	err = store.Record(state.Event{Type: state.EventSessionKilled, StageIndex: cur.CurrentStage, Stage: stage,
+		Data: state.MustData(state.ReasonData{Reason: engine.ReasonKilled, Error: "killed by the kill tool (the engine was gone or did not stop)"})})
+	if err == nil {
+		*steps = append(*steps, "recorded the session as killed (its engine could not)")
+	}
+}
+
+func fillKill(res *KillResult, info sessionInfo) {
+	if info.State != nil {
+		st := info.State
+		res.StageCount = len(st.Stages)
+		if st.CurrentStage < len(st.Stages) {
+			res.Stage = st.Stages[st.CurrentStage].Name
+			res.StageNumber = st.CurrentStage + 1
+		}
+		res.Iteration, res.IterationCompleted, res.MaxIterations = st.Iteration, st.IterationCompleted, st.MaxIterations
+		left := st.MaxIterations - st.IterationCompleted
+		res.RemainingWork = fmt.Sprintf("stage %d/%d (%s): %d of %d iterations done, up to %d left", res.StageNumber, res.StageCount, res.Stage, st.IterationCompleted, st.MaxIterations, left)
+		if later := res.StageCount - res.StageNumber; later > 0 {
+			res.RemainingWork += fmt.Sprintf(", then %d more stage(s)", later)
+		}
+		args := fmt.Sprintf(`{"session": %q, "mode": "resume"}`, info.Name)
+		switch st.Status {
+		case state.StatusComplete:
+			res.RemainingWork = "none: the session completed (" + st.CompletionReason + ")"
+			res.RestartHint = fmt.Sprintf(`start_session {"session": %q, "mode": "force", ...} runs it again from the start (the old run is moved aside)`, info.Name)
+		default:
+			res.RestartHint = fmt.Sprintf("start_session %s continues at stage %d, iteration %d; mode force starts over", args, res.StageNumber, st.IterationCompleted+1)
+		}
+	} else {
+		res.RemainingWork = "unknown: the session has no readable state"
+		res.RestartHint = "start_session with a stage or pipeline starts it anew"
+	}
+}
+
+func killText(r KillResult) string {
+	var b strings.Builder
+	if r.Killed {
+		fmt.Fprintf(&b, "Stopped %s (was %s); state is now %s.\n", r.Session, r.StatusBefore, r.Status)
+	} else {
+		fmt.Fprintf(&b, "%s is not running (status %s); nothing was stopped.\n", r.Session, r.StatusBefore)
+	}
+	for _, s := range r.Steps {
+		fmt.Fprintf(&b, "- %s\n", s)
+	}
+	if r.RemainingWork != "" {
+		fmt.Fprintf(&b, "Remaining: %s\n", r.RemainingWork)
+	}
+	if r.BeadsRemaining != nil {
+		fmt.Fprintf(&b, "Beads remaining: %d\n", *r.BeadsRemaining)
+	}
+	if r.RestartHint != "" {
+		fmt.Fprintf(&b, "Restart: %s\n", r.RestartHint)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,431 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tmux"
+)
+
+// Wait kinds of monitor.
+const (
+	WaitNone      = "none"
+	WaitIteration = "iteration"
+	WaitComplete  = "complete"
+)
+
+// Limits of monitor's output.
+const (
+	recentOutputLimit = 8 << 10
+	excerptLimit      = 2 << 10
+	progressTailLimit = 2 << 10
+)
+
+// MonitorArgs are monitor's arguments.
+type MonitorArgs struct {
+	Session        string `json:"session" jsonschema:"session name"`
+	Lines          int    `json:"lines,omitempty" jsonschema:"lines of recent output (default 50, at most 2000)"`
+	Wait           string `json:"wait,omitempty" jsonschema:"none (default): answer now; iteration: block until the next iteration completes; complete: block until the session ends"`
+	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"how long a wait may block (default 300, at most 600); the answer then says the wait timed out"`
+	ProjectDir     string `json:"project_dir,omitempty" jsonschema:"project of the session (default: the server's, else where its tmux session runs)"`
+}
+
+// IterationSummary describes the last completed iteration.
+type IterationSummary struct {
+	Iteration     int     `json:"iteration" jsonschema:"iteration number within its stage"`
+	Stage         string  `json:"stage" jsonschema:"stage name"`
+	Decision      string  `json:"decision" jsonschema:"continue, stop or error"`
+	Reason        string  `json:"reason,omitempty" jsonschema:"why the stage stopped, when it did"`
+	Plateau       bool    `json:"plateau" jsonschema:"the agent voted that work has plateaued"`
+	Reasoning     string  `json:"reasoning,omitempty" jsonschema:"the agent's REASONING line"`
+	ExitCode      int     `json:"exit_code" jsonschema:"agent exit code (124 = timed out)"`
+	DurationS     float64 `json:"duration_seconds" jsonschema:"how long the agent ran"`
+	CostUSD       float64 `json:"cost_usd" jsonschema:"what the iteration cost"`
+	Warning       string  `json:"warning,omitempty" jsonschema:"anything that went wrong"`
+	OutputFile    string  `json:"output_file" jsonschema:"output.md of the iteration"`
+	OutputExcerpt string  `json:"output_excerpt" jsonschema:"the end of the agent's final text"`
+}
+
+// CostSummary is the spend so far.
+type CostSummary struct {
+	USD          float64 `json:"usd" jsonschema:"US dollars reported by the agents"`
+	InputTokens  int64   `json:"input_tokens" jsonschema:"input tokens (including cache reads and writes)"`
+	OutputTokens int64   `json:"output_tokens" jsonschema:"output tokens"`
+}
+
+// WaitOutcome says how a wait ended.
+type WaitOutcome struct {
+	Kind     string  `json:"kind" jsonschema:"the wait asked for"`
+	Met      bool    `json:"met" jsonschema:"what was waited for happened"`
+	TimedOut bool    `json:"timed_out" jsonschema:"the timeout passed first"`
+	Seconds  float64 `json:"seconds" jsonschema:"how long it waited"`
+}
+
+// MonitorResult is monitor's result.
+type MonitorResult struct {
+	Session            string            `json:"session" jsonschema:"session name"`
+	Status             string            `json:"status" jsonschema:"classifier status: running, starting, complete, failed, killed, crashed, orphan or zombie"`
+	Why                string            `json:"why" jsonschema:"why it has that status"`
+	Alive              bool              `json:"alive" jsonschema:"an engine is running it"`
+	Type               string            `json:"type,omitempty" jsonschema:"loop or pipeline"`
+	Definition         string            `json:"definition,omitempty" jsonschema:"stage or pipeline name"`
+	Stage              string            `json:"stage,omitempty" jsonschema:"current stage"`
+	StageNumber        int               `json:"stage_number" jsonschema:"current stage, 1-based"`
+	StageCount         int               `json:"stage_count" jsonschema:"number of stages"`
+	Iteration          int               `json:"iteration" jsonschema:"current iteration of the stage (in flight when iteration_started is set)"`
+	IterationCompleted int               `json:"iteration_completed" jsonschema:"iterations of the stage completed"`
+	MaxIterations      int               `json:"max_iterations" jsonschema:"iteration limit of the stage"`
+	IterationRunning   bool              `json:"iteration_running" jsonschema:"an agent is working right now"`
+	CompletionReason   string            `json:"completion_reason,omitempty" jsonschema:"why it ended"`
+	Error              string            `json:"error,omitempty" jsonschema:"what it failed with"`
+	StartedAt          string            `json:"started_at,omitempty" jsonschema:"when it started"`
+	Age                string            `json:"age,omitempty" jsonschema:"how long it has been running (or ran)"`
+	AgeSeconds         int64             `json:"age_seconds" jsonschema:"age in seconds"`
+	Stale              bool              `json:"stale" jsonschema:"running for more than 2 hours"`
+	RecentOutput       string            `json:"recent_output" jsonschema:"the last lines of output"`
+	OutputSource       string            `json:"output_source" jsonschema:"pane (live tmux screen), session.log (the transcript once finished) or none"`
+	LastIteration      *IterationSummary `json:"last_iteration,omitempty" jsonschema:"the last completed iteration"`
+	ProgressFile       string            `json:"progress_file,omitempty" jsonschema:"the current progress file"`
+	ProgressTail       string            `json:"progress_tail,omitempty" jsonschema:"the end of the progress file"`
+	BeadsRemaining     *int              `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left for this session"`
+	Cost               CostSummary       `json:"cost" jsonschema:"spend so far"`
+	Warnings           []string          `json:"warnings" jsonschema:"things that need attention"`
+	Waited             *WaitOutcome      `json:"waited,omitempty" jsonschema:"how the wait ended, when one was asked for"`
+	TmuxSession        string            `json:"tmux_session" jsonschema:"tmux session"`
+	RunDir             string            `json:"run_dir" jsonschema:"run directory"`
+	ProjectDir         string            `json:"project_dir" jsonschema:"project directory"`
+}
+
+// Monitor is the monitor tool.
+func Monitor(d *Deps) server.ServerTool {
+	tool := mcp.NewTool("monitor",
+		mcp.WithToolTitle("Monitor a session"),
+		mcp.WithDescription("Peek at a session without attaching: status, stage and iteration, age (flagged stale past 2 hours), the recent output (live pane while running, session.log once finished), the last iteration's result and output excerpt, the progress file's tail, beads remaining for work stages, cost, and warnings. wait: iteration or complete blocks until that happens (or timeout_seconds), sending progress notifications when the call carries a progress token."),
+		inputSchema[MonitorArgs](map[string]propPatch{
+			"lines":           {Default: 50, Min: num(1), Max: num(2000)},
+			"wait":            {Enum: []any{WaitNone, WaitIteration, WaitComplete}, Default: WaitNone},
+			"timeout_seconds": {Default: 300, Min: num(1), Max: num(600)},
+		}),
+		mcp.WithOutputSchema[MonitorResult](),
+		annotations("Monitor a session", true, false, true, false),
+	)
+	return server.ServerTool{Tool: tool, Handler: typed(func(ctx context.Context, req mcp.CallToolRequest, a MonitorArgs) (MonitorResult, string, error) {
+		return d.monitor(ctx, req, a, progressSender(ctx, req))
+	})}
+}
+
+// progressSender returns a function sending notifications/progress for the
+// request, or nil when the client gave no progress token.
+func progressSender(ctx context.Context, req mcp.CallToolRequest) func(progress, total float64, msg string) {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return nil
+	}
+	token := req.Params.Meta.ProgressToken
+	srv := server.ServerFromContext(ctx)
+	if srv == nil {
+		return nil
+	}
+	return func(progress, total float64, msg string) {
+		params := map[string]any{"progressToken": token, "progress": progress, "message": msg}
+		if total > 0 {
+			params["total"] = total
+		}
+		srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), params)
+	}
+}
+
+func (d *Deps) monitor(ctx context.Context, _ mcp.CallToolRequest, a MonitorArgs, progress func(float64, float64, string)) (MonitorResult, string, error) {
+	if a.Lines == 0 {
+		a.Lines = 50
+	}
+	if a.Lines < 1 || a.Lines > 2000 {
+		return MonitorResult{}, "", invalidf("lines must be between 1 and 2000, got %d", a.Lines)
+	}
+	if a.Wait == "" {
+		a.Wait = WaitNone
+	}
+	if a.Wait != WaitNone && a.Wait != WaitIteration && a.Wait != WaitComplete {
+		return MonitorResult{}, "", invalidf("wait %q: use none, iteration or complete", a.Wait)
+	}
+	if a.TimeoutSeconds == 0 {
+		a.TimeoutSeconds = 300
+	}
+	if a.TimeoutSeconds < 1 || a.TimeoutSeconds > 600 {
+		return MonitorResult{}, "", invalidf("timeout_seconds must be between 1 and 600, got %d", a.TimeoutSeconds)
+	}
+	info, err := d.resolve(ctx, a.Session, a.ProjectDir)
+	if err != nil {
+		return MonitorResult{}, "", err
+	}
+	var waited *WaitOutcome
+	if a.Wait != WaitNone {
+		info, waited, err = d.wait(ctx, info, a, progress)
+		if err != nil {
+			return MonitorResult{}, "", err
+		}
+		tmuxList, _ := d.listTmux(ctx)
+		info = d.inspect(info.ProjectDir, info.Name, tmuxList)
+	}
+	res := d.snapshot(ctx, info, a.Lines)
+	res.Waited = waited
+	return res, monitorText(res), nil
+}
+
+// wait polls the session's state until the wait is met, the session ends,
+// the timeout passes or the call is cancelled.
+func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progress func(float64, float64, string)) (sessionInfo, *WaitOutcome, error) {
+	start := time.Now()
+	out := &WaitOutcome{Kind: a.Wait}
+	key := func(i sessionInfo) (int, int) {
+		if i.State == nil {
+			return -1, -1
+		}
+		return i.State.CurrentStage, i.State.IterationCompleted
+	}
+	stage0, done0 := key(info)
+	lastKey := fmt.Sprint(stage0, done0)
+	timeout := time.NewTimer(time.Duration(a.TimeoutSeconds) * time.Second)
+	defer timeout.Stop()
+	tick := time.NewTicker(d.poll())
+	defer tick.Stop()
+	heartbeat := time.Now()
+	for {
+		alive := info.Live.Status == state.LiveRunning || info.Live.Status == state.LiveStarting
+		stage, done := key(info)
+		switch {
+		case !alive:
+			out.Met = a.Wait == WaitComplete || (stage != stage0 || done != done0)
+		case a.Wait == WaitIteration && (stage != stage0 || done > done0):
+			out.Met = true
+		}
+		if out.Met || !alive {
+			out.Seconds = time.Since(start).Seconds()
+			return info, out, nil
+		}
+		if progress != nil {
+			if k := fmt.Sprint(stage, done); k != lastKey || time.Since(heartbeat) > 5*time.Second {
+				lastKey, heartbeat = k, time.Now()
+				progress(float64(done), float64(maxOf(info)), progressMessage(info))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return info, nil, toolError(fmt.Errorf("monitor wait cancelled: %w", ctx.Err()))
+		case <-timeout.C:
+			out.TimedOut = true
+			out.Seconds = time.Since(start).Seconds()
+			return info, out, nil
+		case <-tick.C:
+			info = d.refresh(ctx, info)
+		}
+	}
+}
+
+// refresh re-inspects a session while waiting. While the engine holds its
+// lock, the lock alone says it is running and tmux is not asked.
+func (d *Deps) refresh(ctx context.Context, info sessionInfo) sessionInfo {
+	var list []tmux.Session
+	if ls, _ := state.ProbeLock(info.Layout.LockFile()); !ls.Held {
+		list, _ = d.listTmux(ctx)
+	}
+	return d.inspect(info.ProjectDir, info.Name, list)
+}
+
+func maxOf(info sessionInfo) int {
+	if info.State == nil {
+		return 0
+	}
+	return info.State.MaxIterations
+}
+
+func progressMessage(info sessionInfo) string {
+	st := info.State
+	if st == nil {
+		return "starting"
+	}
+	name := ""
+	if st.CurrentStage < len(st.Stages) {
+		name = st.Stages[st.CurrentStage].Name
+	}
+	return fmt.Sprintf("stage %d/%d %s: %d of %d iterations done", st.CurrentStage+1, len(st.Stages), name, st.IterationCompleted, st.MaxIterations)
+}
+
+// snapshot builds monitor's answer from one inspection.
+func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) MonitorResult {
+	sum := d.summarize(info)
+	res := MonitorResult{
+		Session: info.Name, Status: sum.Status, Why: sum.Why, Alive: info.Lock.Held,
+		Type: sum.Type, Definition: sum.Definition, Stage: sum.Stage, StageNumber: sum.StageNumber, StageCount: sum.StageCount,
+		Iteration: sum.Iteration, IterationCompleted: sum.IterationCompleted, MaxIterations: sum.MaxIterations,
+		CompletionReason: sum.CompletionReason, Error: sum.Error, StartedAt: sum.StartedAt, Age: sum.Age, AgeSeconds: sum.AgeSeconds,
+		Stale: sum.Stale, TmuxSession: sum.TmuxSession, RunDir: sum.RunDir, ProjectDir: info.ProjectDir, Warnings: []string{},
+	}
+	if w := sessionWarning(sum); w != "" {
+		res.Warnings = append(res.Warnings, w)
+	}
+	if info.Rebuilt {
+		res.Warnings = append(res.Warnings, "state.json was missing or corrupt; this view was rebuilt from events.jsonl (the engine rewrites it on resume)")
+	}
+	// Live pane while the tmux session exists, else the transcript.
+	res.OutputSource = "none"
+	if info.Tmux != nil {
+		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, lines); err == nil {
+			res.RecentOutput, res.OutputSource = screen, "pane"
+		}
+	}
+	if res.OutputSource == "none" && info.HasRunDir {
+		if text, err := tailFile(info.Layout.LogFile(), lines, 256<<10); err == nil && text != "" {
+			res.RecentOutput, res.OutputSource = text, "session.log"
+		}
+	}
+	if cut, trimmed := tailText(res.RecentOutput, recentOutputLimit); trimmed {
+		res.RecentOutput = cut
+	}
+	st := info.State
+	if st == nil {
+		return res
+	}
+	res.IterationRunning = info.Lock.Held && st.IterationStarted != nil
+	res.Cost = CostSummary{USD: st.Cost.USD, InputTokens: st.Cost.InputTokens, OutputTokens: st.Cost.OutputTokens}
+	if n := len(st.History); n > 0 {
+		h := st.History[n-1]
+		files := info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration)
+		li := &IterationSummary{Iteration: h.Iteration, Stage: h.Stage, Decision: h.Decision, Reason: h.Reason, Plateau: h.Plateau,
+			Reasoning: h.Reasoning, ExitCode: h.ExitCode, DurationS: float64(h.DurationMS) / 1000, CostUSD: h.CostUSD, Warning: h.Warning,
+			OutputFile: files.Output}
+		if text, err := tailFile(files.Output, 40, 64<<10); err == nil {
+			li.OutputExcerpt, _ = tailText(text, excerptLimit)
+		}
+		res.LastIteration = li
+		if h.Warning != "" && h.Decision == engine.DecisionError {
+			res.Warnings = append(res.Warnings, "last iteration: "+h.Warning)
+		}
+	}
+	progressFile := info.Layout.ProgressFile()
+	if st.Type == engine.KindPipeline && st.CurrentStage < len(st.Stages) {
+		progressFile = info.Layout.StageProgressFile(st.CurrentStage, st.Stages[st.CurrentStage].Name)
+	}
+	if text, err := tailFile(progressFile, 30, 64<<10); err == nil {
+		res.ProgressFile = progressFile
+		res.ProgressTail, _ = tailText(text, progressTailLimit)
+	}
+	if plan, err := engine.PlanFromSpec(st.Spec); err == nil && st.CurrentStage < len(plan.Stages) &&
+		plan.Stages[st.CurrentStage].Completion == engine.CompletionBeadsEmpty {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := engine.BeadsReady(bctx, info.ProjectDir, "loop/"+info.Name)
+		cancel()
+		if err == nil {
+			res.BeadsRemaining = &n
+		} else {
+			res.Warnings = append(res.Warnings, "could not count beads: "+truncate(err.Error(), 300))
+		}
+	}
+	return res
+}
+
+// tailFile returns the last n lines of a file, reading at most max bytes
+// from its end.
+func tailFile(path string, n int, max int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	off := info.Size() - max
+	if off < 0 {
+		off = 0
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return "", err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, max))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	text := strings.TrimRight(string(data), "\n")
+	if off > 0 {
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			text = text[i+1:]
+		}
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+func monitorText(r MonitorResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", r.Session, r.Status)
+	if r.Definition != "" {
+		fmt.Fprintf(&b, " · %s %s", r.Type, r.Definition)
+	}
+	if r.StageCount > 1 {
+		fmt.Fprintf(&b, " · stage %d/%d %s", r.StageNumber, r.StageCount, r.Stage)
+	}
+	if r.MaxIterations > 0 {
+		fmt.Fprintf(&b, " · iteration %d/%d done", r.IterationCompleted, r.MaxIterations)
+		if r.IterationRunning {
+			fmt.Fprintf(&b, " (iteration %d running)", r.Iteration)
+		}
+	}
+	if r.Age != "" {
+		fmt.Fprintf(&b, " · age %s", r.Age)
+	}
+	if r.Cost.USD > 0 {
+		fmt.Fprintf(&b, " · $%.4f", r.Cost.USD)
+	}
+	b.WriteString("\n")
+	if r.CompletionReason != "" {
+		fmt.Fprintf(&b, "Ended: %s", r.CompletionReason)
+		if r.Error != "" {
+			fmt.Fprintf(&b, " — %s", r.Error)
+		}
+		b.WriteString("\n")
+	}
+	if r.Waited != nil {
+		switch {
+		case r.Waited.Met:
+			fmt.Fprintf(&b, "Waited %.0fs for %s: done.\n", r.Waited.Seconds, r.Waited.Kind)
+		case r.Waited.TimedOut:
+			fmt.Fprintf(&b, "Waited %.0fs for %s: timed out; call monitor again to keep waiting.\n", r.Waited.Seconds, r.Waited.Kind)
+		default:
+			fmt.Fprintf(&b, "Waited %.0fs for %s: the session ended first.\n", r.Waited.Seconds, r.Waited.Kind)
+		}
+	}
+	if li := r.LastIteration; li != nil {
+		fmt.Fprintf(&b, "Last iteration %d (%s): %s, exit %d, %.1fs", li.Iteration, li.Stage, li.Decision, li.ExitCode, li.DurationS)
+		if li.Plateau {
+			b.WriteString(", plateau vote")
+		}
+		if li.Reasoning != "" {
+			fmt.Fprintf(&b, " — %s", li.Reasoning)
+		}
+		b.WriteString("\n")
+	}
+	if r.BeadsRemaining != nil {
+		fmt.Fprintf(&b, "Beads remaining: %d\n", *r.BeadsRemaining)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "Warning: %s\n", w)
+	}
+	if r.RecentOutput != "" {
+		fmt.Fprintf(&b, "Recent output (%s):\n%s\n", r.OutputSource, r.RecentOutput)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,548 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tmux"
+)
+
+// StartErrorFileEnv names the file where an engine started by
+// start_session writes why it could not start, so the tool can report the
+// engine's own words even though its tmux pane closed with it.
+const StartErrorFileEnv = "AGENT_SESSIONS_START_ERROR_FILE"
+
+// StartArgs are start_session's arguments.
+type StartArgs struct {
+	Session       string   `json:"session" jsonschema:"session name: lowercase letters, digits and hyphens, starting with a letter or digit, at most 48 characters"`
+	Stage         string   `json:"stage,omitempty" jsonschema:"stage to run as a single-stage session (a loop), e.g. work, improve-plan, demo; give stage or pipeline"`
+	Pipeline      string   `json:"pipeline,omitempty" jsonschema:"pipeline to run (a name such as quick-refine, or a path to a YAML file); give stage or pipeline"`
+	MaxIterations int      `json:"max_iterations,omitempty" jsonschema:"iterations for a loop (default: the stage's max_iterations); for a pipeline a cap on each stage's runs; on resume it raises or lowers the current stage's limit"`
+	ProjectDir    string   `json:"project_dir,omitempty" jsonschema:"project directory the agents work in (default: the server's working directory)"`
+	Mode          string   `json:"mode,omitempty" jsonschema:"new (default): refuse if the name exists; resume: continue a crashed, failed or killed session where it stopped; force: stop a running one and start over, moving the old run aside"`
+	Provider      string   `json:"provider,omitempty" jsonschema:"agent CLI for every stage: claude, codex, command or mock (default: each stage's own)"`
+	Model         string   `json:"model,omitempty" jsonschema:"model for every stage: opus, sonnet, haiku or a full model name (default: each stage's own)"`
+	Context       string   `json:"context,omitempty" jsonschema:"free text handed to prompts as ${CONTEXT}, e.g. which plan file to work on"`
+	Inputs        []string `json:"inputs,omitempty" jsonschema:"files inside the project whose contents the first stage receives as ${INPUTS}"`
+	DryRun        bool     `json:"dry_run,omitempty" jsonschema:"validate and show the plan and the first prompt without creating anything"`
+}
+
+// StagePreview describes a stage of the plan.
+type StagePreview struct {
+	Name          string   `json:"name" jsonschema:"stage name"`
+	Uses          string   `json:"uses,omitempty" jsonschema:"the stage definition it reuses"`
+	Completion    string   `json:"completion" jsonschema:"termination strategy: fixed-n, plateau, beads-empty or all-items"`
+	MaxIterations int      `json:"max_iterations" jsonschema:"iteration limit"`
+	MinIterations int      `json:"min_iterations,omitempty" jsonschema:"plateau: iterations before a plateau may end the stage"`
+	Provider      string   `json:"provider" jsonschema:"agent CLI"`
+	Model         string   `json:"model" jsonschema:"model"`
+	Parallel      bool     `json:"parallel,omitempty" jsonschema:"runs execute concurrently (at most 4 at once)"`
+	Perspectives  []string `json:"perspectives,omitempty" jsonschema:"perspectives handed to runs as ${PERSPECTIVE}"`
+	Items         int      `json:"items,omitempty" jsonschema:"all-items: number of items"`
+	DelaySeconds  float64  `json:"delay_seconds" jsonschema:"pause between iterations"`
+	TimeoutSecond int      `json:"timeout_seconds" jsonschema:"per-iteration timeout"`
+	CheckBefore   bool     `json:"check_before,omitempty" jsonschema:"beads-empty: check for ready beads before each iteration"`
+}
+
+// StartResult is start_session's result.
+type StartResult struct {
+	Session       string         `json:"session" jsonschema:"session name"`
+	TmuxSession   string         `json:"tmux_session" jsonschema:"tmux session running the engine"`
+	Type          string         `json:"type" jsonschema:"loop (one stage) or pipeline"`
+	Definition    string         `json:"definition" jsonschema:"the stage or pipeline"`
+	Mode          string         `json:"mode" jsonschema:"new, resume or force"`
+	Status        string         `json:"status" jsonschema:"running once the engine holds its lock; complete or failed if it already ended; dry_run when nothing was created"`
+	ProjectDir    string         `json:"project_dir" jsonschema:"project directory"`
+	RunDir        string         `json:"run_dir" jsonschema:"run directory (state, events, logs, iterations)"`
+	StateFile     string         `json:"state_file" jsonschema:"state.json path"`
+	ProgressFile  string         `json:"progress_file" jsonschema:"progress file of the first (or current) stage"`
+	LogFile       string         `json:"log_file" jsonschema:"session.log path (everything the engine printed)"`
+	AttachCommand string         `json:"attach_command" jsonschema:"command for the user to watch it live"`
+	ResumeAt      string         `json:"resume_at,omitempty" jsonschema:"resume: where it continues"`
+	Stages        []StagePreview `json:"stages" jsonschema:"the resolved plan"`
+	FirstPrompt   string         `json:"first_prompt,omitempty" jsonschema:"dry_run: the first prompt exactly as the agent would receive it"`
+	EngineCommand []string       `json:"engine_command" jsonschema:"the argv tmux runs"`
+	NextSteps     []string       `json:"next_steps" jsonschema:"what to do next"`
+	Warnings      []string       `json:"warnings" jsonschema:"things worth knowing"`
+}
+
+// StartSession is the start_session tool.
+func StartSession(d *Deps) server.ServerTool {
+	tool := mcp.NewTool("start_session",
+		mcp.WithToolTitle("Start a session"),
+		mcp.WithDescription("Start an autonomous agent session in the background, in tmux: a single stage (a loop, e.g. work or improve-plan) or a multi-stage pipeline (e.g. quick-refine). Everything is validated before anything is created (name, definition, project, agent CLI, bd). Existing names are refused with options (resume, force, another name). Use dry_run to preview the plan and the first prompt. Returns once the engine holds its lock."),
+		inputSchema[StartArgs](map[string]propPatch{
+			"mode":           {Enum: []any{engine.ModeNew, engine.ModeResume, engine.ModeForce}, Default: engine.ModeNew},
+			"provider":       {Enum: []any{"claude", "claude-code", "codex", "command", "mock"}},
+			"max_iterations": {Min: num(1), Max: num(100000)},
+			"dry_run":        {Default: false},
+		}),
+		mcp.WithOutputSchema[StartResult](),
+		annotations("Start a session", false, false, false, true),
+	)
+	return server.ServerTool{Tool: tool, Handler: typed(d.startSession)}
+}
+
+func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
+	if a.Mode == "" {
+		a.Mode = engine.ModeNew
+	}
+	if a.Mode != engine.ModeNew && a.Mode != engine.ModeResume && a.Mode != engine.ModeForce {
+		return StartResult{}, "", invalidf("mode %q: use new, resume or force", a.Mode)
+	}
+	if err := state.ValidateSession(a.Session); err != nil {
+		suggestion := state.SuggestSession(a.Session)
+		return StartResult{}, "", invalidf("%v", err).with(Option{Tool: "start_session", Arguments: map[string]any{"session": suggestion}, Description: "use the suggested name"})
+	}
+	if a.MaxIterations < 0 {
+		return StartResult{}, "", invalidf("max_iterations must be positive, got %d", a.MaxIterations)
+	}
+	if a.Stage != "" && a.Pipeline != "" {
+		return StartResult{}, "", invalidf("give stage or pipeline, not both (stage %q, pipeline %q)", a.Stage, a.Pipeline)
+	}
+	if a.Stage == "" && a.Pipeline == "" && a.Mode != engine.ModeResume {
+		return StartResult{}, "", invalidf("give a stage (a single-stage loop) or a pipeline to run").
+			with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the stages and pipelines available"})
+	}
+	project, err := d.projectDir(a.ProjectDir)
+	if err != nil {
+		return StartResult{}, "", err
+	}
+	tmuxErr := d.Tmux.Available()
+	if tmuxErr != nil && !a.DryRun {
+		return StartResult{}, "", &ToolError{Code: CodeTmuxUnavailable, Options: []Option{},
+			Message: "tmux is not installed, and sessions run in tmux; " + tmux.InstallHint() + " (or run `agent-sessions run` in a terminal yourself)"}
+	}
+	var tmuxList []tmux.Session
+	if tmuxErr == nil {
+		if tmuxList, err = d.Tmux.ListSessions(ctx); err != nil && !errors.Is(err, tmux.ErrNoServer) {
+			return StartResult{}, "", toolError(fmt.Errorf("list tmux sessions: %w", err))
+		}
+	}
+	info := d.inspect(project, a.Session, tmuxList)
+	opts := engine.RunOptions{
+		Session: a.Session, Stage: a.Stage, Pipeline: a.Pipeline, ProjectDir: project, Mode: a.Mode, Env: d.environ(),
+		Compile: engine.Options{Max: a.MaxIterations, Provider: a.Provider, Model: a.Model, Context: a.Context, Inputs: a.Inputs},
+	}
+
+	var plan *engine.Plan
+	res := StartResult{Session: a.Session, Mode: a.Mode, ProjectDir: project, Warnings: []string{}}
+	switch a.Mode {
+	case engine.ModeNew:
+		if err := newConflict(info); err != nil {
+			return StartResult{}, "", err
+		}
+		prep, err := engine.Prepare(opts)
+		if err != nil {
+			return StartResult{}, "", prepareError(err, a)
+		}
+		plan = prep.Plan
+	case engine.ModeForce:
+		prep, err := engine.Prepare(opts)
+		if err != nil {
+			return StartResult{}, "", prepareError(err, a)
+		}
+		plan = prep.Plan
+		if info.HasRunDir {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the previous run of %s will be moved aside to %s.<timestamp> (nothing is deleted)", a.Session, info.Layout.RunDir()))
+		}
+	case engine.ModeResume:
+		plan, err = d.resumePlan(info, a)
+		if err != nil {
+			return StartResult{}, "", err
+		}
+		res.ResumeAt = fmt.Sprintf("stage %d/%d (%s), iteration %d", info.State.CurrentStage+1, len(plan.Stages),
+			plan.Stages[info.State.CurrentStage].Name, info.State.IterationCompleted+1)
+	}
+	res.Type, res.Definition = plan.Kind, plan.Name
+	res.TmuxSession = state.TmuxName(a.Session, plan.Multi())
+	if a.Mode == engine.ModeResume && info.State != nil && info.State.TmuxSession != "" {
+		res.TmuxSession = info.State.TmuxSession
+	}
+	l := info.Layout
+	res.RunDir, res.StateFile, res.LogFile = l.RunDir(), l.StateFile(), l.LogFile()
+	res.ProgressFile = l.ProgressFile()
+	if plan.Multi() {
+		cur := 0
+		if a.Mode == engine.ModeResume {
+			cur = info.State.CurrentStage
+		}
+		res.ProgressFile = l.StageProgressFile(cur, plan.Stages[cur].Name)
+	}
+	res.AttachCommand = strings.Join(d.Tmux.AttachCommand(res.TmuxSession, false), " ")
+	for _, sp := range plan.Stages {
+		res.Stages = append(res.Stages, StagePreview{Name: sp.Name, Uses: sp.Ref, Completion: sp.Completion, MaxIterations: sp.MaxIterations,
+			MinIterations: sp.MinIterations, Provider: sp.Provider, Model: sp.Model, Parallel: sp.Parallel, Perspectives: sp.Perspectives,
+			Items: len(sp.Items), DelaySeconds: sp.Delay, TimeoutSecond: sp.Timeout, CheckBefore: sp.CheckBefore})
+	}
+	res.EngineCommand = d.engineArgv(plan, a, project)
+
+	if a.DryRun {
+		res.Status = "dry_run"
+		if tmuxErr != nil {
+			res.Warnings = append(res.Warnings, "tmux is not installed: starting for real would fail; "+tmux.InstallHint())
+		}
+		if p, err := engine.PreviewPrompt(plan); err == nil {
+			res.FirstPrompt = boundText(p, 8<<10)
+		} else {
+			res.Warnings = append(res.Warnings, "could not render the first prompt: "+err.Error())
+		}
+		res.NextSteps = []string{fmt.Sprintf("start it: start_session with the same arguments and dry_run false")}
+		return res, startText(res), nil
+	}
+
+	if err := d.clearForStart(ctx, info, a.Mode); err != nil {
+		return StartResult{}, "", err
+	}
+	errFile, err := os.CreateTemp("", "agent-sessions-start-*.json")
+	if err != nil {
+		return StartResult{}, "", toolError(err)
+	}
+	errFile.Close()
+	defer os.Remove(errFile.Name())
+	env := engineEnv(d.environ(), errFile.Name())
+	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
+	if errors.Is(err, tmux.ErrSessionExists) {
+		return StartResult{}, "", (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
+			with(Option{Tool: "monitor", Arguments: map[string]any{"session": a.Session}, Description: "look at the session that is running"},
+				Option{Tool: "list", Description: "see every session"})
+	}
+	if err != nil {
+		return StartResult{}, "", toolError(fmt.Errorf("start tmux session %s: %w", res.TmuxSession, err))
+	}
+	status, err := d.confirmStart(ctx, l, res.TmuxSession, errFile.Name())
+	if err != nil {
+		return StartResult{}, "", err
+	}
+	res.Status = status
+	res.NextSteps = []string{
+		fmt.Sprintf("watch progress: monitor {\"session\": %q} (add \"wait\": \"iteration\" or \"complete\" to block until it moves)", a.Session),
+		"watch live: tell the user to run " + res.AttachCommand + " (detach with Ctrl+b d; never Ctrl+C)",
+		fmt.Sprintf("stop it: kill {\"session\": %q}", a.Session),
+		"before ending the conversation: read sessions://reminder and tell the user what is still running",
+	}
+	if status == "starting" {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the engine had not taken its lock after %s; check it with monitor", d.startTimeout()))
+	}
+	return res, startText(res), nil
+}
+
+// newConflict refuses a new session whose name is taken, with the calls
+// that resolve it.
+func newConflict(info sessionInfo) error {
+	name := info.Name
+	monitor := Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at it"}
+	force := Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "force"}, Description: "stop it and start over (the old run is moved aside, nothing is deleted)"}
+	resume := Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "resume"}, Description: "continue where it stopped"}
+	other := Option{Tool: "start_session", Arguments: map[string]any{"session": nextName(name)}, Description: "use another name"}
+	switch info.Live.Status {
+	case "":
+		if info.Lock.Exists && info.Lock.Held {
+			break
+		}
+		return nil
+	case state.LiveRunning, state.LiveStarting:
+		return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is already running (%s)", name, info.Live.Why)}).
+			with(monitor, Option{Tool: "kill", Arguments: map[string]any{"session": name}, Description: "stop it"}, force, other)
+	case state.LiveOrphan, state.LiveZombie:
+		return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s exists without a live engine (%s: %s)", info.tmuxName(), info.Live.Status, info.Live.Why)}).
+			with(Option{Tool: "cleanup", Arguments: map[string]any{"dry_run": false, "kill_orphans": true}, Description: "close orphan and zombie tmux sessions"}, force, other)
+	case state.LiveComplete:
+		return (&ToolError{Code: CodeConflictComplete, Message: fmt.Sprintf("session %s already completed (%s)", name, info.State.CompletionReason)}).with(force, other)
+	default:
+		what := info.Live.Status
+		if info.State != nil && info.State.Error != "" {
+			what += ": " + truncate(info.State.Error, 300)
+		}
+		return (&ToolError{Code: CodeConflictCrashed, Message: fmt.Sprintf("session %s exists and can be resumed (%s; stopped at iteration %d)", name, what, iterationOf(info)+1)}).
+			with(resume, force, other)
+	}
+	return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is locked by a running engine", name)}).with(monitor, force, other)
+}
+
+func iterationOf(info sessionInfo) int {
+	if info.State == nil {
+		return 0
+	}
+	return info.State.IterationCompleted
+}
+
+// nextName suggests name-2, name-3….
+func nextName(name string) string {
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		if n, err := strconv.Atoi(name[i+1:]); err == nil {
+			return fmt.Sprintf("%s-%d", name[:i], n+1)
+		}
+	}
+	s := name + "-2"
+	if len(s) > 48 {
+		s = name[:46] + "-2"
+	}
+	return s
+}
+
+func prepareError(err error, a StartArgs) error {
+	te := toolError(err)
+	switch te.Code {
+	case CodeAgentUnavailable:
+		te.with(Option{Tool: "start_session", Arguments: map[string]any{"session": a.Session, "stage": a.Stage, "pipeline": a.Pipeline, "provider": "mock", "dry_run": true},
+			Description: "preview the same session with the built-in mock agent (no CLI needed)"})
+	case CodeNotFound, CodeInvalidArgument:
+		te.with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the stages and pipelines that can be started"})
+	}
+	return te
+}
+
+// resumePlan validates a resume: the session must exist, not be running or
+// complete, and its agents must be available.
+func (d *Deps) resumePlan(info sessionInfo, a StartArgs) (*engine.Plan, error) {
+	name := a.Session
+	switch {
+	case info.Lock.Held:
+		return nil, (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is running; there is nothing to resume", name)}).
+			with(Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at it"})
+	case info.State == nil && info.StateErr != nil:
+		return nil, (&ToolError{Code: CodeInternal, Message: fmt.Sprintf("session %s cannot be read: %v", name, info.StateErr)}).
+			with(Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "force"}, Description: "start over (the old run is moved aside)"})
+	case info.State == nil:
+		return nil, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %s to resume in %s", name, info.ProjectDir)}).
+			with(Option{Tool: "start_session", Arguments: map[string]any{"session": name}, Description: "start it new (give a stage or pipeline)"},
+				Option{Tool: "list", Description: "see the sessions that exist"})
+	case info.State.Status == state.StatusComplete:
+		return nil, (&ToolError{Code: CodeConflictComplete, Message: fmt.Sprintf("session %s already completed (%s); nothing to resume", name, info.State.CompletionReason)}).
+			with(Option{Tool: "start_session", Arguments: definitionArgs(name, "force", info.State), Description: "start it over (the old run is moved aside)"})
+	}
+	plan, err := engine.PlanFromSpec(info.State.Spec)
+	if err != nil {
+		return nil, toolError(err)
+	}
+	if (a.Stage != "" && (plan.Kind != engine.KindLoop || a.Stage != plan.Name)) || (a.Pipeline != "" && (plan.Kind != engine.KindPipeline || a.Pipeline != plan.Name)) {
+		return nil, invalidf("session %s ran %s %q; resume it without stage/pipeline (or with the same one)", name, plan.Kind, plan.Name)
+	}
+	for i := range plan.Stages {
+		if a.Provider != "" {
+			plan.Stages[i].Provider = a.Provider
+		}
+		if a.Model != "" {
+			plan.Stages[i].Model = a.Model
+		}
+	}
+	if err := engine.CheckPlan(plan, pathOf(d.environ())); err != nil {
+		return nil, prepareError(err, a)
+	}
+	return plan, nil
+}
+
+// definitionArgs are start_session arguments that rerun what a state ran.
+func definitionArgs(name, mode string, st *state.State) map[string]any {
+	args := map[string]any{"session": name, "mode": mode}
+	if st.Stage != "" {
+		args["stage"] = st.Stage
+	} else if st.Pipeline != "" {
+		args["pipeline"] = st.Pipeline
+	}
+	return args
+}
+
+func pathOf(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// clearForStart makes way for the new engine's tmux session: for force it
+// stops a live engine; a leftover tmux session (zombie) is closed after its
+// screen is saved.
+func (d *Deps) clearForStart(ctx context.Context, info sessionInfo, mode string) error {
+	if mode == engine.ModeForce && info.Lock.Held {
+		if err := engine.StopEngine(ctx, info.Layout, d.grace()); err != nil {
+			return toolError(err)
+		}
+	}
+	if info.Tmux == nil || mode == engine.ModeNew {
+		return nil
+	}
+	if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, 2000); err == nil && info.HasRunDir {
+		if _, err := os.Stat(info.Layout.FinalOutput()); errors.Is(err, os.ErrNotExist) {
+			state.WriteFileAtomic(info.Layout.FinalOutput(), []byte(screen+"\n"), 0o644)
+		}
+	}
+	// The engine is gone; give its tmux session a moment to close itself.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
+		if ok, _ := d.Tmux.HasSession(ctx, info.Tmux.Name); !ok {
+			return nil
+		}
+	}
+	if err := d.Tmux.KillSession(ctx, info.Tmux.Name); err != nil && !errors.Is(err, tmux.ErrSessionNotFound) {
+		return toolError(err)
+	}
+	return nil
+}
+
+// engineArgv is the command tmux runs: this binary's `run`, every value a
+// separate argument (tmux execs it without a shell).
+func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project string) []string {
+	argv := []string{d.Executable, "run", "--session", a.Session}
+	if plan.Kind == engine.KindLoop {
+		argv = append(argv, "--stage", plan.Name)
+	} else {
+		ref := a.Pipeline
+		if ref == "" || a.Mode == engine.ModeResume {
+			ref = plan.Name
+		}
+		argv = append(argv, "--pipeline", ref)
+	}
+	argv = append(argv, "--project", project)
+	if a.MaxIterations > 0 {
+		argv = append(argv, "--max", strconv.Itoa(a.MaxIterations))
+	}
+	if a.Provider != "" {
+		argv = append(argv, "--provider", a.Provider)
+	}
+	if a.Model != "" {
+		argv = append(argv, "--model", a.Model)
+	}
+	if a.Mode != engine.ModeResume {
+		if a.Context != "" {
+			argv = append(argv, "--context", a.Context)
+		}
+		for _, in := range plan.Inputs {
+			argv = append(argv, "--input", in)
+		}
+	}
+	switch a.Mode {
+	case engine.ModeResume:
+		argv = append(argv, "--resume")
+	case engine.ModeForce:
+		argv = append(argv, "--force")
+	}
+	return argv
+}
+
+// engineEnv is the environment of the engine: the server's own (so PATH
+// finds the same agent CLIs), without tmux's variables of the server's own
+// terminal, plus where to report a failed start.
+func engineEnv(env []string, errFile string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "TMUX", "TMUX_PANE", "TERM", StartErrorFileEnv, "":
+			continue
+		}
+		if strings.ContainsAny(k, " \t\n") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, StartErrorFileEnv+"="+errFile)
+}
+
+// StartFailure is what an engine writes to its start-error file.
+type StartFailure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ErrorCode maps an engine error onto its tool error code (for the start
+// error file the engine writes).
+func ErrorCode(err error) string { return toolError(err).Code }
+
+// confirmStart waits, within a bound, until the engine holds its lock (or
+// already finished). An engine that dies at once is reported with its own
+// first error lines, never as started.
+func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFile string) (string, error) {
+	deadline := time.Now().Add(d.startTimeout())
+	for {
+		if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
+			return state.StatusRunning, nil
+		}
+		alive, _ := d.Tmux.HasSession(ctx, tmuxName)
+		if !alive {
+			// Did it run and finish already, or die at once?
+			if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
+				return state.StatusRunning, nil
+			}
+			if st, _, err := state.Load(l); err == nil && (state.Terminal(st.Status) || st.Status == state.StatusRunning) {
+				if st.Status == state.StatusFailed {
+					return "", &ToolError{Code: CodeInternal, Options: []Option{}, Message: fmt.Sprintf("the engine started but the session failed at once: %s", truncate(st.Error, 2000))}
+				}
+				return st.Status, nil
+			}
+			return "", d.startFailure(l, errFile)
+		}
+		if time.Now().After(deadline) {
+			return "starting", nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", toolError(ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Deps) startFailure(l state.Layout, errFile string) error {
+	var f StartFailure
+	if data, err := os.ReadFile(errFile); err == nil && len(data) > 0 && json.Unmarshal(data, &f) == nil && f.Message != "" {
+		code := f.Code
+		if code == "" {
+			code = CodeInternal
+		}
+		return &ToolError{Code: code, Options: []Option{}, Message: "the engine could not start: " + f.Message}
+	}
+	msg := "the engine exited at once without saying why"
+	if data, err := os.ReadFile(l.LogFile()); err == nil && len(data) > 0 {
+		tail, _ := tailText(string(data), 4000)
+		msg += "; last lines of " + filepath.Base(l.LogFile()) + ":\n" + tail
+	}
+	return &ToolError{Code: CodeInternal, Options: []Option{}, Message: msg}
+}
+
+func startText(r StartResult) string {
+	var b strings.Builder
+	if r.Status == "dry_run" {
+		fmt.Fprintf(&b, "Dry run — nothing was created. Session %s would run %s %s in tmux session %s:\n", r.Session, r.Type, r.Definition, r.TmuxSession)
+	} else {
+		verb := "Started"
+		if r.Mode == engine.ModeResume {
+			verb = "Resumed (at " + r.ResumeAt + ")"
+		}
+		fmt.Fprintf(&b, "%s session %s: %s %s in tmux session %s (status %s).\n", verb, r.Session, r.Type, r.Definition, r.TmuxSession, r.Status)
+	}
+	for i, s := range r.Stages {
+		fmt.Fprintf(&b, "  %d. %s: %s, up to %d iterations, %s/%s", i+1, s.Name, s.Completion, s.MaxIterations, s.Provider, s.Model)
+		if s.Parallel {
+			b.WriteString(", parallel")
+		}
+		b.WriteString("\n")
+	}
+	if r.Status != "dry_run" {
+		fmt.Fprintf(&b, "Run dir: %s\nWatch live: %s\n", r.RunDir, r.AttachCommand)
+	}
+	for _, n := range r.NextSteps {
+		fmt.Fprintf(&b, "Next: %s\n", n)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "Warning: %s\n", w)
+	}
+	if r.FirstPrompt != "" {
+		fmt.Fprintf(&b, "First prompt:\n%s\n", r.FirstPrompt)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,383 @@
+// Package tools is the MCP surface of agent-sessions: one file per tool or
+// resource, each a constructor returning its definition and handler, and
+// All, the single registry that the stdio server, the debug mode and the
+// tests all use. Tools talk to tmux through the small Tmux interface and
+// read sessions through the state package's classifier, so every tool
+// judges a session the same way.
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/agent-sessions/agent-sessions/tmux"
+)
+
+// Tmux is what the tools need from tmux (the tmux package's Client).
+type Tmux interface {
+	Available() error
+	Socket() string
+	ListSessions(ctx context.Context) ([]tmux.Session, error)
+	HasSession(ctx context.Context, name string) (bool, error)
+	NewSession(ctx context.Context, o tmux.NewSessionOptions) error
+	CapturePane(ctx context.Context, name string, lines int) (string, error)
+	KillSession(ctx context.Context, name string) error
+	AttachCommand(name string, readOnly bool) []string
+	SwitchCommand(name string) []string
+}
+
+// Deps are the tools' dependencies.
+type Deps struct {
+	Tmux Tmux
+	// Executable is the absolute path of this binary; start_session runs
+	// `Executable run …` inside tmux.
+	Executable string
+	// ProjectDir is the default project directory (the server's cwd).
+	ProjectDir string
+	// Environ is the environment handed to engines (default os.Environ).
+	Environ func() []string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// StartTimeout bounds how long start_session waits for the engine to
+	// take its lock (default 10 s).
+	StartTimeout time.Duration
+	// Grace is how long kill waits for an engine to stop on its own before
+	// SIGKILL (default 15 s: the engine's own agent grace plus margin).
+	Grace time.Duration
+	// Poll is how often waits and the reminder watcher look (default 250 ms
+	// for waits; the watcher uses 8× this).
+	Poll time.Duration
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Deps) environ() []string {
+	if d.Environ != nil {
+		return d.Environ()
+	}
+	return os.Environ()
+}
+
+func (d *Deps) poll() time.Duration {
+	if d.Poll > 0 {
+		return d.Poll
+	}
+	return 250 * time.Millisecond
+}
+
+func (d *Deps) grace() time.Duration {
+	if d.Grace > 0 {
+		return d.Grace
+	}
+	return 15 * time.Second
+}
+
+func (d *Deps) startTimeout() time.Duration {
+	if d.StartTimeout > 0 {
+		return d.StartTimeout
+	}
+	return 10 * time.Second
+}
+
+// All is the registry of every tool. main, the debug mode and the tests use
+// it; there is no other list.
+func All(d *Deps) []server.ServerTool {
+	return []server.ServerTool{
+		StartSession(d),
+		Monitor(d),
+		AttachHint(d),
+		List(d),
+		Kill(d),
+		Cleanup(d),
+	}
+}
+
+// ServerName is the MCP server's name.
+const ServerName = "agent-sessions"
+
+// Instructions tell Claude how to route requests and the orphan rule.
+const Instructions = `agent-sessions runs autonomous agents in the background, in tmux. A session is a pipeline of stages; a single-stage session is a "loop". Each iteration spawns a fresh agent; continuity lives in a progress file.
+
+Routing (what the user wants -> tool):
+- Start a loop or pipeline -> start_session (list with include_catalog shows what can be started; dry_run previews the plan and first prompt).
+- Peek at progress or wait for it -> monitor (wait: "iteration" or "complete" blocks up to timeout_seconds).
+- Watch live -> attach_hint (gives the tmux command for the user to run; never run it yourself).
+- See what exists -> list.
+- Stop a session -> kill.
+- Find stale, crashed, orphaned or zombie sessions -> cleanup (dry run by default).
+
+Errors come back with a code and options naming the calls that resolve them (for example resume or force after a conflict).
+
+Never leave orphans: before ending a conversation in which you started a session, read sessions://reminder (or call list) and tell the user which sessions are still running and how to stop them.`
+
+// NewServer builds the MCP server with every tool and resource of All and
+// Resources. Its goroutines (the reminder watcher) stop when ctx ends.
+func NewServer(ctx context.Context, d *Deps, version string) *server.MCPServer {
+	w := newReminderWatcher(ctx, d)
+	hooks := &server.Hooks{}
+	w.attach(hooks)
+	s := server.NewMCPServer(ServerName, version,
+		server.WithTitle("Agent Sessions"),
+		server.WithDescription("Start, monitor and stop autonomous agent loops and pipelines running in tmux."),
+		server.WithInstructions(Instructions),
+		server.WithToolCapabilities(false),
+		server.WithResourceCapabilities(true, false),
+		server.WithRecovery(),
+		server.WithResourceRecovery(),
+		server.WithHooks(hooks),
+	)
+	w.server = s
+	s.AddTools(All(d)...)
+	res, templates := Resources(d)
+	s.AddResources(res...)
+	s.AddResourceTemplates(templates...)
+	return s
+}
+
+// Serve runs the stdio MCP server until stdin closes or ctx ends.
+func Serve(ctx context.Context, d *Deps, version string, stdin io.Reader, stdout, errLog io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := NewServer(ctx, d, version)
+	stdio := server.NewStdioServer(s)
+	// monitor may wait up to 10 minutes; many waits must not starve the
+	// other calls, and a full queue would be served on the read loop.
+	server.WithWorkerPoolSize(64)(stdio)
+	server.WithQueueSize(1024)(stdio)
+	stdio.SetErrorLogger(log.New(errLog, "agent-sessions: ", log.LstdFlags))
+	return stdio.Listen(ctx, stdin, stdout)
+}
+
+// annotations are set deliberately on every tool: mcp.NewTool defaults to
+// destructive and open-world.
+func annotations(title string, readOnly, destructive, idempotent, openWorld bool) mcp.ToolOption {
+	return mcp.WithToolAnnotation(mcp.ToolAnnotation{
+		Title:           title,
+		ReadOnlyHint:    mcp.ToBoolPtr(readOnly),
+		DestructiveHint: mcp.ToBoolPtr(destructive),
+		IdempotentHint:  mcp.ToBoolPtr(idempotent),
+		OpenWorldHint:   mcp.ToBoolPtr(openWorld),
+	})
+}
+
+// propPatch adds what struct tags cannot say to a generated input schema.
+type propPatch struct {
+	Enum    []any
+	Default any
+	Min     *float64
+	Max     *float64
+}
+
+func num(v float64) *float64 { return &v }
+
+// inputSchema generates the schema of A and applies the patches.
+func inputSchema[A any](patches map[string]propPatch) mcp.ToolOption {
+	var t mcp.Tool
+	mcp.WithInputSchema[A]()(&t)
+	var schema map[string]any
+	if err := json.Unmarshal(t.RawInputSchema, &schema); err != nil {
+		panic(fmt.Sprintf("tools: input schema: %v", err))
+	}
+	props, _ := schema["properties"].(map[string]any)
+	for name, p := range patches {
+		prop, ok := props[name].(map[string]any)
+		if !ok {
+			panic(fmt.Sprintf("tools: patch for unknown property %q", name))
+		}
+		if p.Enum != nil {
+			prop["enum"] = p.Enum
+		}
+		if p.Default != nil {
+			prop["default"] = p.Default
+		}
+		if p.Min != nil {
+			prop["minimum"] = *p.Min
+		}
+		if p.Max != nil {
+			prop["maximum"] = *p.Max
+		}
+	}
+	raw, _ := json.Marshal(schema)
+	return mcp.WithRawInputSchema(raw)
+}
+
+// handler is a tool's typed handler: it returns the structured result and a
+// short human-readable text, or an error (a *ToolError for what the caller
+// can fix).
+type handler[A, R any] func(ctx context.Context, req mcp.CallToolRequest, args A) (R, string, error)
+
+// typed adapts a handler: strict argument binding (unknown arguments are an
+// error naming the known ones), structured result plus bounded text, and
+// every error turned into a structured tool error.
+func typed[A, R any](h handler[A, R]) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		var args A
+		if err := bindArgs(req.GetArguments(), &args); err != nil {
+			return errorResult(err), nil
+		}
+		res, text, err := h(ctx, req, args)
+		if err != nil {
+			return errorResult(err), nil
+		}
+		return mcp.NewToolResultStructured(res, boundText(text, TextLimit)), nil
+	}
+}
+
+// bindArgs decodes arguments into a struct, rejecting unknown names.
+func bindArgs(args map[string]any, out any) error {
+	if args == nil {
+		args = map[string]any{}
+	}
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return invalidf("arguments are not JSON: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		known := jsonFieldNames(out)
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			name = strings.Trim(name, `"`)
+			hint := ""
+			if s := closestName(name, known); s != "" {
+				hint = fmt.Sprintf("; did you mean %q?", s)
+			}
+			return invalidf("unknown argument %q (known: %s)%s", name, strings.Join(known, ", "), hint)
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return invalidf("argument %q must be %s, got %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
+		return invalidf("arguments: %v", err)
+	}
+	return nil
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "int32":
+		return "a whole number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "text"
+	case "slice":
+		return "a list"
+	case "ptr":
+		return "a value of another type"
+	}
+	return k
+}
+
+// TextLimit bounds the text returned to Claude.
+const TextLimit = 16 << 10
+
+// boundText keeps text under limit, cutting the middle and saying so.
+func boundText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	note := fmt.Sprintf("\n[… %d bytes cut to keep this under %d KB …]\n", len(s)-limit, limit>>10)
+	head := limit / 3
+	tail := limit - head - len(note)
+	return validUTF8Prefix(s[:head]) + note + validUTF8Suffix(s[len(s)-tail:])
+}
+
+// tailText keeps the last limit bytes of s (the most recent output), with a
+// note when it cut.
+func tailText(s string, limit int) (string, bool) {
+	if len(s) <= limit {
+		return s, false
+	}
+	cut := validUTF8Suffix(s[len(s)-limit:])
+	if i := strings.IndexByte(cut, '\n'); i >= 0 && i < 200 {
+		cut = cut[i+1:]
+	}
+	return "[… earlier output cut …]\n" + cut, true
+}
+
+func validUTF8Prefix(s string) string {
+	for len(s) > 0 && !utf8Valid(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func validUTF8Suffix(s string) string {
+	for len(s) > 0 && !utf8Valid(s) {
+		s = s[1:]
+	}
+	return s
+}
+
+func utf8Valid(s string) bool { return utf8.ValidString(s) }
+
+// jsonFieldNames lists the JSON names of a struct's fields, in order.
+func jsonFieldNames(v any) []string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func closestName(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

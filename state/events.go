@@ -57,16 +57,19 @@ type StagePlan struct {
 	Parallel      bool   `json:"parallel,omitempty"`
 }
 
+// ResumeData is the data of a session_resume event.
+type ResumeData struct {
+	// MaxIterations, when set, replaces the current stage's limit.
+	MaxIterations int `json:"max_iterations,omitempty"`
+	// Recovered says what had to be repaired before resuming.
+	Recovered string `json:"recovered,omitempty"`
+}
+
 // ReasonData is the data of stage_complete, session_complete,
 // session_failed and session_killed events.
 type ReasonData struct {
 	Reason string `json:"reason"`
 	Error  string `json:"error,omitempty"`
-}
-
-// IterationStartData is the data of an iteration_start event.
-type IterationStartData struct {
-	AgentPGID int `json:"agent_pgid,omitempty"`
 }
 
 // MustData marshals v for an event's Data. Only types of this package and
@@ -161,11 +164,17 @@ func Apply(st *State, ev Event) error {
 		st.CompletionReason = ""
 		st.Error = ""
 		st.IterationStarted = nil
-		st.AgentPGID = 0
 		if s := stage(); s != nil && s.Status != StageComplete {
 			s.Status = StageRunning
 			s.CompletedAt = nil
 			s.Reason = ""
+		}
+		var d ResumeData
+		if len(ev.Data) > 0 && json.Unmarshal(ev.Data, &d) == nil && d.MaxIterations > 0 {
+			if s := stage(); s != nil {
+				s.MaxIterations = d.MaxIterations
+			}
+			st.MaxIterations = d.MaxIterations
 		}
 	case EventStageStart:
 		s := stage()
@@ -180,16 +189,11 @@ func Apply(st *State, ev Event) error {
 		t := ts
 		s.StartedAt = &t
 	case EventIterationStart:
-		var d IterationStartData
-		if len(ev.Data) > 0 {
-			_ = json.Unmarshal(ev.Data, &d)
-		}
 		if ev.Iteration > st.Iteration {
 			st.Iteration = ev.Iteration
 		}
 		t := ts
 		st.IterationStarted = &t
-		st.AgentPGID = d.AgentPGID
 		if s := stage(); s != nil {
 			s.Status = StageRunning
 		}
@@ -208,12 +212,10 @@ func Apply(st *State, ev Event) error {
 			st.IterationCompleted = len(s.Completed)
 			if st.IterationCompleted >= st.Iteration {
 				st.IterationStarted = nil
-				st.AgentPGID = 0
 			}
 		} else {
 			st.IterationCompleted = ev.Iteration
 			st.IterationStarted = nil
-			st.AgentPGID = 0
 		}
 		if s != nil {
 			s.Iterations = st.IterationCompleted
@@ -237,7 +239,6 @@ func Apply(st *State, ev Event) error {
 		st.CompletedAt = &t
 		st.CompletionReason = d.Reason
 		st.IterationStarted = nil
-		st.AgentPGID = 0
 		switch ev.Type {
 		case EventSessionComplete:
 			st.Status = StatusComplete

@@ -60,9 +60,6 @@ type State struct {
 	Provider           string         `json:"provider"`
 	Model              string         `json:"model"`
 	Cost               Cost           `json:"cost"`
-	// AgentPGID is the process group of the agent in flight (0 when none),
-	// so a crashed engine's agent can still be found and stopped.
-	AgentPGID int `json:"agent_pgid"`
 	// EventSeq is the sequence number of the last event applied; events
 	// with a higher number are newer than this snapshot.
 	EventSeq int64 `json:"event_seq"`

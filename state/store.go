@@ -168,15 +168,6 @@ func (s *Store) Record(ev Event) error {
 	return s.writeSnapshot()
 }
 
-// Update changes fields of the snapshot that no event carries (AgentPGID of
-// a running agent, for instance) and writes it.
-func (s *Store) Update(fn func(*State)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	fn(&s.st)
-	return s.writeSnapshot()
-}
-
 func (s *Store) writeSnapshot() error {
 	data, err := json.MarshalIndent(&s.st, "", "  ")
 	if err != nil {

@@ -20,13 +20,13 @@ const ArchiveDir = ".archive"
 
 // CleanupArgs are cleanup's arguments.
 type CleanupArgs struct {
-	DryRun              *bool  `json:"dry_run,omitempty" jsonschema:"only report what would be done (default true); set false to act"`
-	KillOrphans         bool   `json:"kill_orphans,omitempty" jsonschema:"close orphan tmux sessions (no run directory) and zombie ones (engine gone)"`
-	KillStale           bool   `json:"kill_stale,omitempty" jsonschema:"kill sessions running for more than 2 hours"`
-	MarkCrashed         bool   `json:"mark_crashed,omitempty" jsonschema:"record crashed sessions as failed (they stay resumable)"`
-	RemoveStaleLocks    bool   `json:"remove_stale_locks,omitempty" jsonschema:"remove lock files no process holds"`
-	PruneOlderThanDays  int    `json:"prune_older_than_days,omitempty" jsonschema:"move run directories of sessions that ended more than this many days ago into .claude/pipeline-runs/.archive/ (0: do not prune)"`
-	ProjectDir          string `json:"project_dir,omitempty" jsonschema:"project whose run directories to examine (default: the server's working directory)"`
+	DryRun             *bool  `json:"dry_run,omitempty" jsonschema:"only report what would be done (default true); set false to act"`
+	KillOrphans        bool   `json:"kill_orphans,omitempty" jsonschema:"close orphan tmux sessions (no run directory) and zombie ones (engine gone)"`
+	KillStale          bool   `json:"kill_stale,omitempty" jsonschema:"kill sessions running for more than 2 hours"`
+	MarkCrashed        bool   `json:"mark_crashed,omitempty" jsonschema:"record crashed sessions as failed (they stay resumable)"`
+	RemoveStaleLocks   bool   `json:"remove_stale_locks,omitempty" jsonschema:"remove lock files no process holds"`
+	PruneOlderThanDays int    `json:"prune_older_than_days,omitempty" jsonschema:"move run directories of sessions that ended more than this many days ago into .claude/pipeline-runs/.archive/ (0: do not prune)"`
+	ProjectDir         string `json:"project_dir,omitempty" jsonschema:"project whose run directories to examine (default: the server's working directory)"`
 }
 
 // CleanupItem is one finding.

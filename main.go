@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/skill"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
@@ -47,7 +49,13 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "serve":
 		return serveCmd(args, stdin, stdout, stderr)
 	case "reminder":
-		return reminderCmd(args, stdout, stderr)
+		return reminderCmd(args, stdin, stdout, stderr)
+	case "debug":
+		return debugCmd(args, stdin, stdout, stderr)
+	case "demo":
+		return demoCmd(args, stdout, stderr)
+	case "install":
+		return installCmd(args, stdout, stderr)
 	case "run":
 		return runCmd(args, stdout, stderr)
 	case "lint":
@@ -69,8 +77,11 @@ func usage(w io.Writer) {
 
 commands:
   serve     (default) the stdio MCP server for Claude Code
+  demo      a one-minute tour: start, monitor, list, kill, resume a mock session
+  debug     drive the same tools by hand, one command per line on stdin
+  install   install the skill and register the server with Claude Code
   run       run one session in this process until it ends (what tmux executes)
-  reminder  print the orphan reminder (usable as a Claude Code Stop hook)
+  reminder  print the orphan reminder (--hook: as a Claude Code Stop hook)
   lint      validate stages and pipelines
   version   print the version
 
@@ -289,24 +300,181 @@ func serveCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func reminderCmd(args []string, stdout, stderr io.Writer) int {
+func reminderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reminder", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	project := fs.String("project", "", "project directory (default: current directory)")
+	hook := fs.Bool("hook", false, "Claude Code Stop hook mode: print {\"systemMessage\": …} only when sessions are running")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *hook && *project == "" {
+		// The hook's payload names the project Claude Code runs in.
+		var payload struct {
+			Cwd string `json:"cwd"`
+		}
+		if data, err := io.ReadAll(io.LimitReader(stdin, 1<<20)); err == nil {
+			json.Unmarshal(data, &payload)
+		}
+		*project = payload.Cwd
+	}
+	d, err := newDeps(*project)
+	if err != nil {
+		// A Stop hook must never break Claude Code: say why, exit 0.
+		if !*hook {
+			fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
+		}
+		return 0
+	}
+	text, err := d.ReminderText(context.Background(), d.ProjectDir)
+	if err != nil {
+		if !*hook {
+			fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
+		}
+		return 0
+	}
+	if *hook {
+		if strings.Contains(text, "No agent sessions are running") {
+			return 0
+		}
+		json.NewEncoder(stdout).Encode(map[string]string{"systemMessage": text})
+		return 0
+	}
+	fmt.Fprint(stdout, text)
+	return 0
+}
+
+func debugCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("debug", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	project := fs.String("project", "", "default project directory (default: current directory)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	d, err := newDeps(*project)
 	if err != nil {
-		// A Stop hook must never break Claude Code: say why, exit 0.
-		fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
-		return 0
+		fmt.Fprintf(stderr, "agent-sessions debug: %v\n", err)
+		return exitUsage
 	}
-	text, err := d.ReminderText(context.Background(), d.ProjectDir)
+	prompt := ""
+	if f, ok := stdin.(*os.File); ok {
+		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
+			prompt = "> "
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := tools.Debug(ctx, d, version, stdin, stdout, prompt); err != nil {
+		fmt.Fprintf(stderr, "agent-sessions debug: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func demoCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	project := fs.String("project", "", "project directory for the demo session (default: a new scratch directory)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	dir := *project
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "agent-sessions-demo-")
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-sessions demo: %v\n", err)
+			return 1
+		}
+		dir = tmp
+	}
+	d, err := newDeps(dir)
 	if err != nil {
-		fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
-		return 0
+		fmt.Fprintf(stderr, "agent-sessions demo: %v\n", err)
+		return exitUsage
 	}
-	fmt.Fprint(stdout, text)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := tools.Demo(ctx, d, version, stdout); err != nil {
+		fmt.Fprintf(stderr, "agent-sessions demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func installCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("install", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	skillDir := fs.String("skill-dir", "", "where to write the skill (default: ~/.claude/skills/sessions)")
+	project := fs.String("project", "", "also register the server in this project's .mcp.json (merged; other servers are kept)")
+	command := fs.String("command", "", "path of the agent-sessions binary to register (default: this binary)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	exe := *command
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+			return 1
+		}
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+			// `go run` builds into a temporary directory that vanishes.
+			found, err := exec.LookPath("agent-sessions")
+			if err != nil {
+				fmt.Fprintln(stderr, "agent-sessions install: this binary was built by `go run` into a temporary directory that will vanish;")
+				fmt.Fprintln(stderr, "  install a lasting one first (go build -o ~/.local/bin/agent-sessions . or go install .), then run it: agent-sessions install")
+				return exitUsage
+			}
+			exe = found
+		}
+	}
+	dir := *skillDir
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-sessions install: %v; pass --skill-dir\n", err)
+			return exitUsage
+		}
+		dir = filepath.Join(home, ".claude", "skills", "sessions")
+	}
+	res, err := skill.Install(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+		return 1
+	}
+	switch {
+	case res.Unchanged:
+		fmt.Fprintf(stdout, "skill: %s is already up to date\n", dir)
+	default:
+		fmt.Fprintf(stdout, "skill: wrote %d files to %s\n", len(res.Written), dir)
+		if res.MovedAside != "" {
+			fmt.Fprintf(stdout, "skill: the previous version differed and was moved aside to %s\n", res.MovedAside)
+		}
+	}
+	if *project != "" {
+		pdir, err := engine.ProjectDir(*project)
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+			return exitUsage
+		}
+		path := filepath.Join(pdir, ".mcp.json")
+		backup, err := skill.MergeMCPConfig(path, tools.ServerName, skill.ServerEntry{Type: "stdio", Command: exe, Args: []string{"serve"}})
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "mcp: registered %q in %s\n", tools.ServerName, path)
+		if backup != "" {
+			fmt.Fprintf(stdout, "mcp: the previous file was kept as %s\n", backup)
+		}
+	}
+	fmt.Fprintf(stdout, "\nTo register the server for yourself in every project, run:\n  claude mcp add --scope user %s -- %s serve\n", tools.ServerName, exe)
+	fmt.Fprintf(stdout, "\nOptional Stop hook (reminds you of sessions still running), in ~/.claude/settings.json:\n")
+	hook := map[string]any{"hooks": map[string]any{"Stop": []any{map[string]any{"hooks": []any{map[string]any{"type": "command", "command": exe + " reminder --hook"}}}}}}
+	out, _ := json.MarshalIndent(hook, "  ", "  ")
+	fmt.Fprintf(stdout, "  %s\n", out)
 	return 0
 }

@@ -141,7 +141,7 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 	res := StartResult{Session: a.Session, Mode: a.Mode, ProjectDir: project, Warnings: []string{}}
 	switch a.Mode {
 	case engine.ModeNew:
-		if err := newConflict(info); err != nil {
+		if err := newConflict(info, a); err != nil {
 			return StartResult{}, "", err
 		}
 		prep, err := engine.Prepare(opts)
@@ -240,13 +240,21 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 }
 
 // newConflict refuses a new session whose name is taken, with the calls
-// that resolve it.
-func newConflict(info sessionInfo) error {
+// that resolve it. Options carry complete arguments: the original call's,
+// with what changes.
+func newConflict(info sessionInfo, a StartArgs) error {
 	name := info.Name
+	call := func(changes map[string]any) map[string]any {
+		args := startArgsMap(a)
+		for k, v := range changes {
+			args[k] = v
+		}
+		return args
+	}
 	monitor := Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at it"}
-	force := Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "force"}, Description: "stop it and start over (the old run is moved aside, nothing is deleted)"}
+	force := Option{Tool: "start_session", Arguments: call(map[string]any{"mode": "force"}), Description: "stop it and start over (the old run is moved aside, nothing is deleted)"}
 	resume := Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "resume"}, Description: "continue where it stopped"}
-	other := Option{Tool: "start_session", Arguments: map[string]any{"session": nextName(name)}, Description: "use another name"}
+	other := Option{Tool: "start_session", Arguments: call(map[string]any{"session": nextName(name)}), Description: "use another name"}
 	switch info.Live.Status {
 	case "":
 		if info.Lock.Exists && info.Lock.Held {
@@ -270,6 +278,16 @@ func newConflict(info sessionInfo) error {
 			with(resume, force, other)
 	}
 	return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is locked by a running engine", name)}).with(monitor, force, other)
+}
+
+// startArgsMap is a start_session call's arguments as given (zero values
+// left out), for options that repeat the call with a change.
+func startArgsMap(a StartArgs) map[string]any {
+	data, _ := json.Marshal(a)
+	m := map[string]any{}
+	json.Unmarshal(data, &m)
+	delete(m, "dry_run")
+	return m
 }
 
 func iterationOf(info sessionInfo) int {

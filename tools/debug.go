@@ -1,0 +1,243 @@
+package tools
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+const debugHelp = `agent-sessions debug: one command per line.
+  TOOL {"key": "value", ...}   call a tool with JSON arguments
+  TOOL key=value ...           call a tool; values are JSON when they parse
+                               (42, true, ["a"], "quoted text"), else text
+  tools                        list the tools and their arguments
+  resources                    list the resources and templates
+  read URI                     read a resource (e.g. read sessions://reminder)
+  help                         this text
+  quit                         leave
+Examples:
+  list include_catalog=true
+  start_session session=try-1 stage=demo provider=mock
+  monitor session=try-1 wait=iteration timeout_seconds=60
+  kill session=try-1
+`
+
+// Debug is the manual debug mode: it reads commands from in, calls the
+// same handlers the MCP server serves (through an in-process client of
+// NewServer), and prints each result as indented JSON. A bad line prints an
+// error and the loop goes on. prompt is printed before each line when set.
+func Debug(ctx context.Context, d *Deps, version string, in io.Reader, out io.Writer, prompt string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := NewServer(ctx, d, version)
+	var mu sync.Mutex
+	printf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, format, args...)
+	}
+	lc, err := newLocalClient(ctx, srv, func(n mcp.JSONRPCNotification) {
+		params, _ := json.Marshal(n.Params.AdditionalFields)
+		printf("notification %s %s\n", n.Method, params)
+	})
+	if err != nil {
+		return err
+	}
+	defer lc.Close()
+	printf("agent-sessions debug (%s): type help for commands, quit to leave.\n", version)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	token := 0
+	for {
+		if prompt != "" {
+			printf("%s", prompt)
+		}
+		if !sc.Scan() {
+			return sc.Err()
+		}
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		cmd, rest, _ := strings.Cut(line, " ")
+		rest = strings.TrimSpace(rest)
+		switch cmd {
+		case "quit", "exit":
+			return nil
+		case "help", "?":
+			printf("%s", debugHelp)
+		case "tools":
+			res, err := lc.c.ListTools(ctx, mcp.ListToolsRequest{})
+			if err != nil {
+				printf("error: %v\n", err)
+				continue
+			}
+			for _, t := range res.Tools {
+				printf("%-14s %s\n", t.Name, toolArgs(t))
+			}
+		case "resources":
+			rs, err := lc.c.ListResources(ctx, mcp.ListResourcesRequest{})
+			if err != nil {
+				printf("error: %v\n", err)
+				continue
+			}
+			for _, r := range rs.Resources {
+				printf("%-36s %s\n", r.URI, r.Name)
+			}
+			ts, err := lc.c.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
+			if err == nil {
+				for _, t := range ts.ResourceTemplates {
+					printf("%-36s %s\n", t.URITemplate.Raw(), t.Name)
+				}
+			}
+		case "read":
+			if rest == "" {
+				printf("error: read needs a URI, e.g. read sessions://reminder\n")
+				continue
+			}
+			var req mcp.ReadResourceRequest
+			req.Params.URI = rest
+			res, err := lc.c.ReadResource(ctx, req)
+			if err != nil {
+				printf("error: %v\n", err)
+				continue
+			}
+			for _, c := range res.Contents {
+				if tc, ok := c.(mcp.TextResourceContents); ok {
+					printf("%s\n", strings.TrimRight(tc.Text, "\n"))
+				}
+			}
+		default:
+			args, err := ParseDebugArgs(rest)
+			if err != nil {
+				printf("error: %v (type help for the syntax)\n", err)
+				continue
+			}
+			token++
+			raw, text, isErr, err := lc.call(ctx, cmd, args, fmt.Sprintf("debug-%d", token))
+			if err != nil {
+				printf("error: %v (type tools for the list)\n", err)
+				continue
+			}
+			body := raw
+			if body == nil {
+				body, _ = json.Marshal(map[string]string{"text": text})
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, body, "", "  "); err != nil {
+				pretty.Reset()
+				pretty.Write(body)
+			}
+			if isErr {
+				printf("error: %s\n", pretty.String())
+			} else {
+				printf("%s\n", pretty.String())
+			}
+		}
+	}
+}
+
+func toolArgs(t mcp.Tool) string {
+	var schema struct {
+		Properties map[string]any `json:"properties"`
+		Required   []string       `json:"required"`
+	}
+	json.Unmarshal(t.RawInputSchema, &schema)
+	required := map[string]bool{}
+	for _, r := range schema.Required {
+		required[r] = true
+	}
+	var names []string
+	for k := range schema.Properties {
+		if required[k] {
+			k += "*"
+		}
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
+}
+
+// ParseDebugArgs parses a debug line's arguments: a JSON object, or
+// key=value words where a value is JSON when it parses (numbers, true,
+// lists, "quoted text") and text otherwise.
+func ParseDebugArgs(s string) (map[string]any, error) {
+	s = strings.TrimSpace(s)
+	args := map[string]any{}
+	if s == "" {
+		return args, nil
+	}
+	if strings.HasPrefix(s, "{") {
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		if err := dec.Decode(&args); err != nil {
+			return nil, fmt.Errorf("arguments are not a JSON object: %v", err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("unexpected text after the JSON object")
+		}
+		return args, nil
+	}
+	words, err := splitWords(s)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not key=value", w)
+		}
+		var parsed any
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.UseNumber()
+		if v != "" && dec.Decode(&parsed) == nil && !dec.More() {
+			args[k] = parsed
+		} else {
+			args[k] = v
+		}
+	}
+	return args, nil
+}
+
+// splitWords splits on spaces outside double quotes; quotes are kept so a
+// quoted value parses as a JSON string.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inQuote, escaped := false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped = false
+		case r == '\\' && inQuote:
+			cur.WriteRune(r)
+			escaped = true
+		case r == '"':
+			cur.WriteRune(r)
+			inQuote = !inQuote
+		case (r == ' ' || r == '\t') && !inQuote:
+			if cur.Len() > 0 {
+				words = append(words, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if inQuote {
+		return nil, fmt.Errorf("unclosed quote")
+	}
+	if cur.Len() > 0 {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}

@@ -215,7 +215,12 @@ func inputSchema[A any](patches map[string]propPatch) mcp.ToolOption {
 		}
 	}
 	raw, _ := json.Marshal(schema)
-	return mcp.WithRawInputSchema(raw)
+	return func(t *mcp.Tool) {
+		// mcp.NewTool pre-fills InputSchema; a tool carrying both fails to
+		// marshal, which breaks tools/list for every client.
+		t.InputSchema = mcp.ToolInputSchema{}
+		t.RawInputSchema = raw
+	}
 }
 
 // handler is a tool's typed handler: it returns the structured result and a

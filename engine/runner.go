@@ -196,17 +196,21 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 	prevVote := false
 	if st.CurrentStage == i {
 		next = st.IterationCompleted + 1
+		failures = trailingFailures(st.History, i)
 		if last, ok := st.LastEntry(i); ok && last.Iteration == st.IterationCompleted {
-			// Resuming after a crash between deciding and recording the end.
 			switch last.Decision {
 			case DecisionStop:
+				// Resuming after a crash between deciding to stop and
+				// recording it: the stage is done.
 				return r.completeStage(i, last.Reason)
 			case DecisionError:
-				return stageEnd{status: state.StatusFailed, reason: last.Reason, err: last.Warning}
+				// The session failed on this iteration (or crashed while
+				// recording that); resuming is the user's retry, so go on
+				// with the next iteration and a fresh failure streak.
+				failures = 0
 			}
 			prevVote = last.Plateau
 		}
-		failures = trailingFailures(st.History, i)
 	}
 	for it := next; ; it++ {
 		if ctx.Err() != nil {

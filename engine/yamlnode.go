@@ -75,7 +75,10 @@ func (d *decoder) parseDocument(data []byte) *yaml.Node {
 				}
 			}
 		}
-		d.problems = append(d.problems, Problem{File: d.file, Line: line, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+		// yaml.v3 reports some syntax errors on the line before the one at
+		// fault, hence "at or just after".
+		d.problems = append(d.problems, Problem{File: d.file, Line: line, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ") +
+			"; fix the YAML syntax at or just after that line (indentation, a missing ':', unclosed quotes or brackets)"})
 		return nil
 	}
 	if len(doc.Content) == 0 {

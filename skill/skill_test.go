@@ -32,8 +32,16 @@ func toolSchemas(t *testing.T) (map[string]map[string]bool, map[string]bool) {
 		for k := range in.Properties {
 			inputs[st.Tool.Name][k] = true
 		}
-		raw, _ := json.Marshal(st.Tool.OutputSchema)
-		collectKeys(raw, outputs)
+		// The tool as clients see it (raw or typed output schema alike).
+		var wire struct {
+			OutputSchema json.RawMessage `json:"outputSchema"`
+		}
+		data, err := json.Marshal(st.Tool)
+		if err != nil {
+			t.Fatalf("%s: %v", st.Tool.Name, err)
+		}
+		json.Unmarshal(data, &wire)
+		collectKeys(wire.OutputSchema, outputs)
 	}
 	return inputs, outputs
 }
@@ -52,7 +60,7 @@ func collectKeys(raw []byte, into map[string]bool) {
 					walk(p)
 				}
 			}
-			for _, k := range []string{"items", "additionalProperties", "$defs", "definitions"} {
+			for _, k := range []string{"items", "additionalProperties", "$defs", "definitions", "anyOf", "oneOf", "allOf"} {
 				if sub, ok := x[k]; ok {
 					walk(sub)
 				}

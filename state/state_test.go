@@ -503,3 +503,40 @@ func TestInitProgressShapeAndKeepsExisting(t *testing.T) {
 		t.Error("InitProgress overwrote accumulated progress")
 	}
 }
+
+// TestResumeRaisesMaxAndSurvivesRebuild: a session_resume carrying a new
+// limit changes the current stage's max, in the live state and in one
+// rebuilt from events.jsonl alike, and clears how the session had ended.
+func TestResumeRaisesMaxAndSurvivesRebuild(t *testing.T) {
+	s, l := newStore(t)
+	s.Record(Event{Type: EventStageStart, StageIndex: 0})
+	complete(t, s, 0, 1)
+	s.Record(Event{Type: EventSessionKilled, StageIndex: 0, Data: MustData(ReasonData{Reason: "killed", Error: "killed by SIGTERM"})})
+	if st := s.State(); st.Status != StatusKilled || st.Stages[0].Status != StageKilled || st.CompletedAt == nil {
+		t.Fatalf("after kill: %+v", st)
+	}
+	s.Record(Event{Type: EventSessionResume, StageIndex: 0, Data: MustData(ResumeData{MaxIterations: 7})})
+	live := s.State()
+	if live.Status != StatusRunning || live.MaxIterations != 7 || live.Stages[0].MaxIterations != 7 || live.Stages[1].MaxIterations != 500 ||
+		live.Stages[0].Status != StageRunning || live.CompletedAt != nil || live.CompletionReason != "" || live.ResumedAt == nil {
+		t.Errorf("after resume: %+v", live)
+	}
+	events, _, err := ReadEvents(l.EventsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := Rebuild(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(live)
+	b, _ := json.Marshal(rebuilt)
+	if string(a) != string(b) {
+		t.Errorf("rebuilt state differs from live state:\n%s\n%s", a, b)
+	}
+	// A resume without a limit keeps the one in force.
+	s.Record(Event{Type: EventSessionResume, StageIndex: 0})
+	if st := s.State(); st.MaxIterations != 7 || st.Stages[0].MaxIterations != 7 {
+		t.Errorf("resume without max changed it: %d/%d", st.MaxIterations, st.Stages[0].MaxIterations)
+	}
+}

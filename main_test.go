@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agent-sessions/agent-sessions/state"
+)
+
+// binary is the agent-sessions binary built once for the tests that drive
+// it as a user (or tmux) would.
+var binary string
+
+// agentsDir is the absolute path of testdata/agents (the fake agents).
+var agentsDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "agent-sessions-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "agent-sessions")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 1
+	}
+	agentsDir, err = filepath.Abs(filepath.Join("testdata", "agents"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// agentPath is the absolute path of one fake agent.
+func agentPath(name string) string { return filepath.Join(agentsDir, name) }
+
+// engineEnv is the environment of an engine under test: the test's own
+// (minus CLAUDECODE and AGENT_SESSIONS_*), no desktop notifications, a 2 s
+// kill grace, testdata/agents first on PATH when fakes is set, then extra.
+func engineEnv(fakes bool, extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "CLAUDECODE", strings.HasPrefix(k, "AGENT_SESSIONS_"):
+			continue
+		case k == "PATH" && fakes:
+			kv = "PATH=" + agentsDir + ":" + v
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "AGENT_SESSIONS_NOTIFY=0", "AGENT_SESSIONS_KILL_GRACE=2s")
+	return append(env, extra...)
+}
+
+// withPath replaces PATH in env.
+func withPath(env []string, path string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "PATH=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "PATH="+path)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// binaryProc is a running agent-sessions process.
+type binaryProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	done           chan struct{}
+	err            error
+}
+
+// startBinary starts the binary with args in its own process group. The test's
+// cleanup SIGKILLs it should it still run.
+func startBinary(t *testing.T, env []string, args ...string) *binaryProc {
+	t.Helper()
+	return startBinaryIn(t, "", env, args...)
+}
+
+// startBinaryIn is startBinary with the process's working directory set to dir.
+func startBinaryIn(t *testing.T, dir string, env []string, args ...string) *binaryProc {
+	t.Helper()
+	p := prepareBinary(t, dir, env, args...)
+	if err := p.begin(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// prepareBinary sets up a process without starting it; begin starts it (and may
+// be called from any goroutine). The test's cleanup SIGKILLs it should it
+// still run.
+func prepareBinary(t *testing.T, dir string, env []string, args ...string) *binaryProc {
+	t.Helper()
+	p := &binaryProc{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Dir = dir
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	t.Cleanup(func() {
+		if p.cmd.Process == nil {
+			return
+		}
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *binaryProc) begin() error {
+	if err := p.cmd.Start(); err != nil {
+		return err
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	return nil
+}
+
+// wait waits for the process to exit and returns its exit code (-1 when
+// killed by a signal).
+func (p *binaryProc) wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		p.cmd.Process.Kill()
+		<-p.done
+		t.Fatalf("agent-sessions %s did not exit within %s\nstdout:\n%s\nstderr:\n%s", strings.Join(p.cmd.Args[1:], " "), within, p.stdout.String(), p.stderr.String())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// runBinary runs the binary to its end.
+func runBinary(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	p := startBinary(t, env, args...)
+	code = p.wait(t, 90*time.Second)
+	return code, p.stdout.String(), p.stderr.String()
+}
+
+// writeFile writes content to path, creating its directory.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeStage writes .claude/stages/<name>/{stage.yaml,prompt.md}.
+func writeStage(t *testing.T, project, name, yaml, prompt string) {
+	t.Helper()
+	dir := filepath.Join(project, ".claude", "stages", name)
+	writeFile(t, filepath.Join(dir, "stage.yaml"), yaml)
+	writeFile(t, filepath.Join(dir, "prompt.md"), prompt)
+}
+
+// commandStage is the YAML of a stage run by one fake agent with no delay.
+func commandStage(completion, agent string, extra ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "completion: %s\nprovider: command\ncommand: [%q]\ndelay: 0\n", completion, agentPath(agent))
+	for _, e := range extra {
+		b.WriteString(e + "\n")
+	}
+	return b.String()
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// loadState reads and parses a session's state.json.
+func loadState(t *testing.T, project, session string) state.State {
+	t.Helper()
+	var st state.State
+	if err := json.Unmarshal([]byte(readFile(t, state.NewLayout(project, session).StateFile())), &st); err != nil {
+		t.Fatalf("state.json does not parse: %v", err)
+	}
+	return st
+}
+
+// readEvents reads events.jsonl, failing on unreadable lines.
+func readEvents(t *testing.T, project, session string) []state.Event {
+	t.Helper()
+	evs, skipped, err := state.ReadEvents(state.NewLayout(project, session).EventsFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped > 0 {
+		t.Errorf("events.jsonl has %d unreadable lines", skipped)
+	}
+	return evs
+}
+
+// countEvents counts events of one type (tolerating a torn last line).
+func countEvents(path, typ string) int {
+	evs, _, _ := state.ReadEvents(path)
+	n := 0
+	for _, ev := range evs {
+		if ev.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the time is up.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+	}
+}
+
+// processAlive reports whether pid is a live (non-zombie) process.
+func processAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return false
+	}
+	return s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+// waitDead polls until every pid is dead or a zombie.
+func waitDead(pids []int, within time.Duration) []int {
+	for end := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		var live []int
+		for _, pid := range pids {
+			if processAlive(pid) {
+				live = append(live, pid)
+			}
+		}
+		if len(live) == 0 || time.Now().After(end) {
+			return live
+		}
+	}
+}
+
+// readPids reads a file of pids, one per line.
+func readPids(t *testing.T, path string) []int {
+	t.Helper()
+	var pids []int
+	for _, f := range strings.Fields(readFile(t, path)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func pathExists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}

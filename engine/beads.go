@@ -12,16 +12,24 @@ import (
 // BeadsReady counts the ready beads of a label by running
 // `bd ready --label=<label>` in dir: every non-empty output line is a bead.
 func BeadsReady(ctx context.Context, dir, label string) (int, error) {
-	lines, err := BeadsReadyList(ctx, dir, label)
+	lines, err := BeadsReadyList(ctx, dir, label, nil)
 	return len(lines), err
 }
 
-// BeadsReadyList returns the lines `bd ready --label=<label>` prints.
-func BeadsReadyList(ctx context.Context, dir, label string) ([]string, error) {
+// BeadsReadyList returns the lines `bd ready --label=<label>` prints, run
+// in dir with env (nil: this process's environment).
+func BeadsReadyList(ctx context.Context, dir, label string, env []string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bd", "ready", "--label="+label)
+	bd := "bd"
+	if env != nil {
+		if p, err := lookPath("bd", envPath(env)); err == nil {
+			bd = p
+		}
+	}
+	cmd := exec.CommandContext(ctx, bd, "ready", "--label="+label)
 	cmd.Dir = dir
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,50 @@ func TestResumeAfterFailureContinues(t *testing.T) {
 	st := loadState(t, project, "f")
 	if !equalInts(historyIterations(st), seq(5)) || st.Error != "" {
 		t.Errorf("history %v, error %q; want 1..5 and no error", historyIterations(st), st.Error)
+	}
+}
+
+// TestResumeParallelRerunsFailedRuns fails every run of a parallel stage,
+// then resumes with a healthy agent: exactly the failed runs run again and
+// the session completes.
+func TestResumeParallelRerunsFailedRuns(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "agent.log")
+	writeFile(t, filepath.Join(project, ".claude", "pipelines", "p.yaml"), fmt.Sprintf(`name: p
+stages:
+  - name: fan
+    prompt: "run ${ITERATION} from ${PERSPECTIVE}"
+    perspectives: [a, b, c]
+    parallel: true
+    completion: fixed-n
+    provider: command
+    command: [%q]
+    delay: 0
+`, agentPath("fail-agent")))
+	res, out := runSession(t, context.Background(), RunOptions{Session: "par", Pipeline: "p", ProjectDir: project, Foreground: true,
+		Env: agentEnv("FAKE_AGENT_LOG="+logFile)})
+	if res.Status != state.StatusFailed || res.Reason != ReasonAgentFailures {
+		t.Fatalf("first run = %+v, want failed with agent_failures\n%s", res, out)
+	}
+	st := loadState(t, project, "par")
+	if got := st.Stages[0].Failed; len(got) != 3 {
+		t.Fatalf("failed runs = %v, want all 3", got)
+	}
+
+	// FAIL_AT names no run, so the agent succeeds now.
+	res, out = runSession(t, context.Background(), RunOptions{Session: "par", ProjectDir: project, Mode: ModeResume, Foreground: true,
+		Env: agentEnv("FAKE_AGENT_LOG="+logFile, "FAIL_AT=99")})
+	if res.Status != state.StatusComplete {
+		t.Fatalf("resume = %+v, want complete\n%s", res, out)
+	}
+	st = loadState(t, project, "par")
+	if len(st.Stages[0].Failed) != 0 || st.Stages[0].Iterations != 3 {
+		t.Errorf("after resume: failed %v, iterations %d; want none failed, 3", st.Stages[0].Failed, st.Stages[0].Iterations)
+	}
+	runs := agentRuns(t, logFile)
+	slices.Sort(runs)
+	if want := []int{1, 1, 2, 2, 3, 3}; !slices.Equal(runs, want) {
+		t.Errorf("agent runs = %v, want each run twice (failed, then re-run): %v", runs, want)
 	}
 }

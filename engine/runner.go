@@ -83,7 +83,10 @@ func (r *Runner) Run(ctx context.Context) Result {
 	r.layout = r.Store.Layout()
 	r.inputs = map[string]string{}
 	if r.Beads == nil {
-		r.Beads = BeadsReady
+		r.Beads = func(ctx context.Context, dir, label string) (int, error) {
+			lines, err := BeadsReadyList(ctx, dir, label, r.Env)
+			return len(lines), err
+		}
 	}
 	if r.NewProvider == nil {
 		r.NewProvider = NewProvider
@@ -285,6 +288,10 @@ func (r *Runner) runParallel(ctx context.Context, i int, st state.State) stageEn
 	done := map[int]bool{}
 	for _, it := range st.Stages[i].Completed {
 		done[it] = true
+	}
+	// Runs that failed before a resume are run again.
+	for _, it := range st.Stages[i].Failed {
+		delete(done, it)
 	}
 	var pending []int
 	for it := 1; it <= max; it++ {

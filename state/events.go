@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -208,7 +209,13 @@ func Apply(st *State, ev Event) error {
 		}
 		s := stage()
 		if s != nil && s.Parallel {
-			s.Completed = append(s.Completed, ev.Iteration)
+			if !slices.Contains(s.Completed, ev.Iteration) {
+				s.Completed = append(s.Completed, ev.Iteration)
+			}
+			s.Failed = slices.DeleteFunc(s.Failed, func(it int) bool { return it == ev.Iteration })
+			if h.ExitCode != 0 || h.Decision == "error" {
+				s.Failed = append(s.Failed, ev.Iteration)
+			}
 			st.IterationCompleted = len(s.Completed)
 			if st.IterationCompleted >= st.Iteration {
 				st.IterationStarted = nil
@@ -251,6 +258,7 @@ func Apply(st *State, ev Event) error {
 			}
 		case EventSessionKilled:
 			st.Status = StatusKilled
+			st.Error = d.Error
 			if s := stage(); s != nil && s.Status != StageComplete {
 				s.Status = StageKilled
 				s.Reason = d.Reason

@@ -74,7 +74,8 @@ type StageState struct {
 	Iterations    int        `json:"iterations"` // completed iterations
 	MaxIterations int        `json:"max_iterations"`
 	Parallel      bool       `json:"parallel,omitempty"`
-	Completed     []int      `json:"completed,omitempty"` // parallel stages: which runs are done
+	Completed     []int      `json:"completed,omitempty"` // parallel stages: which runs have finished
+	Failed        []int      `json:"failed,omitempty"`    // parallel stages: finished runs that failed (a resume runs them again)
 	StartedAt     *time.Time `json:"started_at"`
 	CompletedAt   *time.Time `json:"completed_at"`
 	Reason        string     `json:"reason"`
@@ -111,6 +112,7 @@ func (s State) Clone() State {
 	c.Stages = append([]StageState(nil), s.Stages...)
 	for i := range c.Stages {
 		c.Stages[i].Completed = append([]int(nil), s.Stages[i].Completed...)
+		c.Stages[i].Failed = append([]int(nil), s.Stages[i].Failed...)
 	}
 	c.History = append([]HistoryEntry(nil), s.History...)
 	c.Spec = append(json.RawMessage(nil), s.Spec...)

@@ -184,6 +184,9 @@ func classify(msg string) error {
 		strings.Contains(msg, "server exited unexpectedly"):
 		return ErrNoServer
 	case strings.Contains(msg, "can't find session"),
+		// Between a server's last session closing and the server exiting,
+		// tmux 3.3a answers every -t lookup with this.
+		strings.Contains(msg, "no current target"),
 		strings.Contains(msg, "session not found"),
 		strings.Contains(msg, "can't find pane"),
 		strings.Contains(msg, "can't find window"):

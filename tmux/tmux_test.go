@@ -202,6 +202,9 @@ func TestErrorMapping(t *testing.T) {
 		{"capture with no server", "no server running on /tmp/tmux-0/sock",
 			func(ctx context.Context, c *Client) error { _, err := c.CapturePane(ctx, "loop-a", 10); return err },
 			[]error{ErrSessionNotFound, ErrNoServer}},
+		{"server shutting down", "no current target",
+			func(ctx context.Context, c *Client) error { return c.KillSession(ctx, "loop-a") },
+			[]error{ErrSessionNotFound}},
 		{"duplicate", "duplicate session: loop-a",
 			func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"sleep", "1"}})

@@ -39,7 +39,7 @@ func AttachHint(d *Deps) server.ServerTool {
 		mcp.WithToolTitle("How to watch a session live"),
 		mcp.WithDescription("Give the user the exact tmux command to watch a session live (plus a read-only variant and the switch-client variant for use inside tmux), how to detach, and the Ctrl+C warning. It does not attach anything itself: attaching needs the user's terminal."),
 		inputSchema[AttachArgs](map[string]propPatch{"read_only": {Default: false}}),
-		mcp.WithOutputSchema[AttachResult](),
+		outputSchema[AttachResult](),
 		annotations("How to watch a session live", true, false, true, false),
 	)
 	return server.ServerTool{Tool: tool, Handler: typed(d.attachHint)}

@@ -73,7 +73,7 @@ func Cleanup(d *Deps) server.ServerTool {
 			"remove_stale_locks":    {Default: false},
 			"prune_older_than_days": {Min: num(0), Max: num(3650)},
 		}),
-		mcp.WithOutputSchema[CleanupResult](),
+		outputSchema[CleanupResult](),
 		annotations("Find and clean up stale sessions", false, true, true, false),
 	)
 	return server.ServerTool{Tool: tool, Handler: typed(d.cleanup)}

@@ -47,7 +47,7 @@ func Kill(d *Deps) server.ServerTool {
 		mcp.WithToolTitle("Stop a session"),
 		mcp.WithDescription("Stop a session: save its last screen to final-output.txt, stop the engine gracefully (it records killed and ends its agents), fall back to closing the tmux session and killing leftover agent processes. Reports the stage and iteration it stopped at, what work remained and how to resume. Killing a session that is not running is a calm no-op."),
 		inputSchema[KillArgs](nil),
-		mcp.WithOutputSchema[KillResult](),
+		outputSchema[KillResult](),
 		annotations("Stop a session", false, true, true, false),
 	)
 	return server.ServerTool{Tool: tool, Handler: typed(d.kill)}

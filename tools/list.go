@@ -49,7 +49,7 @@ func List(d *Deps) server.ServerTool {
 		mcp.WithToolTitle("List sessions"),
 		mcp.WithDescription("List every agent session — running, finished, crashed, orphaned — with its status, stage, iteration and age, plus warnings for sessions that need attention. With include_catalog, also list the stages and pipelines that can be started. Reads only; makes no tmux call beyond one list-sessions."),
 		inputSchema[ListArgs](map[string]propPatch{"include_finished": {Default: true}, "include_catalog": {Default: false}}),
-		mcp.WithOutputSchema[ListResult](),
+		outputSchema[ListResult](),
 		annotations("List sessions", true, false, true, false),
 	)
 	return server.ServerTool{Tool: tool, Handler: typed(d.list)}

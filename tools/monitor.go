@@ -116,7 +116,7 @@ func Monitor(d *Deps) server.ServerTool {
 			"wait":            {Enum: []any{WaitNone, WaitIteration, WaitComplete}, Default: WaitNone},
 			"timeout_seconds": {Default: 300, Min: num(1), Max: num(600)},
 		}),
-		mcp.WithOutputSchema[MonitorResult](),
+		outputSchema[MonitorResult](),
 		annotations("Monitor a session", true, false, true, false),
 	)
 	return server.ServerTool{Tool: tool, Handler: typed(func(ctx context.Context, req mcp.CallToolRequest, a MonitorArgs) (MonitorResult, string, error) {

@@ -89,7 +89,7 @@ func StartSession(d *Deps) server.ServerTool {
 			"max_iterations": {Min: num(1), Max: num(100000)},
 			"dry_run":        {Default: false},
 		}),
-		mcp.WithOutputSchema[StartResult](),
+		outputSchema[StartResult](),
 		annotations("Start a session", false, false, false, true),
 	)
 	return server.ServerTool{Tool: tool, Handler: typed(d.startSession)}
@@ -222,7 +222,13 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 	if err != nil {
 		return StartResult{}, "", toolError(fmt.Errorf("start tmux session %s: %w", res.TmuxSession, err))
 	}
-	status, err := d.confirmStart(ctx, l, res.TmuxSession, errFile.Name())
+	// The engine takes its lock before it writes the new state (and, for
+	// force, before it moves the old run aside): wait for state of this run.
+	var previous *time.Time
+	if a.Mode == engine.ModeForce && info.State != nil {
+		previous = &info.State.StartedAt
+	}
+	status, err := d.confirmStart(ctx, l, res.TmuxSession, errFile.Name(), previous)
 	if err != nil {
 		return StartResult{}, "", err
 	}
@@ -481,14 +487,19 @@ type StartFailure struct {
 // error file the engine writes).
 func ErrorCode(err error) string { return toolError(err).Code }
 
-// confirmStart waits, within a bound, until the engine holds its lock (or
-// already finished). An engine that dies at once is reported with its own
-// first error lines, never as started.
-func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFile string) (string, error) {
+// confirmStart waits, within a bound, until the engine holds its lock and
+// the run's state can be read (or it already finished), so that a monitor
+// right after start sees the session, not a run dir without state. previous
+// is the StartedAt of a run that force replaces: its state does not count.
+// An engine that dies at once is reported with its own first error lines,
+// never as started.
+func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFile string, previous *time.Time) (string, error) {
 	deadline := time.Now().Add(d.startTimeout())
 	for {
 		if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
-			return state.StatusRunning, nil
+			if st, _, err := state.Load(l); err == nil && (previous == nil || !st.StartedAt.Equal(*previous)) {
+				return state.StatusRunning, nil
+			}
 		}
 		alive, _ := d.Tmux.HasSession(ctx, tmuxName)
 		if !alive {
@@ -496,7 +507,8 @@ func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFi
 			if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
 				return state.StatusRunning, nil
 			}
-			if st, _, err := state.Load(l); err == nil && (state.Terminal(st.Status) || st.Status == state.StatusRunning) {
+			if st, _, err := state.Load(l); err == nil && (previous == nil || !st.StartedAt.Equal(*previous)) &&
+				(state.Terminal(st.Status) || st.Status == state.StatusRunning) {
 				if st.Status == state.StatusFailed {
 					return "", &ToolError{Code: CodeInternal, Options: []Option{}, Message: fmt.Sprintf("the engine started but the session failed at once: %s", truncate(st.Error, 2000))}
 				}

@@ -177,6 +177,48 @@ func annotations(title string, readOnly, destructive, idempotent, openWorld bool
 	})
 }
 
+// outputSchema is the output schema of a tool whose result is R: R's
+// schema, plus the ToolError fields, with R's required fields and the
+// error's as alternatives (anyOf). Error results carry their ToolError as
+// structuredContent, and clients may validate structuredContent against the
+// output schema whatever isError says (the TypeScript SDK does), so an
+// error must match the schema as well as a result does.
+func outputSchema[R any]() mcp.ToolOption {
+	props := func(schemaOf mcp.ToolOption) map[string]any {
+		var t mcp.Tool
+		schemaOf(&t)
+		raw, err := json.Marshal(t.OutputSchema)
+		if err != nil {
+			panic(fmt.Sprintf("tools: output schema: %v", err))
+		}
+		var schema map[string]any
+		if err := json.Unmarshal(raw, &schema); err != nil {
+			panic(fmt.Sprintf("tools: output schema: %v", err))
+		}
+		return schema
+	}
+	schema := props(mcp.WithOutputSchema[R]())
+	errSchema := props(mcp.WithOutputSchema[ToolError]())
+	properties, _ := schema["properties"].(map[string]any)
+	for name, p := range errSchema["properties"].(map[string]any) {
+		if _, dup := properties[name]; dup {
+			panic(fmt.Sprintf("tools: result property %q clashes with the error's", name))
+		}
+		properties[name] = p
+	}
+	schema["anyOf"] = []any{
+		map[string]any{"required": schema["required"]},
+		map[string]any{"required": errSchema["required"]},
+	}
+	delete(schema, "required")
+	raw, _ := json.Marshal(schema)
+	return func(t *mcp.Tool) {
+		// As with the input schema: a tool carrying both fails to marshal.
+		t.OutputSchema = mcp.ToolOutputSchema{}
+		t.RawOutputSchema = raw
+	}
+}
+
 // propPatch adds what struct tags cannot say to a generated input schema.
 type propPatch struct {
 	Enum    []any

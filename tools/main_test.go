@@ -1,0 +1,105 @@
+package tools_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/agent-sessions/agent-sessions/tmux"
+)
+
+// socketBase is this test process's private tmux socket. Each test that
+// needs tmux gets its own server on a socket derived from it (socketBase-N),
+// so parallel tests never see one another's sessions; every one of them is
+// killed when the test ends, and again in TestMain as a safety net. The
+// user's default tmux server is never touched.
+var socketBase = fmt.Sprintf("as-tools-%d", os.Getpid())
+
+var (
+	socketsMu sync.Mutex
+	sockets   []string
+)
+
+func TestMain(m *testing.M) {
+	// Before anything else: whatever reads the environment (tmux.NewFromEnv,
+	// engines, the built binary) must land on the private server.
+	os.Setenv(tmux.SocketEnv, socketBase)
+	code := m.Run()
+	socketsMu.Lock()
+	all := append([]string{socketBase}, sockets...)
+	socketsMu.Unlock()
+	for _, s := range all {
+		killServer(s)
+	}
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// binary builds agent-sessions once per test process; start_session runs
+// `<binary> run …` inside tmux, and the end-to-end test serves with it.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "agent-sessions-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "agent-sessions")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/agent-sessions/agent-sessions")
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// requireTmux skips a test when tmux is missing, except under CI, where a
+// missing tmux is a failure.
+func requireTmux(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("tmux is required under CI: %v", err)
+		}
+		t.Skipf("tmux not installed: %v", err)
+	}
+}
+
+// newSocket returns a fresh private tmux socket name whose server is killed
+// when the test ends.
+func newSocket(t *testing.T) string {
+	t.Helper()
+	socketsMu.Lock()
+	name := fmt.Sprintf("%s-%d", socketBase, len(sockets)+1)
+	sockets = append(sockets, name)
+	socketsMu.Unlock()
+	t.Cleanup(func() { killServer(name) })
+	return name
+}
+
+// killServer kills the tmux server on a private socket and removes the
+// socket file, which tmux leaves behind.
+func killServer(socket string) {
+	exec.Command("tmux", "-L", socket, "kill-server").Run()
+	dir := os.Getenv("TMUX_TMPDIR")
+	if dir == "" {
+		dir = "/tmp"
+	}
+	os.Remove(filepath.Join(dir, fmt.Sprintf("tmux-%d", os.Getuid()), socket))
+}

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -213,6 +215,10 @@ type LockStatus struct {
 // ProbeLock reports whether a lock file exists and whether its flock is
 // held, without creating the file and without ever holding more than a
 // shared lock for an instant (an engine retries past that instant).
+//
+// list and the reminder watcher probe every session's lock on every call,
+// so the probe is one open, one read and one flock(2) on the same file
+// descriptor; closing it drops the shared lock if it was granted.
 func ProbeLock(path string) (LockStatus, error) {
 	var ls LockStatus
 	f, err := os.Open(path)
@@ -222,23 +228,45 @@ func ProbeLock(path string) (LockStatus, error) {
 	if err != nil {
 		return ls, fmt.Errorf("probe lock %s: %w", path, err)
 	}
-	f.Close()
+	defer f.Close()
 	ls.Exists = true
-	ls.Info, _ = readLockInfo(path)
-	fl := flock.New(path, flock.SetFlag(os.O_RDONLY))
-	ok, err := fl.TryRLock()
+	ls.Info = readLockInfoFrom(f)
+	rc, err := f.SyscallConn()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return LockStatus{}, nil
-		}
 		return ls, fmt.Errorf("probe lock %s: %w", path, err)
 	}
-	if ok {
-		fl.Close()
-		return ls, nil
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		ferr = syscall.Flock(int(fd), syscall.LOCK_SH|syscall.LOCK_NB)
+	}); err != nil {
+		return ls, fmt.Errorf("probe lock %s: %w", path, err)
 	}
-	ls.Held = true
+	switch {
+	case ferr == nil:
+	case errors.Is(ferr, syscall.EWOULDBLOCK):
+		ls.Held = true
+	default:
+		return ls, fmt.Errorf("probe lock %s: %w", path, ferr)
+	}
 	return ls, nil
+}
+
+// readLockInfoFrom reads the metadata of an open lock file. The heartbeat
+// rewrites it in place, so a torn read is retried.
+func readLockInfoFrom(f *os.File) *LockInfo {
+	buf := make([]byte, 4096) // the metadata is ~150 bytes
+	for range 3 {
+		n, err := f.ReadAt(buf, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil
+		}
+		var info LockInfo
+		if json.Unmarshal(buf[:n], &info) == nil {
+			return &info
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // RemoveStaleLock deletes a lock file only if nobody holds it: it takes the

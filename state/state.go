@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,32 +38,38 @@ const (
 // State is the content of state.json. It keeps every field of the original
 // bash engine's state file and adds what resuming and monitoring need.
 type State struct {
-	SchemaVersion      int            `json:"schema_version"`
-	Session            string         `json:"session"`
-	Type               string         `json:"type"` // "loop" or "pipeline"
-	Stage              string         `json:"stage,omitempty"`
-	Pipeline           string         `json:"pipeline,omitempty"`
-	StartedAt          time.Time      `json:"started_at"`
-	ResumedAt          *time.Time     `json:"resumed_at"`
-	Status             string         `json:"status"`
-	Iteration          int            `json:"iteration"`
-	IterationCompleted int            `json:"iteration_completed"`
-	IterationStarted   *time.Time     `json:"iteration_started"`
-	CurrentStage       int            `json:"current_stage"` // 0-based index into Stages
-	MaxIterations      int            `json:"max_iterations"`
-	Stages             []StageState   `json:"stages"`
-	History            []HistoryEntry `json:"history"`
-	CompletedAt        *time.Time     `json:"completed_at"`
-	CompletionReason   string         `json:"completion_reason"`
-	Error              string         `json:"error"`
-	ProjectDir         string         `json:"project_dir"`
-	TmuxSession        string         `json:"tmux_session"`
-	Provider           string         `json:"provider"`
-	Model              string         `json:"model"`
-	Cost               Cost           `json:"cost"`
+	SchemaVersion      int          `json:"schema_version"`
+	Session            string       `json:"session"`
+	Type               string       `json:"type"` // "loop" or "pipeline"
+	Stage              string       `json:"stage,omitempty"`
+	Pipeline           string       `json:"pipeline,omitempty"`
+	StartedAt          time.Time    `json:"started_at"`
+	ResumedAt          *time.Time   `json:"resumed_at"`
+	Status             string       `json:"status"`
+	Iteration          int          `json:"iteration"`
+	IterationCompleted int          `json:"iteration_completed"`
+	IterationStarted   *time.Time   `json:"iteration_started"`
+	CurrentStage       int          `json:"current_stage"` // 0-based index into Stages
+	MaxIterations      int          `json:"max_iterations"`
+	Stages             []StageState `json:"stages"`
+	CompletedAt        *time.Time   `json:"completed_at"`
+	CompletionReason   string       `json:"completion_reason"`
+	Error              string       `json:"error"`
+	ProjectDir         string       `json:"project_dir"`
+	TmuxSession        string       `json:"tmux_session"`
+	Provider           string       `json:"provider"`
+	Model              string       `json:"model"`
+	Cost               Cost         `json:"cost"`
 	// EventSeq is the sequence number of the last event applied; events
-	// with a higher number are newer than this snapshot.
+	// with a higher number are newer than this snapshot. It is the last
+	// field of the head (see LoadSummary).
 	EventSeq int64 `json:"event_seq"`
+
+	// History and Spec must stay the last two fields, in this order: they
+	// are most of the file (100 entries and the whole plan), so state.json
+	// writes them last and LoadSummary reads only what precedes them.
+
+	History []HistoryEntry `json:"history"`
 	// Spec is everything needed to resume, written by the engine.
 	Spec json.RawMessage `json:"spec"`
 }
@@ -156,7 +163,111 @@ func Load(l Layout) (State, LoadResult, error) {
 	if err == nil {
 		return st, LoadResult{}, nil
 	}
-	cause := err
+	return rebuildFromEvents(l, err)
+}
+
+// LoadSummary reads a session's state without its History and Spec (left
+// nil): everything list, the orphan reminder and the classifier look at.
+// It is what makes listing dozens of long-running sessions cheap: the
+// history and the spec are most of state.json (tens of KB on a long
+// session), and state.json writes them last, so the summary is the head of
+// the file, decoded without scanning the rest. A file of another layout (an
+// older build wrote history in the middle), a corrupt or a missing one is
+// read in full, with Load's rebuild from events.jsonl.
+func LoadSummary(l Layout) (State, LoadResult, error) {
+	st, err := readSummary(l.StateFile())
+	if err == nil {
+		return st, LoadResult{}, nil
+	}
+	var res LoadResult
+	if !errors.Is(err, errNotHead) {
+		st, res, err = rebuildFromEvents(l, err)
+	} else if st, err = readStateFile(l.StateFile()); err != nil {
+		st, res, err = rebuildFromEvents(l, err)
+	}
+	st.History, st.Spec = nil, nil
+	return st, res, err
+}
+
+// headChunk is how much of a large state.json readSummary reads: the head
+// is 1-2 KB (a little more per pipeline stage); reading the whole file
+// (tens of KB on a long session) cost more than decoding the head.
+const headChunk = 16 << 10
+
+// errNotHead means the file does not have this build's layout, or its head
+// is unreadable: read it in full.
+var errNotHead = errors.New("state.json head unusable")
+
+// readSummary reads the head of state.json (the whole file when small) and
+// its last bytes, from one open file (so from one version of it), and
+// decodes the head.
+func readSummary(path string) (State, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return State{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return State{}, err
+	}
+	size := fi.Size()
+	n := min(size, headChunk)
+	buf := make([]byte, n, n+16)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return State{}, err
+	}
+	tail := buf
+	if size > n {
+		tail = buf[n : n+16]
+		if _, err := f.ReadAt(tail, size-16); err != nil {
+			return State{}, err
+		}
+	}
+	if st, ok := decodeHead(buf, tail); ok {
+		return st, nil
+	}
+	return State{}, errNotHead
+}
+
+// decodeHead decodes the fields of state.json before "history", when the
+// file has this build's layout: history and spec last, after event_seq.
+// prefix is the start of the file, tail its last bytes. A key can only
+// appear as `"history":` outside a string (inside one its quotes are
+// escaped), and no object nested in the head has that key, so the first
+// match is the top-level key.
+//
+// The rest of the file is not parsed, so damage inside it goes unnoticed
+// here (Load, which monitor and resume use, still rebuilds from
+// events.jsonl). A file cut short — what a torn write looks like — does
+// not end with '}' and is read in full. state.json is only ever replaced
+// atomically, so neither happens short of damage from outside.
+func decodeHead(prefix, tail []byte) (State, bool) {
+	if !bytes.HasSuffix(bytes.TrimRight(tail, " \t\r\n"), []byte("}")) {
+		return State{}, false
+	}
+	i := bytes.Index(prefix, []byte(`"history":`))
+	if i < 0 {
+		return State{}, false
+	}
+	head := bytes.TrimRight(prefix[:i], " \t\r\n")
+	head, ok := bytes.CutSuffix(head, []byte(","))
+	// event_seq is the last field before history; in the older layout it
+	// came after history, with other fields the summary needs.
+	if !ok || !bytes.Contains(head, []byte(`"event_seq":`)) {
+		return State{}, false
+	}
+	var st State
+	if err := json.Unmarshal(append(head[:len(head):len(head)], '}'), &st); err != nil {
+		return State{}, false
+	}
+	if st.Session == "" || st.Status == "" {
+		return State{}, false
+	}
+	return st, true
+}
+
+func rebuildFromEvents(l Layout, cause error) (State, LoadResult, error) {
 	events, skipped, eerr := ReadEvents(l.EventsFile())
 	if eerr != nil {
 		if errors.Is(eerr, fs.ErrNotExist) && errors.Is(cause, fs.ErrNotExist) {
@@ -176,6 +287,10 @@ func readStateFile(path string) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
+	return decodeState(path, data)
+}
+
+func decodeState(path string, data []byte) (State, error) {
 	var st State
 	if err := json.Unmarshal(data, &st); err != nil {
 		return State{}, fmt.Errorf("%s is corrupt: %w", path, err)

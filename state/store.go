@@ -1,11 +1,13 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -20,8 +22,9 @@ type Store struct {
 	layout Layout
 	now    func() time.Time
 
-	mu sync.Mutex
-	st State
+	mu  sync.Mutex
+	st  State
+	enc snapshotEncoder
 }
 
 // Recovery describes what Open had to repair.
@@ -168,10 +171,128 @@ func (s *Store) Record(ev Event) error {
 	return s.writeSnapshot()
 }
 
+// writeSnapshot replaces state.json with the current state: temp file,
+// fsync, rename (WriteFileAtomic). The engine does this twice per
+// iteration, so the encoding is kept cheap (see snapshotEncoder); the
+// durability is not traded for it.
 func (s *Store) writeSnapshot() error {
-	data, err := json.MarshalIndent(&s.st, "", "  ")
+	data, err := s.encodeSnapshot()
 	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
+		return err
 	}
-	return WriteFileAtomic(s.layout.StateFile(), append(data, '\n'), 0o644)
+	return WriteFileAtomic(s.layout.StateFile(), data, 0o644)
+}
+
+func (s *Store) encodeSnapshot() ([]byte, error) {
+	data, err := s.enc.encode(&s.st)
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	return data, nil
+}
+
+// snapshotEncoder encodes state.json: compact JSON (a third of the bytes
+// and of the time of indented JSON; `jq . state.json` pretty-prints it),
+// byte for byte what json.Marshal(state) gives, plus a newline.
+//
+// Between two writes almost nothing changes: the spec (the whole plan,
+// prompts included) is fixed at session start, and a history entry never
+// changes once recorded. Re-encoding them was most of the cost of a write,
+// so their encodings are kept and reused: the spec's while it is the same
+// bytes, each entry's while that exact entry (compared by value) is still
+// in the history. Only the small head of the state is encoded anew, into a
+// buffer reused from write to write (the Store's lock serialises them and
+// WriteFileAtomic is done with the bytes when it returns).
+type snapshotEncoder struct {
+	specSrc json.RawMessage // the spec that spec encodes
+	spec    []byte
+	entries []encodedEntry // the history of the last write, encoded
+	buf     []byte
+}
+
+type encodedEntry struct {
+	h   HistoryEntry
+	enc []byte
+}
+
+// headTail is how json.Marshal ends a State whose History and Spec are nil:
+// they are its last two fields.
+const headTail = `"history":null,"spec":null}`
+
+func (e *snapshotEncoder) encode(st *State) ([]byte, error) {
+	head := *st
+	head.History, head.Spec = nil, nil
+	headJSON, err := json.Marshal(&head)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasSuffix(headJSON, []byte(headTail)) {
+		// Not reachable while History and Spec are the last fields; stay
+		// correct should that ever change.
+		data, err := json.Marshal(st)
+		return append(data, '\n'), err
+	}
+	if !bytes.Equal(e.specSrc, st.Spec) || e.spec == nil {
+		// json.Marshal of a RawMessage validates and compacts it, exactly
+		// as it would inside the state.
+		spec, err := json.Marshal(st.Spec)
+		if err != nil {
+			return nil, err
+		}
+		e.specSrc, e.spec = bytes.Clone(st.Spec), spec
+	}
+	entries, err := e.encodeHistory(st.History)
+	if err != nil {
+		return nil, err
+	}
+	size := len(headJSON) + len(e.spec) + 32
+	for _, x := range entries {
+		size += len(x.enc) + 1
+	}
+	data := slices.Grow(e.buf[:0], size)
+	data = append(data, headJSON[:len(headJSON)-len(headTail)]...)
+	data = append(data, `"history":`...)
+	if st.History == nil {
+		data = append(data, "null"...)
+	} else {
+		data = append(data, '[')
+		for i, x := range entries {
+			if i > 0 {
+				data = append(data, ',')
+			}
+			data = append(data, x.enc...)
+		}
+		data = append(data, ']')
+	}
+	data = append(data, `,"spec":`...)
+	data = append(data, e.spec...)
+	data = append(data, '}', '\n')
+	e.entries, e.buf = entries, data
+	return data, nil
+}
+
+// encodeHistory encodes the entries of history, reusing the encodings of
+// the last write. The history only ever loses entries at the front and
+// gains them at the back, so the old entries are found in order.
+func (e *snapshotEncoder) encodeHistory(history []HistoryEntry) ([]encodedEntry, error) {
+	out := make([]encodedEntry, len(history))
+	k := 0
+	if len(history) > 0 {
+		for k < len(e.entries) && e.entries[k].h != history[0] {
+			k++
+		}
+	}
+	for i, h := range history {
+		if k < len(e.entries) && e.entries[k].h == h {
+			out[i] = e.entries[k]
+			k++
+			continue
+		}
+		enc, err := json.Marshal(h)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = encodedEntry{h: h, enc: enc}
+	}
+	return out, nil
 }

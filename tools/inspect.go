@@ -56,9 +56,13 @@ func (d *Deps) listTmux(ctx context.Context) ([]tmux.Session, error) {
 // findTmux returns the tmux session of a session in a project: loop-<name>
 // or pipeline-<name>, started in that project (tmux records the directory).
 func findTmux(list []tmux.Session, project, name string) *tmux.Session {
+	// Plain comparisons, not SessionFromTmux: list calls this for every
+	// session against every tmux session, and a regexp match per pair made
+	// that the slowest part of a list of dozens of sessions. name is valid,
+	// so the two agree.
+	loop, pipeline := state.TmuxName(name, false), state.TmuxName(name, true)
 	for i := range list {
-		s, ok := state.SessionFromTmux(list[i].Name)
-		if !ok || s != name {
+		if list[i].Name != loop && list[i].Name != pipeline {
 			continue
 		}
 		if list[i].Path == "" || samePath(list[i].Path, project) {
@@ -77,15 +81,41 @@ func samePath(a, b string) bool {
 	return err1 == nil && err2 == nil && ra == rb
 }
 
+// depth says how much of a session's state inspect reads.
+type depth int
+
+const (
+	// full: the whole state (monitor, kill, start_session, the resources).
+	full depth = iota
+	// summary: the state without History and Spec, which stay nil; enough
+	// for the classifier and a Summary, and much cheaper on sessions with
+	// a long history (see state.LoadSummary). list and cleanup use it.
+	summary
+	// statusOnly: no state at all while the engine holds the lock — the
+	// held lock alone makes the session running, whatever the state says;
+	// only Live.Status is meant to be used. The reminder watcher, which
+	// re-inspects every session every few seconds, uses it.
+	statusOnly
+)
+
 // inspect gathers the facts of one session and classifies it.
 func (d *Deps) inspect(project, name string, tmuxList []tmux.Session) sessionInfo {
+	return d.inspectAt(project, name, tmuxList, full)
+}
+
+func (d *Deps) inspectAt(project, name string, tmuxList []tmux.Session, dp depth) sessionInfo {
 	l := state.NewLayout(project, name)
 	info := sessionInfo{Name: name, ProjectDir: project, Layout: l}
+	info.Lock, _ = state.ProbeLock(l.LockFile())
 	if fi, err := os.Stat(l.RunDir()); err == nil && fi.IsDir() {
 		info.HasRunDir = true
 	}
-	if info.HasRunDir {
-		st, res, err := state.Load(l)
+	if info.HasRunDir && !(dp == statusOnly && info.Lock.Held) {
+		load := state.Load
+		if dp != full {
+			load = state.LoadSummary
+		}
+		st, res, err := load(l)
 		if err == nil {
 			info.State = &st
 			info.Rebuilt = res.Rebuilt
@@ -93,7 +123,6 @@ func (d *Deps) inspect(project, name string, tmuxList []tmux.Session) sessionInf
 			info.StateErr = err
 		}
 	}
-	info.Lock, _ = state.ProbeLock(l.LockFile())
 	info.Tmux = findTmux(tmuxList, project, name)
 	facts := state.Facts{HasRunDir: info.HasRunDir, State: info.State, Lock: info.Lock, Now: d.now()}
 	if info.Tmux != nil {
@@ -146,8 +175,13 @@ func (d *Deps) resolve(ctx context.Context, name, projectArg string) (sessionInf
 
 // discover finds every session of a project (run directories and lock
 // files) and every loop-*/pipeline-* tmux session (of any project), with one
-// tmux call in all.
+// tmux call in all. The states it returns are summaries: History and Spec
+// are nil (inspect reads a session in full).
 func (d *Deps) discover(ctx context.Context, project string) ([]sessionInfo, []string) {
+	return d.discoverAt(ctx, project, summary)
+}
+
+func (d *Deps) discoverAt(ctx context.Context, project string, dp depth) ([]sessionInfo, []string) {
 	var warnings []string
 	tmuxList, err := d.listTmux(ctx)
 	if err != nil && !errors.Is(err, tmux.ErrNoServer) {
@@ -194,7 +228,7 @@ func (d *Deps) discover(ctx context.Context, project string) ([]sessionInfo, []s
 	}
 	infos := make([]sessionInfo, 0, len(keys))
 	for _, k := range keys {
-		info := d.inspect(k.project, k.name, tmuxList)
+		info := d.inspectAt(k.project, k.name, tmuxList, dp)
 		if info.Live.Status == "" && !info.Lock.Exists {
 			continue
 		}

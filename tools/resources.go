@@ -147,27 +147,35 @@ func templateArg(req mcp.ReadResourceRequest, key string) string {
 
 // active is a session that needs the user's attention before Claude stops.
 type active struct {
-	name, status, line string
+	name, line string
 }
 
-// activeSessions lists the sessions still running (or starting), and
-// zombies and orphans, which also keep a tmux session alive.
-func (d *Deps) activeSessions(ctx context.Context, project string) []active {
+// activeInfos lists the sessions still running (or starting), and zombies
+// and orphans, which also keep a tmux session alive; and the project.
+func (d *Deps) activeInfos(ctx context.Context, project string, dp depth) ([]sessionInfo, string) {
 	if project == "" {
 		project = d.ProjectDir
 	}
 	if p, err := engine.ProjectDir(project); err == nil {
 		project = p
 	}
-	infos, _ := d.discover(ctx, project)
+	infos, _ := d.discoverAt(ctx, project, dp)
+	var out []sessionInfo
+	for _, info := range infos {
+		switch info.Live.Status {
+		case state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan:
+			out = append(out, info)
+		}
+	}
+	return out, project
+}
+
+// activeSessions is the reminder's list: activeInfos, one line each.
+func (d *Deps) activeSessions(ctx context.Context, project string) []active {
+	infos, project := d.activeInfos(ctx, project, summary)
 	var out []active
 	for _, info := range infos {
 		s := d.summarize(info)
-		switch s.Status {
-		case state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan:
-		default:
-			continue
-		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "- **%s** — %s", s.Session, s.Status)
 		if s.Definition != "" {
@@ -194,7 +202,7 @@ func (d *Deps) activeSessions(ctx context.Context, project string) []active {
 		default:
 			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`; watch it: `%s`", s.Session, strings.Join(d.Tmux.AttachCommand(s.TmuxSession, true), " "))
 		}
-		out = append(out, active{name: s.Session, status: s.Status, line: b.String()})
+		out = append(out, active{name: s.Session, line: b.String()})
 	}
 	return out
 }
@@ -315,11 +323,15 @@ func (w *reminderWatcher) Subscribed() bool {
 	return w.running
 }
 
+// key names the active sessions and their statuses: what the reminder's
+// notification is about. It is computed on every poll, so it reads no
+// state of a session whose engine holds its lock (statusOnly): a poll is
+// one tmux list-sessions and a lock probe per session.
 func (w *reminderWatcher) key() string {
-	act := w.d.activeSessions(w.ctx, "")
-	parts := make([]string, 0, len(act))
-	for _, a := range act {
-		parts = append(parts, a.name+"="+a.status)
+	infos, _ := w.d.activeInfos(w.ctx, "", statusOnly)
+	parts := make([]string, 0, len(infos))
+	for _, info := range infos {
+		parts = append(parts, info.Name+"="+info.Live.Status)
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ",")

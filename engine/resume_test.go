@@ -147,7 +147,7 @@ stages:
     delay: 0
 `, agentPath("fail-agent")))
 	res, out := runSession(t, context.Background(), RunOptions{Session: "par", Pipeline: "p", ProjectDir: project, Foreground: true,
-		Env: agentEnv("FAKE_AGENT_LOG="+logFile)})
+		Env: agentEnv("FAKE_AGENT_LOG=" + logFile)})
 	if res.Status != state.StatusFailed || res.Reason != ReasonAgentFailures {
 		t.Fatalf("first run = %+v, want failed with agent_failures\n%s", res, out)
 	}

@@ -119,7 +119,7 @@ func CheckTemplate(file string, lineOffset int, tmpl string, earlier []string) P
 			continue
 		}
 		msg := fmt.Sprintf("unknown variable ${%s} (known: %s); write $${%s} for a literal ${%s}", r.Name, strings.Join(promptVariables, " "), r.Name, r.Name)
-		if s := closest(r.Name, promptVariables); s != "" {
+		if s := Closest(r.Name, promptVariables); s != "" {
 			msg = fmt.Sprintf("unknown variable ${%s}; did you mean ${%s}? (write $${%s} for a literal ${%s})", r.Name, s, r.Name, r.Name)
 		}
 		ps = append(ps, Problem{File: file, Line: lineOffset + r.Line, Msg: msg})

@@ -121,7 +121,7 @@ func (d *decoder) mapping(n *yaml.Node, what string, fields []field) map[string]
 		idx := slices.Index(keys, k.Value)
 		if idx < 0 {
 			hint := ""
-			if s := closest(k.Value, keys); s != "" {
+			if s := Closest(k.Value, keys); s != "" {
 				hint = fmt.Sprintf("; did you mean %q?", s)
 			}
 			d.addf(k, "%s: unknown field %q (allowed: %s)%s", what, k.Value, strings.Join(keys, ", "), hint)
@@ -236,8 +236,9 @@ func argv(p *[]string, what string) func(*decoder, *yaml.Node) {
 	}
 }
 
-// closest returns the allowed key within edit distance 2 of s, if any.
-func closest(s string, keys []string) string {
+// Closest returns the name within edit distance 2 of s, if any: the
+// "did you mean" of every unknown field, variable and argument.
+func Closest(s string, keys []string) string {
 	best, bestD := "", 3
 	for _, k := range keys {
 		if dist := editDistance(s, k); dist < bestD {

@@ -22,6 +22,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/tmux"
 )
 
@@ -304,7 +305,7 @@ func bindArgs(args map[string]any, out any) error {
 		if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 			name = strings.Trim(name, `"`)
 			hint := ""
-			if s := closestName(name, known); s != "" {
+			if s := engine.Closest(name, known); s != "" {
 				hint = fmt.Sprintf("; did you mean %q?", s)
 			}
 			return invalidf("unknown argument %q (known: %s)%s", name, strings.Join(known, ", "), hint)
@@ -394,37 +395,4 @@ func jsonFieldNames(v any) []string {
 		}
 	}
 	return names
-}
-
-func closestName(s string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

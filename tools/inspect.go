@@ -263,6 +263,7 @@ type Summary struct {
 	Why                string  `json:"why" jsonschema:"why the session has that status"`
 	Type               string  `json:"type,omitempty" jsonschema:"loop (one stage) or pipeline"`
 	Definition         string  `json:"definition,omitempty" jsonschema:"the stage or pipeline it runs"`
+	Pipeline           string  `json:"pipeline,omitempty" jsonschema:"the pipeline it runs (multi-stage sessions)"`
 	Stage              string  `json:"stage,omitempty" jsonschema:"current stage"`
 	StageNumber        int     `json:"stage_number,omitempty" jsonschema:"current stage, 1-based"`
 	StageCount         int     `json:"stage_count,omitempty" jsonschema:"number of stages"`
@@ -293,6 +294,7 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 	if st := info.State; st != nil {
 		s.Type = st.Type
 		s.Definition = first(st.Stage, st.Pipeline)
+		s.Pipeline = st.Pipeline
 		s.StageCount = len(st.Stages)
 		if st.CurrentStage < len(st.Stages) {
 			s.Stage = st.Stages[st.CurrentStage].Name

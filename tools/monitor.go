@@ -79,6 +79,7 @@ type MonitorResult struct {
 	Alive              bool              `json:"alive" jsonschema:"an engine is running it"`
 	Type               string            `json:"type,omitempty" jsonschema:"loop or pipeline"`
 	Definition         string            `json:"definition,omitempty" jsonschema:"stage or pipeline name"`
+	Pipeline           string            `json:"pipeline,omitempty" jsonschema:"the pipeline, for multi-stage sessions"`
 	Stage              string            `json:"stage,omitempty" jsonschema:"current stage"`
 	StageNumber        int               `json:"stage_number" jsonschema:"current stage, 1-based"`
 	StageCount         int               `json:"stage_count" jsonschema:"number of stages"`
@@ -265,7 +266,7 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	sum := d.summarize(info)
 	res := MonitorResult{
 		Session: info.Name, Status: sum.Status, Why: sum.Why, Alive: info.Lock.Held,
-		Type: sum.Type, Definition: sum.Definition, Stage: sum.Stage, StageNumber: sum.StageNumber, StageCount: sum.StageCount,
+		Type: sum.Type, Definition: sum.Definition, Pipeline: sum.Pipeline, Stage: sum.Stage, StageNumber: sum.StageNumber, StageCount: sum.StageCount,
 		Iteration: sum.Iteration, IterationCompleted: sum.IterationCompleted, MaxIterations: sum.MaxIterations,
 		CompletionReason: sum.CompletionReason, Error: sum.Error, StartedAt: sum.StartedAt, Age: sum.Age, AgeSeconds: sum.AgeSeconds,
 		Stale: sum.Stale, TmuxSession: sum.TmuxSession, RunDir: sum.RunDir, ProjectDir: info.ProjectDir, Warnings: []string{},

@@ -1,0 +1,647 @@
+package tools_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tools"
+)
+
+// The reliability suite of issue 6, through the tools Claude calls: random
+// kill -9 trials, every kill path against agents that resist, and races of
+// starts, lists, monitors and kills. Its figures are in the README's
+// Reliability table.
+
+// try calls a tool from any goroutine: unlike call/ok/fail it never stops
+// the test, it returns what went wrong. A tool error comes back as *toolErr.
+func (c *mcpClient) try(ctx context.Context, name string, args map[string]any, out any) (*toolErr, error) {
+	var req mcp.CallToolRequest
+	req.Params.Name = name
+	req.Params.Arguments = args
+	res, err := c.c.CallTool(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: protocol error: %w", name, err)
+	}
+	if res.StructuredContent == nil {
+		return nil, fmt.Errorf("%s: no structuredContent", name)
+	}
+	raw, err := json.Marshal(res.StructuredContent)
+	if err != nil {
+		return nil, err
+	}
+	if res.IsError {
+		var te toolErr
+		if err := json.Unmarshal(raw, &te); err != nil || te.Code == "" || te.Message == "" {
+			return nil, fmt.Errorf("%s: malformed error %s", name, raw)
+		}
+		return &te, nil
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("%s: decode %s: %w", name, raw, err)
+		}
+	}
+	return nil, nil
+}
+
+// must turns a tool error or a protocol error into one error.
+func must(te *toolErr, err error) error {
+	if err != nil {
+		return err
+	}
+	if te != nil {
+		return fmt.Errorf("tool error %s: %s", te.Code, te.Message)
+	}
+	return nil
+}
+
+// stateWatch re-reads a state.json until stopped and remembers every moment
+// it existed but was not a complete, parseable state.
+type stateWatch struct {
+	stop, done chan struct{}
+	reads      atomic.Int64
+	mu         sync.Mutex
+	bad        []string
+}
+
+func watchStateFile(path string) *stateWatch {
+	w := &stateWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		seen := false
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			data, err := os.ReadFile(path)
+			problem := ""
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				if seen {
+					problem = "state.json vanished"
+				}
+			case err != nil:
+				problem = err.Error()
+			default:
+				seen = true
+				w.reads.Add(1)
+				var st state.State
+				if err := json.Unmarshal(data, &st); err != nil {
+					problem = fmt.Sprintf("does not parse: %v", err)
+				} else if st.Session == "" || st.Status == "" || len(st.Stages) == 0 {
+					problem = "incomplete state"
+				}
+			}
+			if problem != "" {
+				w.mu.Lock()
+				if len(w.bad) < 5 {
+					w.bad = append(w.bad, problem)
+				}
+				w.mu.Unlock()
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *stateWatch) finish() (reads int64, bad []string) {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reads.Load(), w.bad
+}
+
+// waitUntil polls cond for at most within; it reports whether cond held.
+func waitUntil(within time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
+// tmuxGone reports whether the private server no longer has the session.
+func (e *testEnv) tmuxGone(name string) bool {
+	ok, err := e.tmux.HasSession(context.Background(), name)
+	return err == nil && !ok || err != nil && strings.Contains(err.Error(), "no current target")
+}
+
+// envInt reads a positive integer from the environment, else def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// killTrialStages are the sessions the kill -9 trials run: a fast agent
+// (most time spent in the engine's own writes), the mock provider with a
+// short delay, and a sleeping agent with a delay (most time in the agent
+// or the delay).
+var killTrialStages = []struct {
+	name, yaml string
+	max        int
+	window     time.Duration // kill somewhere in [0, window) after the start
+}{
+	{"fast", commandStage("fixed-n", 25, "echo-agent"), 25, 900 * time.Millisecond},
+	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.05\n", 10, 900 * time.Millisecond},
+	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.1\n", 6, 1300 * time.Millisecond},
+}
+
+// Issue 6.1: kill -9 the engine at random moments, at least 50 times.
+// Every time list says crashed, resume continues at the iteration after the
+// last one recorded, events and history hold each iteration exactly once,
+// and state.json parsed at every moment. AGENT_SESSIONS_KILL_TRIALS sets
+// the number of kills, AGENT_SESSIONS_TRIAL_SEED replays a run.
+func TestReliabilityKillNineTrials(t *testing.T) {
+	t.Parallel()
+	wantKills := envInt("AGENT_SESSIONS_KILL_TRIALS", 50)
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("AGENT_SESSIONS_TRIAL_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	t.Logf("seed %d (AGENT_SESSIONS_TRIAL_SEED=%d replays it)", seed, seed)
+
+	e := newEnv(t)
+	e.setEnv("SLEEP_SECONDS=0.15")
+	for _, s := range killTrialStages {
+		e.stage(s.name, s.yaml)
+	}
+	c := e.connect(modernVersion)
+
+	var kills, early, next atomic.Int64
+	var phasesMu sync.Mutex
+	phases := map[string]int{}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for kills.Load() < int64(wantKills) && !t.Failed() {
+				n := next.Add(1)
+				if n > int64(wantKills)*2 {
+					return // too many trials ended before their kill
+				}
+				rng := rand.New(rand.NewPCG(seed, uint64(n)))
+				killed, phase, err := killTrial(e, c, fmt.Sprintf("k%03d", n), rng)
+				if killed {
+					phasesMu.Lock()
+					phases[phase]++
+					phasesMu.Unlock()
+				}
+				switch {
+				case err != nil:
+					t.Errorf("trial %d (seed %d): %v", n, seed, err)
+				case killed:
+					kills.Add(1)
+				default:
+					early.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d kill -9 trials, %d more sessions finished before their kill moment; where the kills landed: %v", kills.Load(), early.Load(), phases)
+	if kills.Load() < int64(wantKills) && !t.Failed() {
+		t.Errorf("only %d of %d trials killed a live engine", kills.Load(), wantKills)
+	}
+}
+
+// killTrial runs one session, SIGKILLs its engine at a random moment,
+// checks the crash, resumes and checks the result. killed is false when
+// the session ended before the kill moment (it is still checked); phase
+// says where the kill landed, from the last event recorded before it.
+func killTrial(e *testEnv, c *mcpClient, name string, rng *rand.Rand) (killed bool, phase string, err error) {
+	ctx := e.ctx
+	stage := killTrialStages[rng.IntN(len(killTrialStages))]
+	l := e.layout(name)
+	if err := must(c.try(ctx, "start_session", map[string]any{"session": name, "stage": stage.name}, nil)); err != nil {
+		return false, "", fmt.Errorf("start: %w", err)
+	}
+	watch := watchStateFile(l.StateFile())
+	defer func() {
+		reads, bad := watch.finish()
+		if err == nil && len(bad) > 0 {
+			err = fmt.Errorf("%s: state.json was not a valid state at some moment (%d reads): %q", name, reads, bad)
+		}
+	}()
+	time.Sleep(time.Duration(rng.Int64N(int64(stage.window))))
+
+	ls, _ := state.ProbeLock(l.LockFile())
+	if ls.Held && ls.Info != nil && ls.Info.PID > 0 {
+		pid := ls.Info.PID
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return false, "", fmt.Errorf("kill -9 %d: %w", pid, err)
+		}
+		if !waitUntil(10*time.Second, func() bool { return processDead(pid) }) {
+			return false, "", fmt.Errorf("engine %d survived SIGKILL", pid)
+		}
+	}
+	if !waitUntil(10*time.Second, func() bool { return e.tmuxGone("loop-" + name) }) {
+		return false, "", fmt.Errorf("tmux session loop-%s outlived its engine", name)
+	}
+	st, _, err := state.Load(l)
+	if err != nil {
+		return false, "", fmt.Errorf("state after the kill: %w", err)
+	}
+	if st.Status == state.StatusComplete {
+		return false, "", checkRun(l, name, stage.max, -1)
+	}
+
+	var list tools.ListResult
+	if err := must(c.try(ctx, "list", nil, &list)); err != nil {
+		return true, phase, err
+	}
+	if s, ok := summary(list, name); !ok || s.Status != state.LiveCrashed {
+		return true, phase, fmt.Errorf("after kill -9 list says %+v, want crashed", s)
+	}
+	// No agent of the run outlives its engine (the kernel's parent-death
+	// signal ends it; resume would stop a leftover, but none may be left).
+	if !waitUntil(5*time.Second, func() bool { return len(engine.FindAgents(l.RunDir())) == 0 }) {
+		return true, phase, fmt.Errorf("agents %v outlived the killed engine", engine.FindAgents(l.RunDir()))
+	}
+	events, _, err := state.ReadEvents(l.EventsFile())
+	if err != nil {
+		return true, phase, err
+	}
+	done := 0
+	for _, ev := range events {
+		if ev.Type == state.EventIterationDone {
+			done++
+		}
+	}
+	switch last := events[len(events)-1].Type; {
+	case last == state.EventIterationStart:
+		phase = "in the agent"
+	case last == state.EventIterationDone && stage.name != "fast":
+		phase = "in the delay"
+	case last == state.EventIterationDone:
+		phase = "between iterations"
+	default:
+		phase = "starting (" + last + ")"
+	}
+	var res tools.StartResult
+	if err := must(c.try(ctx, "start_session", map[string]any{"session": name, "mode": "resume"}, &res)); err != nil {
+		return true, phase, fmt.Errorf("resume: %w", err)
+	}
+	var m tools.MonitorResult
+	if err := must(c.try(ctx, "monitor", map[string]any{"session": name, "wait": "complete", "timeout_seconds": 120}, &m)); err != nil {
+		return true, phase, err
+	}
+	if m.Status != state.LiveComplete {
+		return true, phase, fmt.Errorf("after resume: %s (%s)", m.Status, m.Why)
+	}
+	return true, phase, checkRun(l, name, stage.max, done+1)
+}
+
+// checkRun checks a completed session: history and events hold 1..max
+// once each, in order, and (resumeAt > 0) the resume started at resumeAt.
+func checkRun(l state.Layout, name string, max, resumeAt int) error {
+	st, _, err := state.Load(l)
+	if err != nil {
+		return err
+	}
+	if st.Status != state.StatusComplete || st.IterationCompleted != max {
+		return fmt.Errorf("%s: final state %s, %d iterations; want complete, %d", name, st.Status, st.IterationCompleted, max)
+	}
+	var hist []int
+	for _, h := range st.History {
+		hist = append(hist, h.Iteration)
+	}
+	want := make([]int, max)
+	for i := range want {
+		want[i] = i + 1
+	}
+	if !slices.Equal(hist, want) {
+		return fmt.Errorf("%s: history iterations %v, want 1..%d once each", name, hist, max)
+	}
+	events, skipped, err := state.ReadEvents(l.EventsFile())
+	if err != nil || skipped > 0 {
+		return fmt.Errorf("%s: events.jsonl: %v, %d unreadable lines", name, err, skipped)
+	}
+	var done []int
+	resumed := false
+	for i, ev := range events {
+		if ev.Seq != int64(i+1) {
+			return fmt.Errorf("%s: event %d has seq %d", name, i+1, ev.Seq)
+		}
+		switch ev.Type {
+		case state.EventIterationDone:
+			done = append(done, ev.Iteration)
+		case state.EventSessionResume:
+			resumed = true
+			for _, nx := range events[i+1:] {
+				if nx.Type == state.EventIterationStart {
+					if nx.Iteration != resumeAt {
+						return fmt.Errorf("%s: resume started iteration %d, want %d", name, nx.Iteration, resumeAt)
+					}
+					break
+				}
+			}
+		}
+	}
+	if !slices.Equal(done, want) {
+		return fmt.Errorf("%s: iteration_complete events %v, want 1..%d once each", name, done, max)
+	}
+	if resumeAt > 0 && !resumed {
+		return fmt.Errorf("%s: no session_resume event", name)
+	}
+	return nil
+}
+
+// Issue 6.2: every way of stopping a session — tmux kill-session (the
+// engine gets SIGHUP), the kill tool, SIGTERM, SIGINT and SIGHUP to the
+// engine — leaves no agent alive, even one that ignores SIGTERM and one
+// that leaves a grandchild; the lock is released and state says killed.
+func TestReliabilityKillPaths(t *testing.T) {
+	t.Parallel()
+	methods := []string{"tmux kill-session", "kill tool", "SIGTERM", "SIGINT", "SIGHUP"}
+	agents := []struct {
+		name, pidsEnv string
+		pids          int
+	}{
+		{"stubborn-agent", "STUBBORN_PIDS", 3},
+		{"child-agent", "CHILD_PIDS", 1},
+	}
+	for _, method := range methods {
+		for _, a := range agents {
+			t.Run(method+"/"+a.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				dir := t.TempDir()
+				pidFile, agentLog := filepath.Join(dir, "pids"), filepath.Join(dir, "agent.log")
+				e.setEnv(a.pidsEnv+"="+pidFile, "FAKE_AGENT_LOG="+agentLog)
+				e.stage("s", commandStage("fixed-n", 5, a.name))
+				c := e.connect(modernVersion)
+				c.start(map[string]any{"session": "victim", "stage": "s"})
+				var pids []int
+				eventually(t, 15*time.Second, "the agent's pids", func() bool {
+					if _, err := os.Stat(pidFile); err != nil {
+						return false
+					}
+					pids = readPIDs(t, pidFile)
+					return len(pids) == a.pids && pathExists(agentLog)
+				})
+				f := strings.Fields(readFileT(t, agentLog))
+				agentPID, err := strconv.Atoi(f[1])
+				if err != nil {
+					t.Fatalf("agent log %q", f)
+				}
+				pids = append(pids, agentPID)
+				engine := e.enginePID("victim")
+				if engine == 0 {
+					t.Fatal("no engine pid")
+				}
+				signals := map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "SIGHUP": syscall.SIGHUP}
+				switch method {
+				case "tmux kill-session":
+					if err := e.tmux.KillSession(context.Background(), "loop-victim"); err != nil {
+						t.Fatal(err)
+					}
+				case "kill tool":
+					var k tools.KillResult
+					c.ok("kill", map[string]any{"session": "victim"}, &k)
+					if !k.Killed || k.Status != state.StatusKilled {
+						t.Errorf("kill = %+v", k)
+					}
+				default:
+					if err := syscall.Kill(engine, signals[method]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				eventually(t, 15*time.Second, "the engine and every agent process to end", func() bool {
+					for _, pid := range append(pids, engine) {
+						if !processDead(pid) {
+							return false
+						}
+					}
+					return true
+				})
+				eventually(t, 10*time.Second, "the tmux session to close", func() bool { return e.tmuxGone("loop-victim") })
+				if ls, err := state.ProbeLock(e.layout("victim").LockFile()); err != nil || ls.Held || ls.Exists {
+					t.Errorf("lock after %s: %+v %v; want released and removed", method, ls, err)
+				}
+				st := e.loadState("victim")
+				if st.Status != state.StatusKilled || st.IterationStarted != nil || st.IterationCompleted != 0 {
+					t.Errorf("state after %s: status %s, iteration_started %v, completed %d; want killed with the interrupted iteration not counted",
+						method, st.Status, st.IterationStarted, st.IterationCompleted)
+				}
+				if s, _ := summary(c.list(nil), "victim"); s.Status != state.LiveKilled {
+					t.Errorf("list says %+v, want killed", s)
+				}
+			})
+		}
+	}
+}
+
+func pathExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func readFileT(t *testing.T, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// Issue 6.3a: twenty start_session calls with one name at the same moment
+// start exactly one session; the others are told it is running, and
+// nothing of theirs is left behind.
+func TestReliabilityConcurrentStartsOneName(t *testing.T) {
+	forVersions(t, func(t *testing.T, v string) {
+		e := newEnv(t)
+		e.stage("quick", quickStage)
+		c := e.connect(v)
+		const n = 20
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		type outcome struct {
+			te  *toolErr
+			err error
+			res tools.StartResult
+		}
+		outs := make([]outcome, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-gate
+				outs[i].te, outs[i].err = c.try(e.ctx, "start_session", map[string]any{"session": "same", "stage": "quick"}, &outs[i].res)
+			}()
+		}
+		close(gate)
+		wg.Wait()
+		started := 0
+		for i, o := range outs {
+			switch {
+			case o.err != nil:
+				t.Errorf("call %d: %v", i, o.err)
+			case o.te == nil:
+				started++
+			case o.te.Code != tools.CodeConflictRunning && o.te.Code != tools.CodeConflictComplete:
+				t.Errorf("call %d: %s: %s; want conflict_running (or conflict_complete once it finished)", i, o.te.Code, o.te.Message)
+			case !strings.Contains(o.te.Message, "same"):
+				t.Errorf("call %d: conflict message %q does not name the session", i, o.te.Message)
+			}
+		}
+		if started != 1 {
+			t.Fatalf("%d of %d concurrent starts started the session, want exactly 1", started, n)
+		}
+		if m := c.monitorWait("same", "complete", 60); m.Status != state.LiveComplete {
+			t.Fatalf("same: %s (%s)", m.Status, m.Why)
+		}
+		if err := checkRun(e.layout("same"), "same", 3, -1); err != nil {
+			t.Error(err)
+		}
+		evs, _, _ := state.ReadEvents(e.layout("same").EventsFile())
+		starts := 0
+		for _, ev := range evs {
+			if ev.Type == state.EventSessionStart {
+				starts++
+			}
+		}
+		if starts != 1 {
+			t.Errorf("%d session_start events, want 1", starts)
+		}
+		aside, _ := filepath.Glob(e.layout("same").RunDir() + ".*")
+		if len(aside) > 0 {
+			t.Errorf("runs moved aside by the losing starts: %q", aside)
+		}
+		if names := e.tmuxNames(); len(names) > 0 {
+			t.Errorf("tmux sessions left: %q", names)
+		}
+	})
+}
+
+// Issue 6.3b: thirty distinct sessions started at once all complete with
+// correct state, while list, monitor and kill are called throughout the
+// starts and the endings and never fail spuriously.
+func TestReliabilityThirtyAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("quick", "completion: fixed-n\nprovider: mock\nmax_iterations: 3\ndelay: 0.2\n")
+	c := e.connect(modernVersion)
+	const n = 30
+	name := func(i int) string { return fmt.Sprintf("s%02d", i) }
+	killed := func(i int) bool { return i%6 == 5 } // five of them are killed right after starting
+
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	var readers sync.WaitGroup
+	var lists, monitors atomic.Int64
+	for r := 0; r < 3; r++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				var l tools.ListResult
+				if err := must(c.try(ctx, "list", nil, &l)); err != nil && ctx.Err() == nil {
+					t.Errorf("list during starts: %v", err)
+				} else {
+					lists.Add(1)
+				}
+				if r == 0 {
+					continue // one reader only lists
+				}
+				// A session that list showed must be monitorable.
+				for _, s := range l.Sessions {
+					if ctx.Err() != nil {
+						break
+					}
+					var m tools.MonitorResult
+					te, err := c.try(ctx, "monitor", map[string]any{"session": s.Session}, &m)
+					if err != nil && ctx.Err() == nil || te != nil {
+						t.Errorf("monitor %s (listed as %s): %v", s.Session, s.Status, must(te, err))
+					} else {
+						monitors.Add(1)
+					}
+				}
+			}
+		}()
+	}
+
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			if err := must(c.try(e.ctx, "start_session", map[string]any{"session": name(i), "stage": "quick"}, nil)); err != nil {
+				t.Errorf("start %s: %v", name(i), err)
+				return
+			}
+			if killed(i) {
+				var k tools.KillResult
+				if err := must(c.try(e.ctx, "kill", map[string]any{"session": name(i)}, &k)); err != nil {
+					t.Errorf("kill %s right after its start: %v", name(i), err)
+				} else if k.Status != state.StatusKilled && k.Status != state.StatusComplete {
+					t.Errorf("kill %s: %+v", name(i), k)
+				}
+				return
+			}
+			var m tools.MonitorResult
+			if err := must(c.try(e.ctx, "monitor", map[string]any{"session": name(i), "wait": "complete", "timeout_seconds": 120}, &m)); err != nil {
+				t.Errorf("monitor %s: %v", name(i), err)
+			} else if m.Status != state.LiveComplete {
+				t.Errorf("%s ended %s (%s)", name(i), m.Status, m.Why)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	// The endings: let the readers run a little past the last one.
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	readers.Wait()
+	t.Logf("%d lists and %d monitors ran during the starts and endings", lists.Load(), monitors.Load())
+
+	l := c.list(nil)
+	if len(l.Sessions) != n {
+		t.Errorf("list shows %d sessions, want %d", len(l.Sessions), n)
+	}
+	for i := range n {
+		s, _ := summary(l, name(i))
+		if killed(i) {
+			if s.Status != state.LiveKilled && s.Status != state.LiveComplete {
+				t.Errorf("%s: %s after kill", name(i), s.Status)
+			}
+			continue
+		}
+		if s.Status != state.LiveComplete {
+			t.Errorf("%s: %s (%s)", name(i), s.Status, s.Why)
+		}
+		if err := checkRun(e.layout(name(i)), name(i), 3, -1); err != nil {
+			t.Error(err)
+		}
+	}
+	if names := e.tmuxNames(); len(names) > 0 {
+		t.Errorf("tmux sessions left: %q", names)
+	}
+}

@@ -171,6 +171,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "agent-sessions run: %s\n", errorText(err))
 		reportStartFailure(err)
+		if errors.Is(err, state.ErrDiskFull) {
+			return exitFailed // not bad input: the machine is out of room
+		}
 		return exitUsage
 	}
 	switch res.Status {

@@ -110,6 +110,22 @@ func (r *Runner) Run(ctx context.Context) Result {
 }
 
 func (r *Runner) finish(evType string, stageIdx int, end stageEnd) Result {
+	if err := r.Store.CheckRunDir(); err != nil {
+		// Someone removed the run directory: whatever ended the session,
+		// that is why it ended. Make the directory again, only to say so.
+		r.printf("✗ %v\n", err)
+		if rerr := r.Store.Rehome(); rerr != nil {
+			r.printf("✗ could not record the end of the session: %v\n", rerr)
+			return Result{Status: state.StatusFailed, Reason: ReasonEngineError, Err: err.Error()}
+		}
+		st := r.Store.State()
+		evType = state.EventSessionFailed
+		end = stageEnd{status: state.StatusFailed, reason: ReasonEngineError, err: fmt.Sprintf(
+			"%v; the engine stopped its agent and made the directory again to record this. state.json holds what the engine knew; "+
+				"the iteration files, progress notes and events from before the removal are gone. "+
+				"Resume to go on at stage %d, iteration %d, or start over with mode force",
+			err, st.CurrentStage+1, st.IterationCompleted+1)}
+	}
 	if end.status == state.StatusKilled && end.err == "" {
 		end.err = "killed"
 	}
@@ -118,7 +134,7 @@ func (r *Runner) finish(evType string, stageIdx int, end stageEnd) Result {
 		data.Error = ""
 	}
 	ev := state.Event{Type: evType, StageIndex: stageIdx, Stage: r.Plan.Stages[stageIdx].Name, Data: state.MustData(data)}
-	if err := r.Store.Record(ev); err != nil {
+	if err := r.Store.Record(ev); err != nil && !errors.Is(err, state.ErrReserveUsed) {
 		r.printf("✗ could not record the end of the session: %v\n", err)
 		return Result{Status: state.StatusFailed, Reason: ReasonEngineError, Err: err.Error()}
 	}
@@ -138,7 +154,8 @@ func (r *Runner) record(ev state.Event) error {
 	return nil
 }
 
-func failEngine(err error) stageEnd {
+func (r *Runner) failEngine(err error) stageEnd {
+	err = state.DiskFull(err, r.Plan.ProjectDir)
 	return stageEnd{status: state.StatusFailed, reason: ReasonEngineError, err: err.Error()}
 }
 
@@ -167,12 +184,12 @@ func (r *Runner) runStage(ctx context.Context, i int) stageEnd {
 	fresh := ss.Status == state.StagePending
 	if fresh {
 		if err := r.record(state.Event{Type: state.EventStageStart, StageIndex: i, Stage: sp.Name}); err != nil {
-			return failEngine(err)
+			return r.failEngine(err)
 		}
 	}
 	if r.Plan.Multi() {
 		if err := state.InitProgress(r.progressFile(i), fmt.Sprintf("%s — stage %d/%d %s", r.Plan.Session, i+1, len(r.Plan.Stages), sp.Name)); err != nil {
-			return failEngine(err)
+			return r.failEngine(err)
 		}
 	}
 	st = r.Store.State()
@@ -185,7 +202,7 @@ func (r *Runner) runStage(ctx context.Context, i int) stageEnd {
 func (r *Runner) completeStage(i int, reason string) stageEnd {
 	sp := r.Plan.Stages[i]
 	if err := r.record(state.Event{Type: state.EventStageComplete, StageIndex: i, Stage: sp.Name, Data: state.MustData(state.ReasonData{Reason: reason})}); err != nil {
-		return failEngine(err)
+		return r.failEngine(err)
 	}
 	r.printf("■ stage %s complete: %s\n", sp.Name, reason)
 	return stageEnd{status: state.StatusComplete, reason: reason}
@@ -237,7 +254,7 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 		}
 		entry, stopped, err := r.iteration(ctx, i, it, max, prevVote, failures, false)
 		if err != nil {
-			return failEngine(err)
+			return r.failEngine(err)
 		}
 		if stopped {
 			return killedBy(ctx)
@@ -348,7 +365,7 @@ func (r *Runner) runParallel(ctx context.Context, i int, st state.State) stageEn
 	wg.Wait()
 	switch {
 	case engErr != nil:
-		return failEngine(engErr)
+		return r.failEngine(engErr)
 	case ctx.Err() != nil:
 		return killedBy(ctx)
 	case errEnd != nil:
@@ -443,7 +460,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		return state.HistoryEntry{}, false, err
 	}
 	prompt := Render(sp.Prompt, vars)
-	if err := os.WriteFile(files.Prompt, []byte(prompt), 0o644); err != nil {
+	if err := writeWhole(files.Prompt, []byte(prompt)); err != nil {
 		return state.HistoryEntry{}, false, fmt.Errorf("write prompt: %w", err)
 	}
 	sink, err := newOutputSink(files.Output, sp.OutputParse)
@@ -541,7 +558,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		OutputBytes: sig.OutputBytes, OutputTruncated: sig.OutputCapped, Warning: entry.Warning,
 	}
 	resJSON, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(files.Result, append(resJSON, '\n'), 0o644); err != nil {
+	if err := writeWhole(files.Result, append(resJSON, '\n')); err != nil {
 		return state.HistoryEntry{}, false, fmt.Errorf("write result: %w", err)
 	}
 	if err := r.record(state.Event{Type: state.EventIterationDone, StageIndex: i, Stage: sp.Name, Iteration: it, Data: state.MustData(entry)}); err != nil {
@@ -550,6 +567,16 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 	r.printf("%s%s iteration %d %s · %.1fs · exit %d%s%s\n", label, mark(entry), it, entry.Decision, elapsed.Seconds(), out.ExitCode,
 		voteText(sp, entry), warnText(entry.Warning))
 	return entry, false, nil
+}
+
+// writeWhole writes an iteration file, or nothing: a write cut short (a
+// full disk) removes the partial file rather than leave half of it.
+func writeWhole(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
 }
 
 func mark(e state.HistoryEntry) string {

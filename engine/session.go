@@ -44,6 +44,9 @@ type RunOptions struct {
 	LockWait  time.Duration
 	Grace     time.Duration
 	Heartbeat time.Duration
+	// RunDirPoll is how often the engine checks that its run directory is
+	// still there (default 2 s).
+	RunDirPoll time.Duration
 	// Notify sends the desktop notification; nil means Notify.
 	Notify func(title, body string)
 	// Beads overrides BeadsReady (tests).
@@ -225,6 +228,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 			if errors.Is(err, state.ErrNoState) {
 				return Result{}, fmt.Errorf("%w: no session %s to resume in %s; start it without --resume", ErrNotFound, o.Session, dir)
 			}
+			if errors.Is(err, state.ErrDiskFull) {
+				return Result{}, err
+			}
 			return Result{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		st := s.State()
@@ -306,7 +312,16 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
 
 	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads}
-	res := runner.Run(ctx)
+	runCtx, stop := context.WithCancelCause(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		watchRunDir(runCtx, store, o.RunDirPoll, stop)
+	}()
+	res := runner.Run(runCtx)
+	stop(nil)
+	<-watched
+	store.ReleaseReserve()
 	switch res.Status {
 	case state.StatusComplete:
 		fmt.Fprintf(logw, "■ session %s complete: %s\n", o.Session, res.Reason)
@@ -317,6 +332,29 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 	o.Notify("agent-sessions: "+o.Session+" "+res.Status, strings.TrimSpace(res.Reason+" "+res.Err))
 	return res, nil
+}
+
+// watchRunDir stops the session (cancels ctx with the cause) as soon as its
+// run directory is removed or replaced, so that an agent working for an
+// hour does not go on after its session's files were taken away. One stat
+// per poll.
+func watchRunDir(ctx context.Context, store *state.Store, poll time.Duration, stop context.CancelCauseFunc) {
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := store.CheckRunDir(); err != nil {
+				stop(err)
+				return
+			}
+		}
+	}
 }
 
 // applyResumeOverrides lets a resume change the provider, model or agent

@@ -51,9 +51,11 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 }
 
 // AppendFile appends data to path with a single write, creating the file
-// (and its directory) when missing. Each call opens the file anew so a run
-// directory removed under a live session is recreated rather than written
-// into an unlinked inode.
+// (and its directory) when missing. Each call opens the file anew, so it
+// never writes into an unlinked inode. A write cut short (a full disk) is
+// undone: the file is truncated back to its old length, so no torn line is
+// left for the next append to be glued to. Callers are single writers
+// (the engine holds the session's lock).
 func AppendFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -65,7 +67,14 @@ func AppendFile(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("append %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	var size int64 = -1
+	if info, err := f.Stat(); err == nil {
+		size = info.Size()
+	}
+	if n, err := f.Write(data); err != nil {
+		if n > 0 && size >= 0 {
+			f.Truncate(size)
+		}
 		f.Close()
 		return fmt.Errorf("append %s: %w", path, err)
 	}

@@ -51,6 +51,11 @@ func (l Layout) PipelineCopy() string { return filepath.Join(l.RunDir(), "pipeli
 // FinalOutput is where kill saves the last screen.
 func (l Layout) FinalOutput() string { return filepath.Join(l.RunDir(), "final-output.txt") }
 
+// ReserveFile is the space the engine keeps in reserve while it runs, so
+// that a full disk still lets it record why the session stopped (see
+// Store). It is removed when the engine ends.
+func (l Layout) ReserveFile() string { return filepath.Join(l.RunDir(), ".space-reserve") }
+
 // LockFile is .claude/locks/<session>.lock.
 func (l Layout) LockFile() string { return filepath.Join(LocksDir(l.ProjectDir), l.Session+".lock") }
 

@@ -9,8 +9,29 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
+
+// ErrRunDirRemoved is returned by Record (and CheckRunDir) once the
+// session's run directory was removed or replaced under the engine: the
+// engine then stops rather than write into a directory someone took away
+// (see Rehome).
+var ErrRunDirRemoved = errors.New("the run directory was removed")
+
+// ErrDiskFull is returned by Record when the disk is full. When the event
+// could still be recorded with the space kept in reserve, Record returns it
+// all the same: the session must stop, and the reserve is what lets the
+// engine record why.
+var ErrDiskFull = errors.New("the disk is full")
+
+// ErrReserveUsed accompanies ErrDiskFull when Record did record the event,
+// with the space kept in reserve.
+var ErrReserveUsed = errors.New("recorded with the space kept in reserve")
+
+// reserveBase is the reserve's size beyond twice the state.json it guards:
+// enough for the last events and the session log's last lines.
+const reserveBase = 32 << 10
 
 // Store is the single writer of one session's state.json and events.jsonl.
 // Every change is an Event: it is appended to events.jsonl first (the commit
@@ -25,6 +46,7 @@ type Store struct {
 	mu  sync.Mutex
 	st  State
 	enc snapshotEncoder
+	dir os.FileInfo // the run directory the store writes into
 }
 
 // Recovery describes what Open had to repair.
@@ -46,10 +68,20 @@ func Create(l Layout, now func() time.Time, start SessionStartData) (*Store, err
 		now = time.Now
 	}
 	if err := os.MkdirAll(l.RunDir(), 0o755); err != nil {
-		return nil, fmt.Errorf("create run dir: %w", err)
+		return nil, fmt.Errorf("create run dir: %w", noSpace(err, l))
 	}
 	s := &Store{layout: l, now: now}
+	if err := s.pinRunDir(); err != nil {
+		return nil, err
+	}
+	// The state will be about the size of the spec (the plan, prompts
+	// included) plus its history.
+	if err := s.keepReserve(int64(len(start.Spec)+16<<10), noSpaceAtStart); err != nil {
+		os.Remove(l.RunDir()) // only if empty: it was just made
+		return nil, err
+	}
 	if err := s.Record(Event{Type: EventSessionStart, Data: MustData(start)}); err != nil {
+		s.ReleaseReserve()
 		return nil, err
 	}
 	return s, nil
@@ -102,12 +134,138 @@ func Open(l Layout, now func() time.Time) (*Store, Recovery, error) {
 		return nil, rec, err
 	}
 	s := &Store{layout: l, now: now, st: st}
+	if err := s.pinRunDir(); err != nil {
+		return nil, rec, err
+	}
+	var size int64 = 16 << 10
+	if info, err := os.Stat(l.StateFile()); err == nil {
+		size = info.Size()
+	}
+	if err := s.keepReserve(size, noSpace); err != nil {
+		return nil, rec, err
+	}
 	if rec.Rebuilt || rec.Replayed > 0 {
 		if err := s.writeSnapshot(); err != nil {
-			return nil, rec, err
+			s.ReleaseReserve()
+			return nil, rec, noSpace(err, l)
 		}
 	}
 	return s, rec, nil
+}
+
+// pinRunDir remembers which directory the run directory is, so that its
+// removal (or replacement) under a live engine is noticed.
+func (s *Store) pinRunDir() error {
+	info, err := os.Stat(s.layout.RunDir())
+	if err != nil {
+		return fmt.Errorf("run dir: %w", err)
+	}
+	s.dir = info
+	return nil
+}
+
+// CheckRunDir reports ErrRunDirRemoved when the run directory the store
+// writes into is gone or is no longer the same directory (moved away,
+// removed and made again by someone else). It costs one stat.
+func (s *Store) CheckRunDir() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkRunDir()
+}
+
+func (s *Store) checkRunDir() error {
+	info, err := os.Stat(s.layout.RunDir())
+	if err == nil && os.SameFile(info, s.dir) {
+		return nil
+	}
+	return runDirRemoved(s.layout.RunDir())
+}
+
+// runDirRemoved is ErrRunDirRemoved naming the directory.
+type runDirRemoved string
+
+func (d runDirRemoved) Error() string {
+	return "the run directory " + string(d) + " was removed or replaced while the session ran (by a person, a script, or an agent cleaning the project)"
+}
+
+func (d runDirRemoved) Is(target error) bool { return target == ErrRunDirRemoved }
+
+// Rehome makes the run directory again after it was removed and writes the
+// state the engine holds into it, so the session's end can be recorded and
+// it can be resumed. What was in the removed directory (iteration files,
+// progress notes, earlier events) is not brought back.
+func (s *Store) Rehome() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.MkdirAll(s.layout.RunDir(), 0o755); err != nil {
+		return fmt.Errorf("recreate run dir: %w", noSpace(err, s.layout))
+	}
+	if err := s.pinRunDir(); err != nil {
+		return err
+	}
+	return noSpace(s.writeSnapshot(), s.layout)
+}
+
+// keepReserve sets aside disk space for the session's last words: twice
+// stateSize (a replace writes a whole new copy before the old one goes)
+// plus reserveBase. The bytes are written, not a sparse file, so the space
+// really is taken. A disk without that much room is full: the session
+// does not start (ErrDiskFull). Other failures (a filesystem that refuses
+// the file) leave the session without a reserve.
+func (s *Store) keepReserve(stateSize int64, full func(error, Layout) error) error {
+	path := s.layout.ReserveFile()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return noSpaceOnly(fmt.Errorf("keep disk space in reserve: %w", err), s.layout, full)
+	}
+	size := reserveBase + 2*stateSize
+	_, err = f.Write(make([]byte, size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return noSpaceOnly(fmt.Errorf("keep %d KiB in reserve for the session's last records: %w", size>>10, err), s.layout, full)
+	}
+	return nil
+}
+
+// noSpaceOnly is full(err) for out-of-space errors and nil for the others.
+func noSpaceOnly(err error, l Layout, full func(error, Layout) error) error {
+	if isNoSpace(err) {
+		return full(err, l)
+	}
+	return nil
+}
+
+// ReleaseReserve gives the reserved space back; the engine calls it when
+// the session ends. It reports whether there was a reserve.
+func (s *Store) ReleaseReserve() bool {
+	return os.Remove(s.layout.ReserveFile()) == nil
+}
+
+// noSpace turns an out-of-space error into ErrDiskFull with what to do.
+func noSpace(err error, l Layout) error { return DiskFull(err, l.ProjectDir) }
+
+// noSpaceAtStart is noSpace for a session that has not started.
+func noSpaceAtStart(err error, l Layout) error {
+	if err == nil || !isNoSpace(err) {
+		return err
+	}
+	return fmt.Errorf("%w (%v): free space on the disk holding %s, then start the session again", ErrDiskFull, err, l.ProjectDir)
+}
+
+// DiskFull turns an out-of-space error (ENOSPC, EDQUOT) into ErrDiskFull
+// saying what to do; other errors are returned as they are.
+func DiskFull(err error, projectDir string) error {
+	if err == nil || !isNoSpace(err) || errors.Is(err, ErrDiskFull) {
+		return err
+	}
+	return fmt.Errorf("%w (%v): free space on the disk holding %s, then resume the session", ErrDiskFull, err, projectDir)
+}
+
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // terminateTornLine makes sure events.jsonl ends with a newline, so a line
@@ -149,9 +307,28 @@ func (s *Store) State() State {
 // state.json. Session, sequence number and timestamp are filled in. When the
 // append fails nothing changes; when the snapshot write fails the event is
 // already durable and Open will replay it.
+//
+// Nothing is written once the run directory was removed
+// (ErrRunDirRemoved). On a full disk the reserve (keepReserve) is given up
+// and the write tried once more; Record then returns ErrDiskFull even when
+// that succeeded, so the caller stops the session while it still can
+// record why.
 func (s *Store) Record(ev Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.dir != nil {
+		if err := s.checkRunDir(); err != nil {
+			return err
+		}
+	}
+	usedReserve := false
+	retry := func(err error, again func() error) error {
+		if err != nil && isNoSpace(err) && s.ReleaseReserve() {
+			usedReserve = true
+			err = again()
+		}
+		return noSpace(err, s.layout)
+	}
 	ev.Seq = s.st.EventSeq + 1
 	if ev.TS.IsZero() {
 		ev.TS = s.now().UTC()
@@ -162,13 +339,20 @@ func (s *Store) Record(ev Event) error {
 		return fmt.Errorf("encode %s event: %w", ev.Type, err)
 	}
 	line = append(line, '\n')
-	if err := AppendFile(s.layout.EventsFile(), line); err != nil {
+	appendEvent := func() error { return AppendFile(s.layout.EventsFile(), line) }
+	if err := retry(appendEvent(), appendEvent); err != nil {
 		return err
 	}
 	if err := Apply(&s.st, ev); err != nil {
 		return err
 	}
-	return s.writeSnapshot()
+	if err := retry(s.writeSnapshot(), s.writeSnapshot); err != nil {
+		return err
+	}
+	if usedReserve {
+		return fmt.Errorf("%w: %s %w; free space on the disk holding %s, then resume the session", ErrDiskFull, ev.Type, ErrReserveUsed, s.layout.ProjectDir)
+	}
+	return nil
 }
 
 // writeSnapshot replaces state.json with the current state: temp file,

@@ -115,8 +115,21 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&inputs, "input", "input file for the first stage's ${INPUTS} (repeatable)")
 	fs.StringVar(&agentCmd, "agent-cmd", "", `argv of the command provider: a JSON array, or words split on spaces (no shell)`)
 	fs.BoolVar(&o.Foreground, "foreground", false, "not running inside tmux (records no tmux session)")
+	handoff := fs.String("handoff", "", "file from start_session with the environment, context and inputs (read once, then removed)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if *handoff != "" {
+		h, err := readHandoff(*handoff)
+		if err != nil {
+			fmt.Fprintf(stderr, "agent-sessions run: %v\n", err)
+			reportStartFailure(fmt.Errorf("%w: %v", engine.ErrInvalid, err))
+			return exitUsage
+		}
+		if h.Context != "" {
+			o.Compile.Context = h.Context
+		}
+		inputs = append(inputs, h.Inputs...)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "agent-sessions run: unexpected argument %q (flags only)\n", fs.Arg(0))
@@ -187,6 +200,26 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 // reportStartFailure tells start_session why the engine could not start:
 // its tmux pane closes with it, so the words would otherwise be lost.
+// readHandoff reads and removes start_session's handoff file and applies
+// its environment to this process, over what tmux gave it.
+func readHandoff(path string) (tools.Handoff, error) {
+	var h tools.Handoff
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return h, fmt.Errorf("--handoff: %w (start_session writes this file; to run by hand, use --context and --input)", err)
+	}
+	os.Remove(path)
+	if err := json.Unmarshal(data, &h); err != nil {
+		return h, fmt.Errorf("--handoff %s: not a handoff file: %v", path, err)
+	}
+	for _, kv := range h.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			os.Setenv(k, v)
+		}
+	}
+	return h, nil
+}
+
 func reportStartFailure(err error) {
 	path := os.Getenv(tools.StartErrorFileEnv)
 	if path == "" {

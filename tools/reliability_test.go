@@ -645,3 +645,37 @@ func TestReliabilityThirtyAtOnce(t *testing.T) {
 		t.Errorf("tmux sessions left: %q", names)
 	}
 }
+
+// A context far beyond tmux's ~16 KB command limit, and a server
+// environment beyond it too, still start a session: they reach the engine
+// in a private handoff file, the context byte for byte into the prompt,
+// the environment into the agent; the file is gone once read.
+func TestLargeContextAndEnvironment(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	promptDir := t.TempDir()
+	e.setEnv("FAKE_AGENT_PROMPT_DIR="+promptDir, "AGENT_SESSIONS_TEST_BIG="+strings.Repeat("e", 40<<10))
+	e.stage("echo", commandStage("fixed-n", 1, "echo-agent"))
+	c := e.connect(modernVersion)
+	var b strings.Builder
+	for i := 0; b.Len() < 100<<10; i++ {
+		fmt.Fprintf(&b, "line %d: $(touch /tmp/x) `id` ; | & \"q\" 'q' ${HOME} ünï\n", i)
+	}
+	context := b.String()
+	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "agent-sessions-handoff-*"))
+	c.start(map[string]any{"session": "big", "stage": "echo", "context": context})
+	if m := c.monitorWait("big", "complete", 60); m.Status != state.LiveComplete {
+		t.Fatalf("big: %s (%s)", m.Status, m.Why)
+	}
+	got, err := os.ReadFile(filepath.Join(promptDir, "prompt-big-echo-1.txt"))
+	if err != nil {
+		t.Fatalf("the agent did not get the environment (FAKE_AGENT_PROMPT_DIR): %v", err)
+	}
+	if !strings.Contains(string(got), context) {
+		t.Errorf("the prompt (%d bytes) does not hold the %d-byte context byte for byte", len(got), len(context))
+	}
+	after, _ := filepath.Glob(filepath.Join(os.TempDir(), "agent-sessions-handoff-*"))
+	if len(after) > len(before) {
+		t.Errorf("handoff files left: %q", after)
+	}
+}

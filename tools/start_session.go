@@ -187,7 +187,7 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 			MinIterations: sp.MinIterations, Provider: sp.Provider, Model: sp.Model, Parallel: sp.Parallel, Perspectives: sp.Perspectives,
 			Items: len(sp.Items), DelaySeconds: sp.Delay, TimeoutSecond: sp.Timeout, CheckBefore: sp.CheckBefore})
 	}
-	res.EngineCommand = d.engineArgv(plan, a, project)
+	res.EngineCommand = d.engineArgv(plan, a, project, "")
 
 	if a.DryRun {
 		res.Status = "dry_run"
@@ -212,8 +212,20 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 	}
 	errFile.Close()
 	defer os.Remove(errFile.Name())
-	env := engineEnv(d.environ(), errFile.Name())
+	handoff := Handoff{Env: engineEnv(d.environ())}
+	if a.Mode != engine.ModeResume {
+		handoff.Context, handoff.Inputs = a.Context, plan.Inputs
+	}
+	handoffFile, err := writeHandoff(handoff)
+	if err != nil {
+		return StartResult{}, "", toolError(err)
+	}
+	res.EngineCommand = d.engineArgv(plan, a, project, handoffFile)
+	env := []string{StartErrorFileEnv + "=" + errFile.Name()}
 	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
+	if err != nil {
+		os.Remove(handoffFile) // no engine will read it
+	}
 	if errors.Is(err, tmux.ErrSessionExists) {
 		return StartResult{}, "", (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
 			with(Option{Tool: "monitor", Arguments: map[string]any{"session": a.Session}, Description: "look at the session that is running"},
@@ -419,8 +431,10 @@ func (d *Deps) clearForStart(ctx context.Context, info sessionInfo, mode string)
 }
 
 // engineArgv is the command tmux runs: this binary's `run`, every value a
-// separate argument (tmux execs it without a shell).
-func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project string) []string {
+// separate argument (tmux execs it without a shell). With a handoff file
+// the context and inputs travel in it; without one (what a dry run shows,
+// for a person to run by hand) they are flags.
+func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project, handoff string) []string {
 	argv := []string{d.Executable, "run", "--session", a.Session}
 	if plan.Kind == engine.KindLoop {
 		argv = append(argv, "--stage", plan.Name)
@@ -441,7 +455,9 @@ func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project string) []stri
 	if a.Model != "" {
 		argv = append(argv, "--model", a.Model)
 	}
-	if a.Mode != engine.ModeResume {
+	if handoff != "" {
+		argv = append(argv, "--handoff", handoff)
+	} else if a.Mode != engine.ModeResume {
 		if a.Context != "" {
 			argv = append(argv, "--context", a.Context)
 		}
@@ -460,8 +476,8 @@ func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project string) []stri
 
 // engineEnv is the environment of the engine: the server's own (so PATH
 // finds the same agent CLIs), without tmux's variables of the server's own
-// terminal, plus where to report a failed start.
-func engineEnv(env []string, errFile string) []string {
+// terminal. Where to report a failed start is set on the tmux command.
+func engineEnv(env []string) []string {
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -474,7 +490,36 @@ func engineEnv(env []string, errFile string) []string {
 		}
 		out = append(out, kv)
 	}
-	return append(out, StartErrorFileEnv+"="+errFile)
+	return out
+}
+
+// Handoff is what start_session hands the engine it starts in a file
+// (`run --handoff FILE`) rather than on tmux's command line: the server's
+// environment, the context and the inputs. tmux refuses a command of more
+// than about 16 KB ("command too long"), which a long context or a large
+// environment exceeds; a file also keeps secrets in the environment out of
+// `ps`. The file is private (0600) and the engine removes it once read.
+type Handoff struct {
+	Env     []string `json:"env"`
+	Context string   `json:"context,omitempty"`
+	Inputs  []string `json:"inputs,omitempty"`
+}
+
+// writeHandoff writes a handoff file and returns its path.
+func writeHandoff(h Handoff) (string, error) {
+	f, err := os.CreateTemp("", "agent-sessions-handoff-*.json")
+	if err != nil {
+		return "", fmt.Errorf("write the engine's handoff file: %w", err)
+	}
+	err = json.NewEncoder(f).Encode(h)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write the engine's handoff file: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // StartFailure is what an engine writes to its start-error file.

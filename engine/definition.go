@@ -2,9 +2,11 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -28,6 +30,14 @@ const (
 	DefaultTimeout       = 3600
 	// MaxParallel bounds how many runs of a parallel stage run at once.
 	MaxParallel = 4
+	// MaxCount bounds max_iterations, min_iterations and runs in YAML (as
+	// start_session's schema bounds max_iterations): a parallel stage
+	// lists its runs up front, so runs: 1e12 would exhaust memory.
+	MaxCount = 100000
+	// MaxSeconds bounds timeout and delay: seconds that still fit a
+	// time.Duration (about 292 years); more would overflow into a
+	// negative duration, that is no timeout and no delay.
+	MaxSeconds = int(math.MaxInt64 / int64(time.Second))
 )
 
 // definitionName is what stage and pipeline names may look like: they
@@ -86,11 +96,11 @@ func ParseStage(file string, data []byte) (*Stage, error) {
 		{"delay", seconds(&s.Delay, "delay")},
 		{"check_before", boolean(&s.CheckBefore, "check_before")},
 		{"output_parse", str(&s.OutputParse, "output_parse")},
-		{"min_iterations", integer(&s.MinIterations, "min_iterations", 0)},
+		{"min_iterations", integer(&s.MinIterations, "min_iterations", 0, MaxCount)},
 		{"items", strList(&s.Items, "items")},
 		{"prompt", str(&s.Prompt, "prompt")},
-		{"max_iterations", integer(&s.MaxIterations, "max_iterations", 1)},
-		{"timeout", integer(&s.Timeout, "timeout", 1)},
+		{"max_iterations", integer(&s.MaxIterations, "max_iterations", 1, MaxCount)},
+		{"timeout", integer(&s.Timeout, "timeout", 1, MaxSeconds)},
 		{"command", argv(&s.Command, "command")},
 	})
 	if n, ok := seen["completion"]; ok && s.Completion != "" && !slices.Contains(completions, s.Completion) {
@@ -253,17 +263,17 @@ func (d *decoder) pipelineStage(i int, n *yaml.Node) PipelineStage {
 		{"stage", str(&s.Stage, what+".stage")},
 		{"loop", str(&loop, what+".loop")},
 		{"prompt", str(&s.Prompt, what+".prompt")},
-		{"runs", integer(&s.Runs, what+".runs", 1)},
+		{"runs", integer(&s.Runs, what+".runs", 1, MaxCount)},
 		{"model", str(&s.Model, what+".model")},
 		{"provider", str(&s.Provider, what+".provider")},
 		{"command", argv(&s.Command, what+".command")},
 		{"completion", str(&s.Completion, what+".completion")},
-		{"min_iterations", integer(&s.MinIterations, what+".min_iterations", 0)},
+		{"min_iterations", integer(&s.MinIterations, what+".min_iterations", 0, MaxCount)},
 		{"perspectives", strList(&s.Perspectives, what+".perspectives")},
 		{"parallel", boolean(&s.Parallel, what+".parallel")},
 		{"delay", seconds(&s.Delay, what+".delay")},
 		{"items", strList(&s.Items, what+".items")},
-		{"timeout", integer(&s.Timeout, what+".timeout", 1)},
+		{"timeout", integer(&s.Timeout, what+".timeout", 1, MaxSeconds)},
 	})
 	if loop != "" {
 		if s.Stage != "" && s.Stage != loop {

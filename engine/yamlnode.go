@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,7 +160,8 @@ func str(p *string, what string) func(*decoder, *yaml.Node) {
 	}
 }
 
-func integer(p *int, what string, min int) func(*decoder, *yaml.Node) {
+// integer decodes a whole number in [min, max].
+func integer(p *int, what string, min, max int) func(*decoder, *yaml.Node) {
 	return func(d *decoder, n *yaml.Node) {
 		v, err := strconv.Atoi(n.Value)
 		if n.Kind != yaml.ScalarNode || err != nil {
@@ -170,19 +172,31 @@ func integer(p *int, what string, min int) func(*decoder, *yaml.Node) {
 			d.addf(n, "%s: must be at least %d, got %d", what, min, v)
 			return
 		}
+		if v > max {
+			d.addf(n, "%s: must be at most %d, got %d", what, max, v)
+			return
+		}
 		*p = v
 	}
 }
 
+// seconds decodes a finite, non-negative number of seconds that fits a
+// time.Duration. NaN and infinities (strconv reads "nan" and "inf") would
+// reach the runner as a nonsense sleep and make the plan impossible to
+// store as JSON.
 func seconds(p **float64, what string) func(*decoder, *yaml.Node) {
 	return func(d *decoder, n *yaml.Node) {
 		v, err := strconv.ParseFloat(n.Value, 64)
-		if n.Kind != yaml.ScalarNode || err != nil {
+		if n.Kind != yaml.ScalarNode || err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			d.addf(n, "%s: expected a number of seconds, got %s", what, kindName(n))
 			return
 		}
 		if v < 0 {
 			d.addf(n, "%s: must not be negative, got %v", what, v)
+			return
+		}
+		if v > float64(MaxSeconds) {
+			d.addf(n, "%s: must be at most %d seconds, got %v", what, MaxSeconds, v)
 			return
 		}
 		*p = &v

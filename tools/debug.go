@@ -181,8 +181,8 @@ func ParseDebugArgs(s string) (map[string]any, error) {
 		if err := dec.Decode(&args); err != nil {
 			return nil, fmt.Errorf("arguments are not a JSON object: %v", err)
 		}
-		if dec.More() {
-			return nil, fmt.Errorf("unexpected text after the JSON object")
+		if rest := strings.Trim(s[dec.InputOffset():], jsonSpace); rest != "" {
+			return nil, fmt.Errorf("unexpected text %q after the JSON object; give one object, e.g. {\"session\": \"a\"}", truncate(rest, 40))
 		}
 		return args, nil
 	}
@@ -195,16 +195,34 @@ func ParseDebugArgs(s string) (map[string]any, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("%q is not key=value", w)
 		}
-		var parsed any
-		dec := json.NewDecoder(strings.NewReader(v))
-		dec.UseNumber()
-		if v != "" && dec.Decode(&parsed) == nil && !dec.More() {
+		if _, dup := args[k]; dup {
+			return nil, fmt.Errorf("argument %q is given twice; give it once", k)
+		}
+		if parsed, ok := wholeJSON(v); ok {
 			args[k] = parsed
 		} else {
 			args[k] = v
 		}
 	}
 	return args, nil
+}
+
+// jsonSpace is the white space JSON allows between values.
+const jsonSpace = " \t\r\n"
+
+// wholeJSON decodes v when all of it is one JSON value: "42}" is the text
+// 42}, not the number 42 with the rest dropped.
+func wholeJSON(v string) (any, bool) {
+	if v == "" {
+		return nil, false
+	}
+	var parsed any
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.UseNumber()
+	if dec.Decode(&parsed) != nil || strings.Trim(v[dec.InputOffset():], jsonSpace) != "" {
+		return nil, false
+	}
+	return parsed, true
 }
 
 // splitWords splits on spaces outside double quotes; quotes are kept so a

@@ -139,7 +139,7 @@ func newSessionArgs(o NewSessionOptions) ([]string, error) {
 	}
 	args := []string{"new-session", "-d", "-s", o.Name}
 	if o.Dir != "" {
-		args = append(args, "-c", o.Dir)
+		args = append(args, "-c", literalArg(o.Dir))
 	}
 	if o.Width > 0 {
 		args = append(args, "-x", strconv.Itoa(o.Width))
@@ -151,7 +151,7 @@ func newSessionArgs(o NewSessionOptions) ([]string, error) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, fmt.Errorf("tmux new-session %q: env entry %q is not KEY=VALUE", o.Name, kv)
 		}
-		args = append(args, "-e", kv)
+		args = append(args, "-e", literalArg(kv))
 	}
 	switch len(o.Argv) {
 	case 0:
@@ -164,12 +164,27 @@ func newSessionArgs(o NewSessionOptions) ([]string, error) {
 		if strings.Contains(o.Argv[0], "=") {
 			return nil, fmt.Errorf("tmux new-session %q: a single-element command must not contain '=': %q", o.Name, o.Argv[0])
 		}
-		args = append(args, "--", "env", "--", o.Argv[0])
+		args = append(args, "--", "env", "--", literalArg(o.Argv[0]))
 	default:
 		args = append(args, "--")
-		args = append(args, o.Argv...)
+		for _, a := range o.Argv {
+			args = append(args, literalArg(a))
+		}
 	}
 	return args, nil
+}
+
+// literalArg makes tmux pass an argument on as it is. tmux splits its own
+// command line into commands at every argument that ends in ';' (the ';'
+// is dropped: "fix it;" would reach the command as "fix it", and anything
+// after it would run as a second tmux command), and an argument ending in
+// `\;` reaches the command as ending in ';'. So a trailing ';' is written
+// as `\;`; nothing else is special (tested with tmux 3.3a).
+func literalArg(s string) string {
+	if strings.HasSuffix(s, ";") {
+		return s[:len(s)-1] + `\;`
+	}
+	return s
 }
 
 // CapturePane returns the last lines lines of the session's active pane

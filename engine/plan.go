@@ -256,6 +256,9 @@ func (c *Catalog) resolveInputs(inputs []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(inputs))
 	for _, in := range inputs {
+		if strings.TrimSpace(in) == "" {
+			return nil, fmt.Errorf("%w: an input path is empty; give a path to a file inside %s", ErrInvalid, c.ProjectDir)
+		}
 		p := in
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(c.ProjectDir, p)
@@ -270,7 +273,11 @@ func (c *Catalog) resolveInputs(inputs []string) ([]string, error) {
 		}
 		info, err := os.Stat(real)
 		if err != nil || !info.Mode().IsRegular() {
-			return nil, fmt.Errorf("%w: input %s is not a regular file", ErrInvalid, in)
+			what := "not a regular file"
+			if err == nil && info.IsDir() {
+				what = "a directory, not a file"
+			}
+			return nil, fmt.Errorf("%w: input %s is %s; give a path to a file inside %s", ErrInvalid, in, what, c.ProjectDir)
 		}
 		out = append(out, p)
 	}

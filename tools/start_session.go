@@ -109,6 +109,9 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 	if a.MaxIterations < 0 {
 		return StartResult{}, "", invalidf("max_iterations must be positive, got %d", a.MaxIterations)
 	}
+	if err := checkText(a); err != nil {
+		return StartResult{}, "", err
+	}
 	if a.Stage != "" && a.Pipeline != "" {
 		return StartResult{}, "", invalidf("give stage or pipeline, not both (stage %q, pipeline %q)", a.Stage, a.Pipeline)
 	}
@@ -255,6 +258,26 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the engine had not taken its lock after %s; check it with monitor", d.startTimeout()))
 	}
 	return res, startText(res), nil
+}
+
+// checkText refuses arguments holding a NUL byte, before anything is
+// created: names, paths and flags reach the engine on its command line,
+// where a NUL ends the C string (exec fails, or the text is cut short), and
+// context becomes prompt text, which agent CLIs read as a C string too.
+func checkText(a StartArgs) error {
+	fields := []struct{ name, value string }{
+		{"context", a.Context}, {"stage", a.Stage}, {"pipeline", a.Pipeline}, {"project_dir", a.ProjectDir},
+		{"provider", a.Provider}, {"model", a.Model},
+	}
+	for i, in := range a.Inputs {
+		fields = append(fields, struct{ name, value string }{fmt.Sprintf("inputs[%d]", i), in})
+	}
+	for _, f := range fields {
+		if i := strings.IndexByte(f.value, 0); i >= 0 {
+			return invalidf("%s contains a NUL byte (at byte %d), which no path, command-line argument or prompt can carry; remove it", f.name, i)
+		}
+	}
+	return nil
 }
 
 // newConflict refuses a new session whose name is taken, with the calls

@@ -226,21 +226,23 @@ func wholeJSON(v string) (any, bool) {
 }
 
 // splitWords splits on spaces outside double quotes; quotes are kept so a
-// quoted value parses as a JSON string.
+// quoted value parses as a JSON string. It works on bytes (the separators
+// are ASCII), so every other byte is kept as typed.
 func splitWords(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
 	inQuote, escaped := false, false
-	for _, r := range s {
+	for i := 0; i < len(s); i++ {
+		r := s[i]
 		switch {
 		case escaped:
-			cur.WriteRune(r)
+			cur.WriteByte(r)
 			escaped = false
 		case r == '\\' && inQuote:
-			cur.WriteRune(r)
+			cur.WriteByte(r)
 			escaped = true
 		case r == '"':
-			cur.WriteRune(r)
+			cur.WriteByte(r)
 			inQuote = !inQuote
 		case (r == ' ' || r == '\t') && !inQuote:
 			if cur.Len() > 0 {
@@ -248,7 +250,7 @@ func splitWords(s string) ([]string, error) {
 				cur.Reset()
 			}
 		default:
-			cur.WriteRune(r)
+			cur.WriteByte(r)
 		}
 	}
 	if inQuote {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -22,7 +23,7 @@ var debugSeeds = []string{
 	`{}}`, `{"a":1} {"b":2}`, `{"a":1} trailing`, `{"a":`, `{"a":1,"a":2}`, "a=1 a=2", "=x", "a", "a= b=", "a=1}",
 	"a=[1,2]]", `a="quoted text"`, `a="unclosed`, `a="esc\"aped" b=2`, "a=true b=null c=1.5e3 d=-0", "a=01",
 	"inputs=[\"x.md\",\"y.md\"]", "a=\t\tb=2", "a=ünï b=$(id) c=`id` d=;", "a={\"nested\":{\"x\":[1]}}",
-	"a=12345678901234567890123", "a=\"\\ud800\"", "a=\xff\xfe", "a==b", strings.Repeat("k=v ", 500),
+	"a=12345678901234567890123", "a=\"\\ud800\"", "a=\xff\xfe", "0=\xb0", "a=\"\xb0\"", "a==b", strings.Repeat("k=v ", 500),
 }
 
 // FuzzParseDebugArgs: any argument text parses into JSON-marshalable
@@ -33,6 +34,8 @@ func FuzzParseDebugArgs(f *testing.F) {
 	for _, s := range debugSeeds {
 		f.Add(s, "k", "v")
 	}
+	f.Add("session=sea", "\xac", "v") // a key of invalid UTF-8 was rewritten to U+FFFD
+	f.Add("", "k", "\xb0")
 	for _, v := range []string{"1}", "1 ", "[1]]", `"a"x`, "true!", "nul", "1e5", `{"a":1}x`, "-", "0x10", "{}", "1\u00a0"} {
 		f.Add("", "key", v)
 	}
@@ -93,15 +96,29 @@ func FuzzParseDebugArgs(f *testing.F) {
 		}
 		// The same key twice is refused, not silently the last one.
 		twice := pair + " " + k + "=other"
-		if _, err := tools.ParseDebugArgs(twice); err == nil || !strings.Contains(err.Error(), k) {
+		if _, err := tools.ParseDebugArgs(twice); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", k)) {
 			t.Errorf("ParseDebugArgs(%q): err %v, want an error naming %q", twice, err, k)
 		}
 	})
 }
 
+// sameJSON reports whether a and b reach a tool as the same JSON. JSON
+// carries text as UTF-8: invalid bytes become U+FFFD on the way (whether
+// escaped or not), so both sides are compared after one round trip.
 func sameJSON(a, b any) bool {
-	x, err1 := json.Marshal(a)
-	y, err2 := json.Marshal(b)
+	norm := func(v any) ([]byte, error) {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		var back any
+		if err := json.Unmarshal(raw, &back); err != nil {
+			return nil, err
+		}
+		return json.Marshal(back)
+	}
+	x, err1 := norm(a)
+	y, err2 := norm(b)
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // sessionPattern is the contract of SPEC §4: lowercase, digits and hyphens,
@@ -22,7 +23,11 @@ func ValidateSession(name string) error {
 	}
 	shown := name
 	if len(shown) > 60 {
-		shown = shown[:60] + "…"
+		cut := 60
+		for cut > 0 && !utf8.RuneStart(shown[cut]) {
+			cut-- // do not split a character
+		}
+		shown = shown[:cut] + "…"
 	}
 	if name == "" {
 		return fmt.Errorf("session name is empty: use %s (for example %q)", SessionRule, "my-task")
@@ -35,6 +40,7 @@ func ValidateSession(name string) error {
 func SuggestSession(name string) string {
 	var b strings.Builder
 	dash := false
+scan:
 	for _, r := range strings.ToLower(name) {
 		switch {
 		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
@@ -47,7 +53,7 @@ func SuggestSession(name string) string {
 			}
 		}
 		if b.Len() >= 48 {
-			break
+			break scan
 		}
 	}
 	s := strings.Trim(b.String(), "-")

@@ -117,6 +117,7 @@ func TestBadInput(t *testing.T) {
 		c.fail("start_session", map[string]any{"session": "neither"}, tools.CodeInvalidArgument)
 		c.fail("start_session", map[string]any{"session": "moded", "stage": "demo", "mode": "again"}, tools.CodeInvalidArgument)
 		c.fail("start_session", map[string]any{"session": "negative", "stage": "demo", "max_iterations": -3}, tools.CodeInvalidArgument)
+		c.fail("start_session", map[string]any{"session": "huge", "stage": "demo", "max_iterations": 100001}, tools.CodeInvalidArgument)
 		c.fail("start_session", map[string]any{"session": "nowhere", "stage": "demo", "project_dir": "/does/not/exist"}, tools.CodeInvalidArgument)
 		c.fail("start_session", map[string]any{"session": "outside", "stage": "demo", "inputs": []any{"/etc/passwd"}, "dry_run": true}, tools.CodeInvalidArgument)
 		// Still serving.

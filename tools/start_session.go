@@ -106,8 +106,8 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 		suggestion := state.SuggestSession(a.Session)
 		return StartResult{}, "", invalidf("%v", err).with(Option{Tool: "start_session", Arguments: map[string]any{"session": suggestion}, Description: "use the suggested name"})
 	}
-	if a.MaxIterations < 0 {
-		return StartResult{}, "", invalidf("max_iterations must be positive, got %d", a.MaxIterations)
+	if a.MaxIterations < 0 || a.MaxIterations > engine.MaxCount {
+		return StartResult{}, "", invalidf("max_iterations must be between 1 and %d, got %d", engine.MaxCount, a.MaxIterations)
 	}
 	if err := checkText(a); err != nil {
 		return StartResult{}, "", err

@@ -47,6 +47,10 @@ type Store struct {
 	st  State
 	enc snapshotEncoder
 	dir os.FileInfo // the run directory the store writes into
+	// wrote: state.json has been written (or read) in that directory, so
+	// it must be there; a directory removed and made again can get the
+	// same inode number, but not our state.json back.
+	wrote bool
 }
 
 // Recovery describes what Open had to repair.
@@ -133,7 +137,7 @@ func Open(l Layout, now func() time.Time) (*Store, Recovery, error) {
 	if err := terminateTornLine(l.EventsFile()); err != nil {
 		return nil, rec, err
 	}
-	s := &Store{layout: l, now: now, st: st}
+	s := &Store{layout: l, now: now, st: st, wrote: serr == nil}
 	if err := s.pinRunDir(); err != nil {
 		return nil, rec, err
 	}
@@ -166,7 +170,8 @@ func (s *Store) pinRunDir() error {
 
 // CheckRunDir reports ErrRunDirRemoved when the run directory the store
 // writes into is gone or is no longer the same directory (moved away,
-// removed and made again by someone else). It costs one stat.
+// removed and made again by someone else, even with the same inode
+// number). It costs two stats.
 func (s *Store) CheckRunDir() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,7 +181,12 @@ func (s *Store) CheckRunDir() error {
 func (s *Store) checkRunDir() error {
 	info, err := os.Stat(s.layout.RunDir())
 	if err == nil && os.SameFile(info, s.dir) {
-		return nil
+		if !s.wrote {
+			return nil
+		}
+		if _, err := os.Lstat(s.layout.StateFile()); err == nil {
+			return nil
+		}
 	}
 	return runDirRemoved(s.layout.RunDir())
 }
@@ -364,7 +374,11 @@ func (s *Store) writeSnapshot() error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(s.layout.StateFile(), data, 0o644)
+	if err := WriteFileAtomic(s.layout.StateFile(), data, 0o644); err != nil {
+		return err
+	}
+	s.wrote = true
+	return nil
 }
 
 func (s *Store) encodeSnapshot() ([]byte, error) {

@@ -13,9 +13,16 @@ import (
 // goes to a temporary file in the same directory, is fsynced, and is renamed
 // over path. A missing parent directory is created.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return writeFileAtomic(path, data, perm, true)
+}
+
+// writeFileAtomic is WriteFileAtomic; mkdir says whether a missing parent
+// directory is made. The Store never makes one: its run directory missing
+// means someone removed it, and writing on would hide that.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode, mkdir bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if errors.Is(err, fs.ErrNotExist) {
+	if mkdir && errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
@@ -57,8 +64,13 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 // left for the next append to be glued to. Callers are single writers
 // (the engine holds the session's lock).
 func AppendFile(path string, data []byte) error {
+	return appendFile(path, data, true)
+}
+
+// appendFile is AppendFile; mkdir as for writeFileAtomic.
+func appendFile(path string, data []byte, mkdir bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
+	if mkdir && errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 		}

@@ -349,7 +349,7 @@ func (s *Store) Record(ev Event) error {
 		return fmt.Errorf("encode %s event: %w", ev.Type, err)
 	}
 	line = append(line, '\n')
-	appendEvent := func() error { return AppendFile(s.layout.EventsFile(), line) }
+	appendEvent := func() error { return appendFile(s.layout.EventsFile(), line, false) }
 	if err := retry(appendEvent(), appendEvent); err != nil {
 		return err
 	}
@@ -374,7 +374,7 @@ func (s *Store) writeSnapshot() error {
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(s.layout.StateFile(), data, 0o644); err != nil {
+	if err := writeFileAtomic(s.layout.StateFile(), data, 0o644, false); err != nil {
 		return err
 	}
 	s.wrote = true

@@ -105,6 +105,36 @@ func (d *Deps) inspect(project, name string, tmuxList []tmux.Session) sessionInf
 
 func (d *Deps) inspectAt(project, name string, tmuxList []tmux.Session, dp depth) sessionInfo {
 	l := state.NewLayout(project, name)
+	var info sessionInfo
+	for attempt := 1; ; attempt++ {
+		info = readSession(project, name, l, dp)
+		if attempt == 3 || info.Lock.Held || info.State == nil || info.State.Status != state.StatusRunning {
+			break
+		}
+		// State says running and no engine holds the lock: crashed — or
+		// an engine took the lock just after the probe (a start), or wrote
+		// its end and let go just after the read. Probe again, then read
+		// again: an engine that ended has changed the state; one that
+		// started holds the lock.
+		if again, _ := state.ProbeLock(l.LockFile()); again.Held {
+			info.Lock = again
+			break
+		}
+		if st, _, err := state.LoadSummary(l); err == nil && st.EventSeq == info.State.EventSeq && st.Status == info.State.Status {
+			break // still running, still unlocked: crashed
+		}
+	}
+	info.Tmux = findTmux(tmuxList, project, name)
+	facts := state.Facts{HasRunDir: info.HasRunDir, State: info.State, Lock: info.Lock, Now: d.now()}
+	if info.Tmux != nil {
+		facts.Tmux = &state.TmuxFacts{Name: info.Tmux.Name, Created: info.Tmux.Created, PaneDead: info.Tmux.PaneDead}
+	}
+	info.Live = state.Classify(facts)
+	return info
+}
+
+// readSession reads one session's lock, run dir and state, in that order.
+func readSession(project, name string, l state.Layout, dp depth) sessionInfo {
 	info := sessionInfo{Name: name, ProjectDir: project, Layout: l}
 	info.Lock, _ = state.ProbeLock(l.LockFile())
 	if fi, err := os.Stat(l.RunDir()); err == nil && fi.IsDir() {
@@ -123,12 +153,6 @@ func (d *Deps) inspectAt(project, name string, tmuxList []tmux.Session, dp depth
 			info.StateErr = err
 		}
 	}
-	info.Tmux = findTmux(tmuxList, project, name)
-	facts := state.Facts{HasRunDir: info.HasRunDir, State: info.State, Lock: info.Lock, Now: d.now()}
-	if info.Tmux != nil {
-		facts.Tmux = &state.TmuxFacts{Name: info.Tmux.Name, Created: info.Tmux.Created, PaneDead: info.Tmux.PaneDead}
-	}
-	info.Live = state.Classify(facts)
 	return info
 }
 

@@ -44,9 +44,6 @@ type RunOptions struct {
 	LockWait  time.Duration
 	Grace     time.Duration
 	Heartbeat time.Duration
-	// RunDirPoll is how often the engine checks that its run directory is
-	// still there (default 2 s).
-	RunDirPoll time.Duration
 	// Notify sends the desktop notification; nil means Notify.
 	Notify func(title, body string)
 	// Beads overrides BeadsReady (tests).
@@ -316,7 +313,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		watchRunDir(runCtx, store, o.RunDirPoll, stop)
+		watchRunDir(runCtx, store, stop)
 	}()
 	res := runner.Run(runCtx)
 	stop(nil)
@@ -334,15 +331,15 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	return res, nil
 }
 
+// runDirPoll is how often a running engine checks its run directory.
+const runDirPoll = 2 * time.Second
+
 // watchRunDir stops the session (cancels ctx with the cause) as soon as its
 // run directory is removed or replaced, so that an agent working for an
 // hour does not go on after its session's files were taken away. One stat
 // per poll.
-func watchRunDir(ctx context.Context, store *state.Store, poll time.Duration, stop context.CancelCauseFunc) {
-	if poll <= 0 {
-		poll = 2 * time.Second
-	}
-	t := time.NewTicker(poll)
+func watchRunDir(ctx context.Context, store *state.Store, stop context.CancelCauseFunc) {
+	t := time.NewTicker(runDirPoll)
 	defer t.Stop()
 	for {
 		select {

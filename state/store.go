@@ -72,7 +72,7 @@ func Create(l Layout, now func() time.Time, start SessionStartData) (*Store, err
 		now = time.Now
 	}
 	if err := os.MkdirAll(l.RunDir(), 0o755); err != nil {
-		return nil, fmt.Errorf("create run dir: %w", noSpace(err, l))
+		return nil, fmt.Errorf("create run dir: %w", diskFull(err, l.ProjectDir, thenStart))
 	}
 	s := &Store{layout: l, now: now}
 	if err := s.pinRunDir(); err != nil {
@@ -80,7 +80,7 @@ func Create(l Layout, now func() time.Time, start SessionStartData) (*Store, err
 	}
 	// The state will be about the size of the spec (the plan, prompts
 	// included) plus its history.
-	if err := s.keepReserve(int64(len(start.Spec)+16<<10), noSpaceAtStart); err != nil {
+	if err := s.keepReserve(int64(len(start.Spec)+16<<10), thenStart); err != nil {
 		os.Remove(l.RunDir()) // only if empty: it was just made
 		return nil, err
 	}
@@ -145,13 +145,13 @@ func Open(l Layout, now func() time.Time) (*Store, Recovery, error) {
 	if info, err := os.Stat(l.StateFile()); err == nil {
 		size = info.Size()
 	}
-	if err := s.keepReserve(size, noSpace); err != nil {
+	if err := s.keepReserve(size, thenResume); err != nil {
 		return nil, rec, err
 	}
 	if rec.Rebuilt || rec.Replayed > 0 {
 		if err := s.writeSnapshot(); err != nil {
 			s.ReleaseReserve()
-			return nil, rec, noSpace(err, l)
+			return nil, rec, DiskFull(err, l.ProjectDir)
 		}
 	}
 	return s, rec, nil
@@ -208,12 +208,12 @@ func (s *Store) Rehome() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := os.MkdirAll(s.layout.RunDir(), 0o755); err != nil {
-		return fmt.Errorf("recreate run dir: %w", noSpace(err, s.layout))
+		return fmt.Errorf("recreate run dir: %w", DiskFull(err, s.layout.ProjectDir))
 	}
 	if err := s.pinRunDir(); err != nil {
 		return err
 	}
-	return noSpace(s.writeSnapshot(), s.layout)
+	return DiskFull(s.writeSnapshot(), s.layout.ProjectDir)
 }
 
 // keepReserve sets aside disk space for the session's last words: twice
@@ -222,28 +222,21 @@ func (s *Store) Rehome() error {
 // really is taken. A disk without that much room is full: the session
 // does not start (ErrDiskFull). Other failures (a filesystem that refuses
 // the file) leave the session without a reserve.
-func (s *Store) keepReserve(stateSize int64, full func(error, Layout) error) error {
+func (s *Store) keepReserve(stateSize int64, then string) error {
 	path := s.layout.ReserveFile()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return noSpaceOnly(fmt.Errorf("keep disk space in reserve: %w", err), s.layout, full)
-	}
 	size := reserveBase + 2*stateSize
-	_, err = f.Write(make([]byte, size))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err == nil {
+		_, err = f.Write(make([]byte, size))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
 	}
-	if err != nil {
-		os.Remove(path)
-		return noSpaceOnly(fmt.Errorf("keep %d KiB in reserve for the session's last records: %w", size>>10, err), s.layout, full)
-	}
-	return nil
-}
-
-// noSpaceOnly is full(err) for out-of-space errors and nil for the others.
-func noSpaceOnly(err error, l Layout, full func(error, Layout) error) error {
-	if isNoSpace(err) {
-		return full(err, l)
+	if err != nil && isNoSpace(err) {
+		return diskFull(fmt.Errorf("keep %d KiB in reserve for the session's last records: %w", size>>10, err), s.layout.ProjectDir, then)
 	}
 	return nil
 }
@@ -254,24 +247,22 @@ func (s *Store) ReleaseReserve() bool {
 	return os.Remove(s.layout.ReserveFile()) == nil
 }
 
-// noSpace turns an out-of-space error into ErrDiskFull with what to do.
-func noSpace(err error, l Layout) error { return DiskFull(err, l.ProjectDir) }
-
-// noSpaceAtStart is noSpace for a session that has not started.
-func noSpaceAtStart(err error, l Layout) error {
-	if err == nil || !isNoSpace(err) {
-		return err
-	}
-	return fmt.Errorf("%w (%v): free space on the disk holding %s, then start the session again", ErrDiskFull, err, l.ProjectDir)
-}
+// What to do once there is room again: a running session resumes, one
+// that could not start is started again.
+const (
+	thenResume = "resume the session"
+	thenStart  = "start the session again"
+)
 
 // DiskFull turns an out-of-space error (ENOSPC, EDQUOT) into ErrDiskFull
 // saying what to do; other errors are returned as they are.
-func DiskFull(err error, projectDir string) error {
+func DiskFull(err error, projectDir string) error { return diskFull(err, projectDir, thenResume) }
+
+func diskFull(err error, projectDir, then string) error {
 	if err == nil || !isNoSpace(err) || errors.Is(err, ErrDiskFull) {
 		return err
 	}
-	return fmt.Errorf("%w (%v): free space on the disk holding %s, then resume the session", ErrDiskFull, err, projectDir)
+	return fmt.Errorf("%w (%v): free space on the disk holding %s, then %s", ErrDiskFull, err, projectDir, then)
 }
 
 func isNoSpace(err error) bool {
@@ -326,10 +317,8 @@ func (s *Store) State() State {
 func (s *Store) Record(ev Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dir != nil {
-		if err := s.checkRunDir(); err != nil {
-			return err
-		}
+	if err := s.checkRunDir(); err != nil {
+		return err
 	}
 	usedReserve := false
 	retry := func(err error, again func() error) error {
@@ -337,7 +326,7 @@ func (s *Store) Record(ev Event) error {
 			usedReserve = true
 			err = again()
 		}
-		return noSpace(err, s.layout)
+		return DiskFull(err, s.layout.ProjectDir)
 	}
 	ev.Seq = s.st.EventSeq + 1
 	if ev.TS.IsZero() {

@@ -190,9 +190,8 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 			MinIterations: sp.MinIterations, Provider: sp.Provider, Model: sp.Model, Parallel: sp.Parallel, Perspectives: sp.Perspectives,
 			Items: len(sp.Items), DelaySeconds: sp.Delay, TimeoutSecond: sp.Timeout, CheckBefore: sp.CheckBefore})
 	}
-	res.EngineCommand = d.engineArgv(plan, a, project, "")
-
 	if a.DryRun {
+		res.EngineCommand = d.engineArgv(plan, a, project, "")
 		res.Status = "dry_run"
 		if tmuxErr != nil {
 			res.Warnings = append(res.Warnings, "tmux is not installed: starting for real would fail; "+tmux.InstallHint())

@@ -16,7 +16,19 @@ const (
 	LiveOrphan   = "orphan"   // a loop-*/pipeline-* tmux session with no run dir behind it
 	LiveZombie   = "zombie"   // tmux session alive, engine gone
 	LiveStarting = "starting" // tmux session younger than StartGrace, engine not locked yet
+	LiveWaiting  = "waiting"  // an engine holds the lock and waits for an answer (SPEC §15)
+	LiveParked   = "parked"   // an engine holds the lock and waits out a usage or rate limit
 )
+
+// Alive reports whether a liveness status means an engine holds (or is
+// about to hold) the session: it may be stopped, never resumed.
+func Alive(status string) bool {
+	switch status {
+	case LiveRunning, LiveStarting, LiveWaiting, LiveParked:
+		return true
+	}
+	return false
+}
 
 // StaleAfter is how long a session may run before it is flagged stale.
 const StaleAfter = 2 * time.Hour
@@ -74,6 +86,12 @@ func Classify(f Facts) Liveness {
 		lv.Age = f.Now.Sub(f.Tmux.Created)
 	}
 	switch {
+	case f.Lock.Held && f.State != nil && f.State.Status == StatusWaiting:
+		lv.Status = LiveWaiting
+		lv.Why = "waiting for an answer: " + firstLine(questionText(f.State))
+	case f.Lock.Held && f.State != nil && f.State.Status == StatusParked:
+		lv.Status = LiveParked
+		lv.Why = "parked (" + f.State.ParkedReason + ")" + untilText(f.State.ParkedUntil)
 	case f.Lock.Held:
 		lv.Status = LiveRunning
 		lv.Why = "the engine holds the session lock"
@@ -92,15 +110,15 @@ func Classify(f Facts) Liveness {
 	case f.State == nil:
 		lv.Status = LiveCrashed
 		lv.Why = "run directory without a readable state and no engine"
-	case f.State.Status == StatusRunning && young:
+	case Active(f.State.Status) && young:
 		lv.Status = LiveStarting
 		lv.Why = "tmux session just created; the engine is starting"
-	case f.State.Status == StatusRunning && f.Tmux != nil:
+	case Active(f.State.Status) && f.Tmux != nil:
 		lv.Status = LiveZombie
 		lv.Why = "tmux session alive but the engine is gone (its lock is free)"
-	case f.State.Status == StatusRunning:
+	case Active(f.State.Status):
 		lv.Status = LiveCrashed
-		lv.Why = "state says running but no engine holds the lock; resumable"
+		lv.Why = "state says " + f.State.Status + " but no engine holds the lock; resumable"
 	case f.Tmux != nil && !young:
 		lv.Status = LiveZombie
 		lv.Why = "session ended (" + f.State.Status + ") but its tmux session is still open"
@@ -115,7 +133,7 @@ func Classify(f Facts) Liveness {
 			lv.Why = "killed"
 		}
 	}
-	if lv.Status == LiveRunning && f.State != nil && f.Now.Sub(f.State.StartedAt) > StaleAfter {
+	if Alive(lv.Status) && lv.Status != LiveStarting && f.State != nil && f.Now.Sub(f.State.StartedAt) > StaleAfter {
 		lv.Stale = true
 	}
 	return lv
@@ -146,4 +164,18 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+func questionText(st *State) string {
+	if st.Question == nil {
+		return "(no question recorded)"
+	}
+	return st.Question.Question
+}
+
+func untilText(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return " until " + t.Local().Format("2006-01-02 15:04:05")
 }

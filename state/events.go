@@ -23,6 +23,11 @@ const (
 	EventSessionFailed    = "session_failed"
 	EventSessionKilled    = "session_killed"
 	EventStaleLockRemoved = "stale_lock_removed"
+	// SPEC §15: parks, questions and answers.
+	EventSessionParked   = "session_parked"
+	EventSessionUnparked = "session_unparked"
+	EventSessionWaiting  = "session_waiting"
+	EventSessionAnswered = "session_answered"
 )
 
 // Event is one line of events.jsonl.
@@ -48,6 +53,7 @@ type SessionStartData struct {
 	Provider    string          `json:"provider"`
 	Model       string          `json:"model"`
 	Stages      []StagePlan     `json:"stages"`
+	MaxCostUSD  float64         `json:"max_cost_usd,omitempty"`
 	Spec        json.RawMessage `json:"spec"`
 }
 
@@ -64,6 +70,26 @@ type ResumeData struct {
 	MaxIterations int `json:"max_iterations,omitempty"`
 	// Recovered says what had to be repaired before resuming.
 	Recovered string `json:"recovered,omitempty"`
+	// MaxCostUSD, when set, replaces the session's spending cap.
+	MaxCostUSD float64 `json:"max_cost_usd,omitempty"`
+}
+
+// ParkData is the data of a session_parked event: until when, why, and
+// what the attempt that ran into the limit cost (it is not an iteration,
+// but its spend is real).
+type ParkData struct {
+	Until        time.Time `json:"until"`
+	Reason       string    `json:"reason"`
+	Kind         string    `json:"kind,omitempty"` // the failure kind that parked it, if any
+	Provider     string    `json:"provider,omitempty"`
+	CostUSD      float64   `json:"cost_usd,omitempty"`
+	InputTokens  int64     `json:"input_tokens,omitempty"`
+	OutputTokens int64     `json:"output_tokens,omitempty"`
+}
+
+// AnswerData is the data of a session_answered event.
+type AnswerData struct {
+	Answer string `json:"answer"`
 }
 
 // ReasonData is the data of stage_complete, session_complete,
@@ -149,6 +175,7 @@ func Apply(st *State, ev Event) error {
 			TmuxSession:   d.TmuxSession,
 			Provider:      d.Provider,
 			Model:         d.Model,
+			MaxCostUSD:    d.MaxCostUSD,
 			Spec:          d.Spec,
 		}
 		for _, p := range d.Stages {
@@ -161,6 +188,7 @@ func Apply(st *State, ev Event) error {
 		t := ts
 		st.ResumedAt = &t
 		st.Status = StatusRunning
+		st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
 		st.CompletedAt = nil
 		st.CompletionReason = ""
 		st.Error = ""
@@ -176,6 +204,9 @@ func Apply(st *State, ev Event) error {
 				s.MaxIterations = d.MaxIterations
 			}
 			st.MaxIterations = d.MaxIterations
+		}
+		if d.MaxCostUSD > 0 {
+			st.MaxCostUSD = d.MaxCostUSD
 		}
 	case EventStageStart:
 		s := stage()
@@ -230,6 +261,15 @@ func Apply(st *State, ev Event) error {
 		st.Cost.USD += h.CostUSD
 		st.Cost.InputTokens += h.InputTokens
 		st.Cost.OutputTokens += h.OutputToks
+		st.ParkStreak = 0
+		if a := st.Answer; a != nil && (ev.StageIndex != a.StageIndex || ev.Iteration > a.Iteration) {
+			// The iteration that received the answer as ${ANSWER} is done.
+			st.Answer = nil
+		}
+	case EventSessionParked, EventSessionUnparked, EventSessionWaiting, EventSessionAnswered:
+		if err := applyGuard(st, ev); err != nil {
+			return err
+		}
 	case EventStageComplete:
 		var d ReasonData
 		_ = json.Unmarshal(ev.Data, &d)
@@ -246,6 +286,7 @@ func Apply(st *State, ev Event) error {
 		st.CompletedAt = &t
 		st.CompletionReason = d.Reason
 		st.IterationStarted = nil
+		st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
 		switch ev.Type {
 		case EventSessionComplete:
 			st.Status = StatusComplete
@@ -272,6 +313,56 @@ func Apply(st *State, ev Event) error {
 	}
 	if ev.Seq > st.EventSeq {
 		st.EventSeq = ev.Seq
+	}
+	return nil
+}
+
+// applyGuard folds the events of parks and questions (SPEC §15).
+func applyGuard(st *State, ev Event) error {
+	ts := ev.TS
+	switch ev.Type {
+	case EventSessionParked:
+		var d ParkData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
+		}
+		until, at := d.Until, ts
+		st.Status = StatusParked
+		st.ParkedUntil, st.ParkedAt, st.ParkedReason = &until, &at, d.Reason
+		st.ParkStreak++
+		st.IterationStarted = nil
+		st.Cost.USD += d.CostUSD
+		st.Cost.InputTokens += d.InputTokens
+		st.Cost.OutputTokens += d.OutputTokens
+	case EventSessionUnparked:
+		if st.ParkedAt != nil && ts.After(*st.ParkedAt) {
+			st.ParkedSeconds += ts.Sub(*st.ParkedAt).Seconds()
+		}
+		st.Status = StatusRunning
+		st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
+	case EventSessionWaiting:
+		var q Question
+		if err := json.Unmarshal(ev.Data, &q); err != nil {
+			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
+		}
+		q.StageIndex, q.Iteration = ev.StageIndex, ev.Iteration
+		if q.AskedAt.IsZero() {
+			q.AskedAt = ts
+		}
+		st.Status = StatusWaiting
+		st.Question = &q
+	case EventSessionAnswered:
+		var d AnswerData
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
+		}
+		a := Answer{Answer: d.Answer, StageIndex: ev.StageIndex, Iteration: ev.Iteration, AnsweredAt: ts}
+		if st.Question != nil {
+			a.Question = st.Question.Question
+		}
+		st.Status = StatusRunning
+		st.Question = nil
+		st.Answer = &a
 	}
 	return nil
 }

@@ -24,6 +24,12 @@ const (
 	StatusComplete = "complete"
 	StatusFailed   = "failed"
 	StatusKilled   = "killed"
+	// StatusWaiting: the engine waits for an answer to an agent's question
+	// (SPEC §15); no agent runs.
+	StatusWaiting = "waiting"
+	// StatusParked: a usage or rate limit (or the daily budget) holds the
+	// session until parked_until; no agent runs, the engine keeps its lock.
+	StatusParked = "parked"
 )
 
 // Stage statuses.
@@ -60,6 +66,23 @@ type State struct {
 	Provider           string       `json:"provider"`
 	Model              string       `json:"model"`
 	Cost               Cost         `json:"cost"`
+	// MaxCostUSD is the session's spending cap (0: none), kept in the head
+	// so list can show spend beside it without reading the spec.
+	MaxCostUSD float64 `json:"max_cost_usd,omitempty"`
+	// ParkedUntil, ParkedReason and ParkedAt describe the park in force
+	// (status parked); ParkedSeconds sums the parks that ended, for
+	// max_park; ParkStreak counts parks since the last completed
+	// iteration, for the backoff.
+	ParkedUntil   *time.Time `json:"parked_until,omitempty"`
+	ParkedReason  string     `json:"parked_reason,omitempty"`
+	ParkedAt      *time.Time `json:"parked_at,omitempty"`
+	ParkedSeconds float64    `json:"parked_seconds,omitempty"`
+	ParkStreak    int        `json:"park_streak,omitempty"`
+	// Question is the agent's question waiting for an answer; Answer is
+	// the answer given, kept until the iteration that receives it as
+	// ${ANSWER} completes.
+	Question *Question `json:"question,omitempty"`
+	Answer   *Answer   `json:"answer,omitempty"`
 	// EventSeq is the sequence number of the last event applied; events
 	// with a higher number are newer than this snapshot. It is the last
 	// field of the head (see LoadSummary).
@@ -106,6 +129,24 @@ type HistoryEntry struct {
 	Warning     string    `json:"warning,omitempty"`
 }
 
+// Question is an agent's question to the user (status.json decision ask).
+type Question struct {
+	Question   string    `json:"question"`
+	Options    []string  `json:"options,omitempty"`
+	StageIndex int       `json:"stage_index"`
+	Iteration  int       `json:"iteration"` // the iteration that asked
+	AskedAt    time.Time `json:"asked_at"`
+}
+
+// Answer is the user's answer to a Question.
+type Answer struct {
+	Question   string    `json:"question"`
+	Answer     string    `json:"answer"`
+	StageIndex int       `json:"stage_index"`
+	Iteration  int       `json:"iteration"` // the iteration that asked
+	AnsweredAt time.Time `json:"answered_at"`
+}
+
 // Cost is the accumulated spend of a session as the agents reported it.
 type Cost struct {
 	USD          float64 `json:"usd"`
@@ -120,6 +161,15 @@ func (s State) Clone() State {
 	for i := range c.Stages {
 		c.Stages[i].Completed = append([]int(nil), s.Stages[i].Completed...)
 		c.Stages[i].Failed = append([]int(nil), s.Stages[i].Failed...)
+	}
+	if s.Question != nil {
+		q := *s.Question
+		q.Options = append([]string(nil), q.Options...)
+		c.Question = &q
+	}
+	if s.Answer != nil {
+		a := *s.Answer
+		c.Answer = &a
 	}
 	c.History = append([]HistoryEntry(nil), s.History...)
 	c.Spec = append(json.RawMessage(nil), s.Spec...)
@@ -139,6 +189,12 @@ func (s *State) LastEntry(idx int) (HistoryEntry, bool) {
 // Terminal reports whether the status is one a session ends in.
 func Terminal(status string) bool {
 	return status == StatusComplete || status == StatusFailed || status == StatusKilled
+}
+
+// Active reports whether a status is one an engine holds a session in:
+// running, waiting for an answer, or parked.
+func Active(status string) bool {
+	return status == StatusRunning || status == StatusWaiting || status == StatusParked
 }
 
 // ErrNoState means a session has neither a readable state.json nor an

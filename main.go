@@ -116,6 +116,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&agentCmd, "agent-cmd", "", `argv of the command provider: a JSON array, or words split on spaces (no shell)`)
 	fs.BoolVar(&o.Foreground, "foreground", false, "not running inside tmux (records no tmux session)")
 	handoff := fs.String("handoff", "", "file from start_session with the environment, context and inputs (read once, then removed)")
+	maxCost := fs.String("max-cost-usd", "", "end the session (complete, reason budget) once its agents spent this many US dollars")
+	maxRuntime := fs.String("max-runtime", "", "end the session (complete, reason max_runtime) after this long, e.g. 8h")
+	maxPark := fs.String("max-park", "", "fail the session once it was parked this long in all (default 12h), e.g. 6h")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -152,6 +155,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		o.Compile.AgentCmd = argv
+	}
+	if err := guardFlags(&o.Compile, *maxCost, *maxRuntime, *maxPark); err != nil {
+		fmt.Fprintf(stderr, "agent-sessions run: %v\n", err)
+		return exitUsage
 	}
 	o.Compile.Inputs = inputs
 	o.Stdout = stdout
@@ -513,4 +520,29 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	out, _ := json.MarshalIndent(hook, "  ", "  ")
 	fmt.Fprintf(stdout, "  %s\n", out)
 	return 0
+}
+
+// guardFlags reads run's --max-cost-usd, --max-runtime and --max-park.
+func guardFlags(c *engine.Options, cost, runtime, park string) error {
+	if cost != "" {
+		v, err := engine.ParseDollars(cost)
+		if err != nil {
+			return fmt.Errorf("--max-cost-usd: %w", err)
+		}
+		c.MaxCostUSD = &v
+	}
+	for _, f := range []struct {
+		name, value string
+		into        *time.Duration
+	}{{"--max-runtime", runtime, &c.MaxRuntime}, {"--max-park", park, &c.MaxPark}} {
+		if f.value == "" {
+			continue
+		}
+		d, err := engine.ParseDuration(f.value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		*f.into = d
+	}
+	return nil
 }

@@ -68,6 +68,11 @@ type Stage struct {
 	MaxIterations int      `json:"max_iterations,omitempty"`
 	Timeout       int      `json:"timeout,omitempty"`
 	Command       []string `json:"command,omitempty"`
+	// Guardrails (SPEC §15): a spending cap, a wall-clock cap and how long
+	// the session may stay parked in all.
+	MaxCostUSD *float64      `json:"max_cost_usd,omitempty"`
+	MaxRuntime time.Duration `json:"max_runtime,omitempty"`
+	MaxPark    time.Duration `json:"max_park,omitempty"`
 
 	// PromptText is the template, read from prompt.md or prompts/<prompt>.md.
 	PromptText string `json:"-"`
@@ -102,6 +107,9 @@ func ParseStage(file string, data []byte) (*Stage, error) {
 		{"max_iterations", integer(&s.MaxIterations, "max_iterations", 1, MaxCount)},
 		{"timeout", integer(&s.Timeout, "timeout", 1, MaxSeconds)},
 		{"command", argv(&s.Command, "command")},
+		{"max_cost_usd", optDollars(&s.MaxCostUSD, "max_cost_usd")},
+		{"max_runtime", duration(&s.MaxRuntime, "max_runtime")},
+		{"max_park", duration(&s.MaxPark, "max_park")},
 	})
 	if n, ok := seen["completion"]; ok && s.Completion != "" && !slices.Contains(completions, s.Completion) {
 		d.addf(n, "completion: %q is not a strategy (use one of %s)", s.Completion, strings.Join(completions, ", "))
@@ -151,28 +159,34 @@ type Pipeline struct {
 
 // StageDefaults are a pipeline's defaults for its stages.
 type StageDefaults struct {
-	Provider string   `json:"provider,omitempty"`
-	Model    string   `json:"model,omitempty"`
-	Command  []string `json:"command,omitempty"`
+	Provider   string        `json:"provider,omitempty"`
+	Model      string        `json:"model,omitempty"`
+	Command    []string      `json:"command,omitempty"`
+	MaxCostUSD *float64      `json:"max_cost_usd,omitempty"`
+	MaxRuntime time.Duration `json:"max_runtime,omitempty"`
+	MaxPark    time.Duration `json:"max_park,omitempty"`
 }
 
 // PipelineStage is one entry of a pipeline's stages list.
 type PipelineStage struct {
-	Name          string   `json:"name"`
-	Description   string   `json:"description,omitempty"`
-	Stage         string   `json:"stage,omitempty"` // a stage definition to reuse ("loop" is an alias)
-	Prompt        string   `json:"prompt,omitempty"`
-	Runs          int      `json:"runs,omitempty"`
-	Model         string   `json:"model,omitempty"`
-	Provider      string   `json:"provider,omitempty"`
-	Command       []string `json:"command,omitempty"`
-	Completion    string   `json:"completion,omitempty"`
-	MinIterations int      `json:"min_iterations,omitempty"`
-	Perspectives  []string `json:"perspectives,omitempty"`
-	Parallel      bool     `json:"parallel,omitempty"`
-	Delay         *float64 `json:"delay,omitempty"`
-	Items         []string `json:"items,omitempty"`
-	Timeout       int      `json:"timeout,omitempty"`
+	Name          string        `json:"name"`
+	Description   string        `json:"description,omitempty"`
+	Stage         string        `json:"stage,omitempty"` // a stage definition to reuse ("loop" is an alias)
+	Prompt        string        `json:"prompt,omitempty"`
+	Runs          int           `json:"runs,omitempty"`
+	Model         string        `json:"model,omitempty"`
+	Provider      string        `json:"provider,omitempty"`
+	Command       []string      `json:"command,omitempty"`
+	Completion    string        `json:"completion,omitempty"`
+	MinIterations int           `json:"min_iterations,omitempty"`
+	Perspectives  []string      `json:"perspectives,omitempty"`
+	Parallel      bool          `json:"parallel,omitempty"`
+	Delay         *float64      `json:"delay,omitempty"`
+	Items         []string      `json:"items,omitempty"`
+	Timeout       int           `json:"timeout,omitempty"`
+	MaxCostUSD    *float64      `json:"max_cost_usd,omitempty"`
+	MaxRuntime    time.Duration `json:"max_runtime,omitempty"`
+	MaxPark       time.Duration `json:"max_park,omitempty"`
 
 	// Line is where the entry starts in the file, for problems.
 	Line int `json:"-"`
@@ -195,6 +209,9 @@ func ParsePipeline(file string, data []byte) (*Pipeline, error) {
 				{"provider", str(&p.Defaults.Provider, "defaults.provider")},
 				{"model", str(&p.Defaults.Model, "defaults.model")},
 				{"command", argv(&p.Defaults.Command, "defaults.command")},
+				{"max_cost_usd", optDollars(&p.Defaults.MaxCostUSD, "defaults.max_cost_usd")},
+				{"max_runtime", duration(&p.Defaults.MaxRuntime, "defaults.max_runtime")},
+				{"max_park", duration(&p.Defaults.MaxPark, "defaults.max_park")},
 			})
 		}},
 		{"stages", func(d *decoder, n *yaml.Node) {
@@ -274,6 +291,9 @@ func (d *decoder) pipelineStage(i int, n *yaml.Node) PipelineStage {
 		{"delay", seconds(&s.Delay, what+".delay")},
 		{"items", strList(&s.Items, what+".items")},
 		{"timeout", integer(&s.Timeout, what+".timeout", 1, MaxSeconds)},
+		{"max_cost_usd", optDollars(&s.MaxCostUSD, what+".max_cost_usd")},
+		{"max_runtime", duration(&s.MaxRuntime, what+".max_runtime")},
+		{"max_park", duration(&s.MaxPark, what+".max_park")},
 	})
 	if loop != "" {
 		if s.Stage != "" && s.Stage != loop {

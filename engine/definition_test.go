@@ -34,7 +34,7 @@ command: my-agent --fast
 // TestParseStageProblems checks that every problem carries file:line and
 // says what to do; an unknown field names the allowed ones.
 func TestParseStageProblems(t *testing.T) {
-	allowed := "(allowed: name, description, completion, model, provider, delay, check_before, output_parse, min_iterations, items, prompt, max_iterations, timeout, command)"
+	allowed := "(allowed: name, description, completion, model, provider, delay, check_before, output_parse, min_iterations, items, prompt, max_iterations, timeout, command, max_cost_usd, max_runtime, max_park)"
 	tests := []struct {
 		name, yaml string
 		want       []string // whole problem lines
@@ -135,7 +135,7 @@ stages:
 }
 
 func TestParsePipelineProblems(t *testing.T) {
-	stageAllowed := "(allowed: name, description, stage, loop, prompt, runs, model, provider, command, completion, min_iterations, perspectives, parallel, delay, items, timeout)"
+	stageAllowed := "(allowed: name, description, stage, loop, prompt, runs, model, provider, command, completion, min_iterations, perspectives, parallel, delay, items, timeout, max_cost_usd, max_runtime, max_park)"
 	tests := []struct {
 		name, yaml string
 		want       []string
@@ -145,7 +145,7 @@ func TestParsePipelineProblems(t *testing.T) {
 		{"unknown top-level field", "name: p\nsteps: []\nstages:\n  - name: a\n    prompt: hi\n",
 			[]string{`p.yaml:2: pipeline: unknown field "steps" (allowed: name, description, version, defaults, stages)`}},
 		{"unknown defaults field", "defaults:\n  providr: mock\nstages:\n  - name: a\n    prompt: hi\n",
-			[]string{`p.yaml:2: defaults: unknown field "providr" (allowed: provider, model, command); did you mean "provider"?`}},
+			[]string{`p.yaml:2: defaults: unknown field "providr" (allowed: provider, model, command, max_cost_usd, max_runtime, max_park); did you mean "provider"?`}},
 		{"stage entry problems", "stages:\n  - name: a\n    prompt: hi\n  - name: a\n    stage: ../x\n    completion: nope\n  - description: nameless\n",
 			[]string{
 				`p.yaml:4: stages[1]: name "a" is used by stages[0] too; stage names must be unique`,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // PlanVersion is the version of the Plan stored in state.json's spec.
@@ -53,6 +54,16 @@ type StagePlan struct {
 	Items         []string    `json:"items,omitempty"`
 	Parallel      bool        `json:"parallel,omitempty"`
 	OutputParse   OutputParse `json:"output_parse"`
+	// Guardrails (SPEC §15): MaxCostUSD caps the session's spend while
+	// this stage runs (0: none); MaxRuntime the session's wall-clock time
+	// since it started (0: none); MaxPark its time parked in all.
+	MaxCostUSD float64       `json:"max_cost_usd,omitempty"`
+	MaxRuntime time.Duration `json:"max_runtime,omitempty"`
+	MaxPark    time.Duration `json:"max_park,omitempty"`
+
+	// budgetLeft is what remains of MaxCostUSD for this iteration, handed
+	// to the claude CLI as --max-budget-usd (0: no flag). Not stored.
+	budgetLeft float64
 }
 
 // Multi reports whether the plan has more than one stage; it decides the
@@ -75,6 +86,10 @@ type Options struct {
 	AgentCmd []string // argv for the command provider; implies provider command
 	Context  string
 	Inputs   []string // files; resolved against the project directory
+	// Guardrails for every stage, over what the definitions say.
+	MaxCostUSD *float64
+	MaxRuntime time.Duration
+	MaxPark    time.Duration
 }
 
 // CompileStage compiles a single-stage session.
@@ -195,6 +210,11 @@ func stagePlan(def *Stage, ps *PipelineStage, defaults StageDefaults, o Options)
 		sp.Delay = *d
 	}
 	sp.OutputParse, _ = parseOutputParse(def.OutputParse)
+	if c := firstFloat(o.MaxCostUSD, ps.MaxCostUSD, defaults.MaxCostUSD, def.MaxCostUSD); c != nil {
+		sp.MaxCostUSD = *c
+	}
+	sp.MaxRuntime = firstDuration(o.MaxRuntime, ps.MaxRuntime, defaults.MaxRuntime, def.MaxRuntime)
+	sp.MaxPark = firstDuration(o.MaxPark, ps.MaxPark, defaults.MaxPark, def.MaxPark)
 
 	var problems Problems
 	where := func(format string, args ...any) {
@@ -333,6 +353,15 @@ func firstFloat(vals ...*float64) *float64 {
 		}
 	}
 	return nil
+}
+
+func firstDuration(vals ...time.Duration) time.Duration {
+	for _, v := range vals {
+		if v != 0 {
+			return v
+		}
+	}
+	return 0
 }
 
 func firstList(vals ...[]string) []string {

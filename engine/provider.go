@@ -143,7 +143,13 @@ func lookPath(bin, path string) (string, error) {
 }
 
 func claudeArgv(sp StagePlan) []string {
-	return []string{"claude", "-p", "--model", sp.Model, "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"}
+	argv := []string{"claude", "-p", "--model", sp.Model, "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose"}
+	if sp.budgetLeft > 0 {
+		// The CLI stops itself at what is left of the session's cap, so
+		// one iteration cannot overspend it by much (SPEC §15).
+		argv = append(argv, "--max-budget-usd", budgetArg(sp.budgetLeft))
+	}
+	return argv
 }
 
 func codexArgv(sp StagePlan) []string {

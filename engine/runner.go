@@ -57,6 +57,19 @@ type Runner struct {
 	Beads func(ctx context.Context, dir, label string) (int, error)
 	// NewProvider returns a provider by name; nil means NewProvider.
 	NewProvider func(name string) (Provider, error)
+	// Guardrails (SPEC §15). Gate is consulted before every iteration
+	// (nil: Guardrails over HostDir and DailyBudgetUSD); HostDir holds
+	// the host-wide parks and spend ledger ("" : none); Notifier tells
+	// the user when the session waits or parks (nil: nobody).
+	Gate           Gate
+	HostDir        string
+	DailyBudgetUSD float64
+	DefaultMaxPark time.Duration
+	Notifier       *Notifier
+	// Now, BackoffBase and AnswerPoll are injectable for tests.
+	Now         func() time.Time
+	BackoffBase time.Duration
+	AnswerPoll  time.Duration
 
 	layout state.Layout
 	inputs map[string]string // memoised ${INPUTS…} per stage
@@ -74,6 +87,7 @@ type stageEnd struct {
 	status string // complete, failed, killed
 	reason string
 	err    string
+	final  bool // a guardrail ended the session, whatever stages remain
 }
 
 // Run runs the plan from where the store stands to the end of the session,
@@ -95,6 +109,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 	reason := ""
 	for i := st.CurrentStage; i < len(r.Plan.Stages); i++ {
 		end := r.runStage(ctx, i)
+		if end.final && end.status == state.StatusComplete {
+			return r.finish(state.EventSessionComplete, i, end)
+		}
 		switch end.status {
 		case state.StatusKilled:
 			return r.finish(state.EventSessionKilled, i, end)
@@ -239,6 +256,9 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 		if it > max {
 			return r.completeStage(i, maxReason(sp))
 		}
+		if end, ok := r.guard(ctx, i, it); !ok {
+			return end
+		}
 		if sp.Completion == CompletionBeadsEmpty && sp.CheckBefore {
 			n, err := r.Beads(ctx, r.Plan.ProjectDir, "loop/"+r.Plan.Session)
 			if err != nil {
@@ -258,6 +278,13 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 		}
 		if stopped {
 			return killedBy(ctx)
+		}
+		if entry.Decision == DecisionPark {
+			if end, ok := r.park(ctx, i, it, r.parkAfter(entry)); !ok {
+				return end
+			}
+			it-- // the same iteration runs again
+			continue
 		}
 		if entry.ExitCode != 0 {
 			failures++
@@ -314,6 +341,11 @@ func (r *Runner) runParallel(ctx context.Context, i int, st state.State) stageEn
 	for it := 1; it <= max; it++ {
 		if !done[it] {
 			pending = append(pending, it)
+		}
+	}
+	if len(pending) > 0 {
+		if end, ok := r.guard(ctx, i, pending[0]); !ok {
+			return end
 		}
 	}
 	r.printf("■ stage %s: %d runs in parallel (at most %d at once), %d already done\n", sp.Name, len(pending), MaxParallel, len(done))
@@ -386,6 +418,9 @@ type agentStatus struct {
 	Decision string `json:"decision"`
 	Reason   string `json:"reason"`
 	Summary  string `json:"summary"`
+	// Question and Options come with decision ask (SPEC §15).
+	Question string   `json:"question"`
+	Options  []string `json:"options"`
 }
 
 func readStatus(path string) (agentStatus, string) {
@@ -402,8 +437,10 @@ func readStatus(path string) (agentStatus, string) {
 	}
 	switch s.Decision {
 	case "", DecisionContinue, DecisionStop, DecisionError:
+	case DecisionAsk:
+		return checkQuestion(s)
 	default:
-		w := fmt.Sprintf("status.json decision %q is not continue, stop or error (ignored)", s.Decision)
+		w := fmt.Sprintf("status.json decision %q is not continue, stop, error or ask (ignored)", s.Decision)
 		s.Decision = ""
 		return s, w
 	}
@@ -482,6 +519,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		sink.Close()
 		return state.HistoryEntry{}, false, err
 	}
+	sp.budgetLeft = r.budgetLeft(sp)
 	started := time.Now()
 	out := provider.Run(ctx, Call{
 		Stage: sp, Prompt: prompt, Dir: r.Plan.ProjectDir, Iteration: it,
@@ -497,6 +535,9 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 	if out.Stopped || (ctx.Err() != nil && out.ExitCode != 0) {
 		r.printf("%s■ iteration %d stopped: the session is being killed\n", label, it)
 		return state.HistoryEntry{}, true, nil
+	}
+	if kind, ok := parkKind(out); ok && !parallel {
+		return r.parkedAttempt(sp, i, it, files, out, kind, started, elapsed)
 	}
 	status, warning := readStatus(files.Status)
 	warnings := []string{}
@@ -547,6 +588,10 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 	if entry.Decision == DecisionError && entry.Reason == ReasonAgentError {
 		warnings = append([]string{"the agent reported an error: " + first(status.Reason, status.Summary, "(no reason given)")}, warnings...)
 	}
+	ask := status.Decision == DecisionAsk && entry.Decision == DecisionContinue && !parallel
+	if status.Decision == DecisionAsk && !ask && entry.Decision != DecisionError {
+		warnings = append(warnings, askIgnored(parallel))
+	}
 	entry.Warning = truncate(strings.Join(warnings, "; "), 1000)
 
 	res := iterationResult{
@@ -563,6 +608,12 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 	}
 	if err := r.record(state.Event{Type: state.EventIterationDone, StageIndex: i, Stage: sp.Name, Iteration: it, Data: state.MustData(entry)}); err != nil {
 		return state.HistoryEntry{}, false, err
+	}
+	r.addSpend(entry.CostUSD)
+	if ask {
+		if err := r.askAfter(i, it, status); err != nil {
+			return state.HistoryEntry{}, false, err
+		}
 	}
 	r.printf("%s%s iteration %d %s · %.1fs · exit %d%s%s\n", label, mark(entry), it, entry.Decision, elapsed.Seconds(), out.ExitCode,
 		voteText(sp, entry), warnText(entry.Warning))
@@ -689,6 +740,10 @@ func (r *Runner) vars(i, it, max int, files state.IterationFiles) (map[string]st
 		"STATUS":         files.Status,
 		"RUN_DIR":        r.layout.RunDir(),
 		"CONTEXT":        r.Plan.Context,
+		"ANSWER":         "",
+	}
+	if a := r.Store.State().Answer; a != nil {
+		v["ANSWER"] = a.Answer
 	}
 	if n := len(sp.Perspectives); n > 0 {
 		v["PERSPECTIVE"] = sp.Perspectives[(it-1)%n]

@@ -46,6 +46,16 @@ type RunOptions struct {
 	Heartbeat time.Duration
 	// Notify sends the desktop notification; nil means Notify.
 	Notify func(title, body string)
+	// Config is config.yaml (SPEC §15); nil means LoadConfig().
+	Config *Config
+	// HostDir holds host-wide parks and the spend ledger; "" means
+	// state.HostDir().
+	HostDir string
+	// AnswerPoll is how often a waiting session looks for its answer
+	// (0: DefaultAnswerPoll).
+	AnswerPoll time.Duration
+	// NewProvider replaces the providers (tests); nil means NewProvider.
+	NewProvider func(name string) (Provider, error)
 	// Beads overrides BeadsReady (tests).
 	Beads func(ctx context.Context, dir, label string) (int, error)
 }
@@ -169,6 +179,10 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	if err := state.ValidateSession(o.Session); err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	cfg, err := runConfig(&o)
+	if err != nil {
+		return Result{}, err
+	}
 	dir, err := ProjectDir(o.ProjectDir)
 	if err != nil {
 		return Result{}, err
@@ -231,7 +245,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 			return Result{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		st := s.State()
-		if st.Status == state.StatusComplete {
+		if st.Status == state.StatusComplete && !ResumableComplete(st.CompletionReason) {
 			return Result{}, fmt.Errorf("%w: session %s already completed (%s); nothing to resume — start it over with --force or choose a new name", ErrConflictComplete, o.Session, st.CompletionReason)
 		}
 		plan, err = PlanFromSpec(st.Spec)
@@ -252,6 +266,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		if o.Compile.Max > 0 && plan.Kind == KindLoop {
 			data.MaxIterations = o.Compile.Max
 		}
+		if o.Compile.MaxCostUSD != nil {
+			data.MaxCostUSD = *o.Compile.MaxCostUSD
+		}
 		if err := store.Record(state.Event{Type: state.EventSessionResume, StageIndex: st.CurrentStage, Stage: plan.Stages[st.CurrentStage].Name, Data: state.MustData(data)}); err != nil {
 			return Result{}, err
 		}
@@ -270,6 +287,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		start := state.SessionStartData{
 			Type: plan.Kind, ProjectDir: dir, TmuxSession: tmuxName,
 			Provider: plan.Stages[0].Provider, Model: plan.Stages[0].Model, Stages: stages, Spec: plan.MarshalSpec(),
+			MaxCostUSD: plan.Stages[0].MaxCostUSD,
 		}
 		if plan.Kind == KindLoop {
 			start.Stage = plan.Name
@@ -308,7 +326,10 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
 
-	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads}
+	notifier := &Notifier{Command: cfg.Notify, Desktop: o.Notify, Log: func(format string, args ...any) { fmt.Fprintf(logw, format, args...) }}
+	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads,
+		HostDir: o.HostDir, DailyBudgetUSD: cfg.DailyBudgetUSD, DefaultMaxPark: cfg.MaxPark, Notifier: notifier, AnswerPoll: o.AnswerPoll,
+		NewProvider: o.NewProvider}
 	runCtx, stop := context.WithCancelCause(ctx)
 	watched := make(chan struct{})
 	go func() {
@@ -327,7 +348,8 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	case state.StatusKilled:
 		fmt.Fprintf(logw, "■ session %s killed: %s\n", o.Session, res.Err)
 	}
-	o.Notify("agent-sessions: "+o.Session+" "+res.Status, strings.TrimSpace(res.Reason+" "+res.Err))
+	runner.notifyEnd(res)
+	notifier.Wait()
 	return res, nil
 }
 
@@ -363,6 +385,17 @@ func applyResumeOverrides(p *Plan, o Options) {
 		}
 		if o.Model != "" {
 			p.Stages[i].Model = o.Model
+		}
+		// A resume may raise (or lower) the guardrails: a session that
+		// stopped at its budget goes on with a bigger one.
+		if o.MaxCostUSD != nil {
+			p.Stages[i].MaxCostUSD = *o.MaxCostUSD
+		}
+		if o.MaxRuntime > 0 {
+			p.Stages[i].MaxRuntime = o.MaxRuntime
+		}
+		if o.MaxPark > 0 {
+			p.Stages[i].MaxPark = o.MaxPark
 		}
 		if len(o.AgentCmd) > 0 {
 			p.Stages[i].Command = o.AgentCmd
@@ -590,4 +623,25 @@ func (l *sessionLog) Close() error {
 		return nil
 	}
 	return l.f.Close()
+}
+
+// runConfig loads config.yaml (unless given) and finds the host state
+// directory. A config with problems stops the session before it starts; a
+// host without a state directory only loses the host-wide guardrails.
+func runConfig(o *RunOptions) (Config, error) {
+	if o.Config == nil {
+		cfg, err := LoadConfig()
+		if err != nil {
+			return Config{}, err
+		}
+		o.Config = &cfg
+	}
+	if o.HostDir == "" {
+		if d, err := state.HostDir(); err == nil {
+			o.HostDir = d
+		} else {
+			fmt.Fprintf(o.Stdout, "■ no host-wide parks or daily budget: %v\n", err)
+		}
+	}
+	return *o.Config, nil
 }

@@ -87,6 +87,12 @@ type ParkData struct {
 	OutputTokens int64     `json:"output_tokens,omitempty"`
 }
 
+// UnparkData is the data of a session_unparked event: how long the park
+// counts towards max_park (the daily budget's does not).
+type UnparkData struct {
+	Seconds float64 `json:"seconds"`
+}
+
 // AnswerData is the data of a session_answered event.
 type AnswerData struct {
 	Answer string `json:"answer"`
@@ -335,8 +341,10 @@ func applyGuard(st *State, ev Event) error {
 		st.Cost.InputTokens += d.InputTokens
 		st.Cost.OutputTokens += d.OutputTokens
 	case EventSessionUnparked:
-		if st.ParkedAt != nil && ts.After(*st.ParkedAt) {
-			st.ParkedSeconds += ts.Sub(*st.ParkedAt).Seconds()
+		var d UnparkData
+		_ = json.Unmarshal(ev.Data, &d)
+		if d.Seconds > 0 {
+			st.ParkedSeconds += d.Seconds
 		}
 		st.Status = StatusRunning
 		st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""

@@ -99,7 +99,7 @@ func ParkActive(dir, provider string, now time.Time) (Park, bool) {
 }
 
 func readPark(path string) (Park, error) {
-	data, err := readBounded(path, 64<<10)
+	data, err := ReadRegularFile(path, 64<<10)
 	if err != nil {
 		return Park{}, err
 	}
@@ -162,7 +162,7 @@ func AddSpend(dir string, e SpendEntry) error {
 // SpendOn sums the ledger of now's local date. Lines that do not parse (a
 // torn last line) are skipped; no ledger means nothing was spent.
 func SpendOn(dir string, now time.Time) (float64, error) {
-	data, err := readBounded(spendFile(dir, now), 64<<20)
+	data, err := ReadRegularFile(spendFile(dir, now), 64<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}

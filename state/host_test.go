@@ -129,7 +129,7 @@ func TestApplyParkAndQuestion(t *testing.T) {
 		t.Fatalf("parked state: %+v", st)
 	}
 	events = append(events,
-		ev(6, EventSessionUnparked, 1, nil),
+		ev(6, EventSessionUnparked, 1, UnparkData{Seconds: 120}),
 		ev(7, EventIterationStart, 1, nil),
 		ev(8, EventIterationDone, 1, HistoryEntry{Iteration: 1, Decision: "continue"}),
 		ev(9, EventSessionWaiting, 1, Question{Question: "which db?", Options: []string{"pg", "sqlite"}}),

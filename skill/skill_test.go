@@ -104,8 +104,8 @@ func skillDocs(t *testing.T) []doc {
 		}
 		docs = append(docs, doc{f, string(data)})
 	}
-	if len(docs) < 9 {
-		t.Fatalf("skill has %d files, want SKILL.md, 6 workflows and 2 references", len(docs))
+	if len(docs) < 10 {
+		t.Fatalf("skill has %d files, want SKILL.md, 7 workflows and 2 references", len(docs))
 	}
 	return docs
 }
@@ -282,7 +282,7 @@ func TestSkillIndexMatchesFiles(t *testing.T) {
 			t.Errorf("%s is not in SKILL.md's indexes", f)
 		}
 	}
-	for _, w := range []string{"start", "monitor", "attach", "list", "kill", "cleanup"} {
+	for _, w := range []string{"start", "monitor", "attach", "list", "kill", "cleanup", "reply"} {
 		if !named["workflows/"+w+".md"] {
 			t.Errorf("workflows/%s.md missing from the index", w)
 		}

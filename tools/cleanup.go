@@ -186,7 +186,7 @@ func (d *Deps) markCrashed(info sessionInfo) (string, error) {
 		return "", err
 	}
 	st := store.State()
-	if st.Status != state.StatusRunning {
+	if !state.Active(st.Status) {
 		return "left alone: it is " + st.Status + " now", nil
 	}
 	stage := ""

@@ -108,7 +108,7 @@ func (d *Deps) inspectAt(project, name string, tmuxList []tmux.Session, dp depth
 	var info sessionInfo
 	for attempt := 1; ; attempt++ {
 		info = readSession(project, name, l, dp)
-		if attempt == 3 || info.Lock.Held || info.State == nil || info.State.Status != state.StatusRunning {
+		if attempt == 3 || info.Lock.Held || info.State == nil || !state.Active(info.State.Status) {
 			break
 		}
 		// State says running and no engine holds the lock: crashed — or
@@ -270,7 +270,7 @@ func (d *Deps) discoverAt(ctx context.Context, project string, dp depth) ([]sess
 
 // rank orders statuses: what needs attention first.
 func rank(status string) int {
-	order := []string{state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan, state.LiveCrashed,
+	order := []string{state.LiveWaiting, state.LiveParked, state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan, state.LiveCrashed,
 		state.LiveFailed, state.LiveKilled, state.LiveComplete}
 	for i, s := range order {
 		if s == status {

@@ -60,7 +60,7 @@ func (d *Deps) kill(ctx context.Context, _ mcp.CallToolRequest, a KillArgs) (Kil
 	}
 	res := KillResult{Session: a.Session, StatusBefore: info.Live.Status, Steps: []string{}}
 	switch info.Live.Status {
-	case state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan:
+	case state.LiveRunning, state.LiveStarting, state.LiveWaiting, state.LiveParked, state.LiveZombie, state.LiveOrphan:
 	default:
 		fillKill(&res, info)
 		res.Status = info.Live.Status
@@ -152,7 +152,7 @@ func (d *Deps) markKilled(info sessionInfo, steps *[]string) {
 		return
 	}
 	st, _, err := state.Load(info.Layout)
-	if err != nil || st.Status != state.StatusRunning {
+	if err != nil || !state.Active(st.Status) {
 		return
 	}
 	lock, err := state.AcquireLock(context.Background(), info.Layout.LockFile(), info.Name, time.Second, 0)
@@ -166,7 +166,7 @@ func (d *Deps) markKilled(info sessionInfo, steps *[]string) {
 		return
 	}
 	cur := store.State()
-	if cur.Status != state.StatusRunning {
+	if !state.Active(cur.Status) {
 		return
 	}
 	stage := ""

@@ -201,7 +201,7 @@ func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progre
 	defer tick.Stop()
 	heartbeat := time.Now()
 	for {
-		alive := info.Live.Status == state.LiveRunning || info.Live.Status == state.LiveStarting
+		alive := state.Alive(info.Live.Status)
 		stage, done := key(info)
 		switch {
 		case !alive:

@@ -163,7 +163,7 @@ func (d *Deps) activeInfos(ctx context.Context, project string, dp depth) ([]ses
 	var out []sessionInfo
 	for _, info := range infos {
 		switch info.Live.Status {
-		case state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan:
+		case state.LiveRunning, state.LiveStarting, state.LiveWaiting, state.LiveParked, state.LiveZombie, state.LiveOrphan:
 			out = append(out, info)
 		}
 	}

@@ -135,7 +135,7 @@ func TestToolDefinitions(t *testing.T) {
 			}
 		})
 	}
-	want := []string{"start_session", "monitor", "attach_hint", "list", "kill", "cleanup"}
+	want := []string{"start_session", "monitor", "attach_hint", "list", "kill", "cleanup", "reply"}
 	if !slices.Equal(names, want) {
 		t.Errorf("tools = %q, want %q", names, want)
 	}
@@ -172,7 +172,7 @@ func TestServerInstructions(t *testing.T) {
 			}
 		}
 		slices.Sort(listed)
-		want := []string{"attach_hint", "cleanup", "kill", "list", "monitor", "start_session"}
+		want := []string{"attach_hint", "cleanup", "kill", "list", "monitor", "reply", "start_session"}
 		if !slices.Equal(listed, want) {
 			t.Errorf("tools/list = %q, want %q", listed, want)
 		}

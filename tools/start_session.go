@@ -37,6 +37,8 @@ type StartArgs struct {
 	Context       string   `json:"context,omitempty" jsonschema:"free text handed to prompts as ${CONTEXT}, e.g. which plan file to work on"`
 	Inputs        []string `json:"inputs,omitempty" jsonschema:"files inside the project whose contents the first stage receives as ${INPUTS}"`
 	DryRun        bool     `json:"dry_run,omitempty" jsonschema:"validate and show the plan and the first prompt without creating anything"`
+	MaxCostUSD    *float64 `json:"max_cost_usd,omitempty" jsonschema:"spending cap in US dollars: checked before every iteration, at or past it the session ends complete with reason budget (0: none; default: the stage's or pipeline's); on resume a new cap"`
+	MaxRuntime    string   `json:"max_runtime,omitempty" jsonschema:"wall-clock cap since the session started, a duration such as 8h or 90m: past it the session ends complete with reason max_runtime; on resume a new cap"`
 }
 
 // StagePreview describes a stage of the plan.
@@ -87,6 +89,7 @@ func StartSession(d *Deps) server.ServerTool {
 			"mode":           {Enum: []any{engine.ModeNew, engine.ModeResume, engine.ModeForce}, Default: engine.ModeNew},
 			"provider":       {Enum: []any{"claude", "claude-code", "codex", "command", "mock"}},
 			"max_iterations": {Min: num(1), Max: num(100000)},
+			"max_cost_usd":   {Min: num(0)},
 			"dry_run":        {Default: false},
 		}),
 		outputSchema[StartResult](),
@@ -138,6 +141,9 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 	opts := engine.RunOptions{
 		Session: a.Session, Stage: a.Stage, Pipeline: a.Pipeline, ProjectDir: project, Mode: a.Mode, Env: d.environ(),
 		Compile: engine.Options{Max: a.MaxIterations, Provider: a.Provider, Model: a.Model, Context: a.Context, Inputs: a.Inputs},
+	}
+	if err := guardrailArgs(a, &opts.Compile); err != nil {
+		return StartResult{}, "", err
 	}
 
 	var plan *engine.Plan
@@ -378,7 +384,7 @@ func (d *Deps) resumePlan(info sessionInfo, a StartArgs) (*engine.Plan, error) {
 		return nil, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %s to resume in %s", name, info.ProjectDir)}).
 			with(Option{Tool: "start_session", Arguments: map[string]any{"session": name}, Description: "start it new (give a stage or pipeline)"},
 				Option{Tool: "list", Description: "see the sessions that exist"})
-	case info.State.Status == state.StatusComplete:
+	case info.State.Status == state.StatusComplete && !engine.ResumableComplete(info.State.CompletionReason):
 		return nil, (&ToolError{Code: CodeConflictComplete, Message: fmt.Sprintf("session %s already completed (%s); nothing to resume", name, info.State.CompletionReason)}).
 			with(Option{Tool: "start_session", Arguments: definitionArgs(name, "force", info.State), Description: "start it over (the old run is moved aside)"})
 	}
@@ -477,6 +483,7 @@ func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project, handoff strin
 	if a.Model != "" {
 		argv = append(argv, "--model", a.Model)
 	}
+	argv = append(argv, guardrailFlags(a)...)
 	if handoff != "" {
 		argv = append(argv, "--handoff", handoff)
 	} else if a.Mode != engine.ModeResume {

@@ -107,6 +107,7 @@ func All(d *Deps) []server.ServerTool {
 		List(d),
 		Kill(d),
 		Cleanup(d),
+		Reply(d),
 	}
 }
 
@@ -123,6 +124,7 @@ Routing (what the user wants -> tool):
 - See what exists -> list.
 - Stop a session -> kill.
 - Find stale, crashed, orphaned or zombie sessions -> cleanup (dry run by default).
+- A session is "waiting" (an agent asked the user a question) -> show the user the question, ask them, then reply with their answer; never answer for them. "parked" sessions wait out a usage limit by themselves.
 
 Errors come back with a code and options naming the calls that resolve them (for example resume or force after a conflict).
 

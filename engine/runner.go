@@ -742,8 +742,10 @@ func (r *Runner) vars(i, it, max int, files state.IterationFiles) (map[string]st
 		"CONTEXT":        r.Plan.Context,
 		"ANSWER":         "",
 	}
-	if a := r.Store.State().Answer; a != nil {
-		v["ANSWER"] = a.Answer
+	if r.Store != nil { // a preview (dry run) has no store and no answer
+		if a := r.Store.State().Answer; a != nil {
+			v["ANSWER"] = a.Answer
+		}
 	}
 	if n := len(sp.Perspectives); n > 0 {
 		v["PERSPECTIVE"] = sp.Perspectives[(it-1)%n]

@@ -150,7 +150,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 			slices.Sort(names)
-			if want := []string{"attach_hint", "cleanup", "kill", "list", "monitor", "start_session"}; !slices.Equal(names, want) {
+			if want := []string{"attach_hint", "cleanup", "kill", "list", "monitor", "reply", "start_session"}; !slices.Equal(names, want) {
 				t.Errorf("tools = %q, want %q", names, want)
 			}
 

@@ -55,6 +55,7 @@ func TestBadInput(t *testing.T) {
 			"integer": {"ten", 1.5, true, []any{1}},
 			"boolean": {"yes", 1, []any{true}},
 			"array":   {"file.md", 3, map[string]any{"a": "b"}},
+			"number":  {"ten", true, []any{1.5}, -1.0},
 		}
 		for _, st := range tools.All(&tools.Deps{}) {
 			name := st.Tool.Name

@@ -37,7 +37,7 @@ type StartArgs struct {
 	Context       string   `json:"context,omitempty" jsonschema:"free text handed to prompts as ${CONTEXT}, e.g. which plan file to work on"`
 	Inputs        []string `json:"inputs,omitempty" jsonschema:"files inside the project whose contents the first stage receives as ${INPUTS}"`
 	DryRun        bool     `json:"dry_run,omitempty" jsonschema:"validate and show the plan and the first prompt without creating anything"`
-	MaxCostUSD    *float64 `json:"max_cost_usd,omitempty" jsonschema:"spending cap in US dollars: checked before every iteration, at or past it the session ends complete with reason budget (0: none; default: the stage's or pipeline's); on resume a new cap"`
+	MaxCostUSD    float64  `json:"max_cost_usd,omitempty" jsonschema:"spending cap in US dollars: checked before every iteration, at or past it the session ends complete with reason budget (default: the stage's or pipeline's cap, if any); on resume a new cap"`
 	MaxRuntime    string   `json:"max_runtime,omitempty" jsonschema:"wall-clock cap since the session started, a duration such as 8h or 90m: past it the session ends complete with reason max_runtime; on resume a new cap"`
 }
 
@@ -113,6 +113,9 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 		return StartResult{}, "", invalidf("max_iterations must be between 1 and %d, got %d", engine.MaxCount, a.MaxIterations)
 	}
 	if err := checkText(a); err != nil {
+		return StartResult{}, "", err
+	}
+	if err := guardrailArgs(a, &engine.Options{}); err != nil {
 		return StartResult{}, "", err
 	}
 	if a.Stage != "" && a.Pipeline != "" {

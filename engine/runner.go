@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // Decisions recorded per iteration.
@@ -57,6 +58,9 @@ type Runner struct {
 	Beads func(ctx context.Context, dir, label string) (int, error)
 	// NewProvider returns a provider by name; nil means NewProvider.
 	NewProvider func(name string) (Provider, error)
+	// Workspace is where agents run and what they changed; nil means the
+	// project directory (workspace.NewLocal).
+	Workspace Workspace
 
 	layout state.Layout
 	inputs map[string]string // memoised ${INPUTS…} per stage
@@ -90,6 +94,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 	}
 	if r.NewProvider == nil {
 		r.NewProvider = NewProvider
+	}
+	if r.Workspace == nil {
+		r.Workspace = workspace.NewLocal(r.Plan.ProjectDir)
 	}
 	st := r.Store.State()
 	reason := ""
@@ -435,6 +442,8 @@ type iterationResult struct {
 	OutputBytes     int64     `json:"output_bytes"`
 	OutputTruncated bool      `json:"output_truncated"`
 	Warning         string    `json:"warning,omitempty"`
+	// Changes is the iteration's change record (git projects only).
+	Changes *state.Changes `json:"changes,omitempty"`
 }
 
 // iteration runs one iteration and records it. It returns stopped when the
@@ -482,9 +491,13 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		sink.Close()
 		return state.HistoryEntry{}, false, err
 	}
+	snap := r.Workspace.Before(ctx)
+	if snap.Warning != "" {
+		r.printf("%s! %s\n", label, snap.Warning)
+	}
 	started := time.Now()
 	out := provider.Run(ctx, Call{
-		Stage: sp, Prompt: prompt, Dir: r.Plan.ProjectDir, Iteration: it,
+		Stage: sp, Prompt: prompt, Dir: r.Workspace.Dir(), Iteration: it,
 		Env:          AgentEnv(r.Env, r.agentVars(i, it, files)),
 		Output:       sink,
 		Transcript:   capped,
@@ -498,6 +511,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		r.printf("%s■ iteration %d stopped: the session is being killed\n", label, it)
 		return state.HistoryEntry{}, true, nil
 	}
+	changes := r.Workspace.After(ctx, snap)
 	status, warning := readStatus(files.Status)
 	warnings := []string{}
 	if warning != "" {
@@ -516,6 +530,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		Iteration: it, Stage: sp.Name, StageIndex: i, Timestamp: time.Now().UTC(),
 		Reasoning: truncate(sig.Reasoning, 500), ExitCode: out.ExitCode, DurationMS: elapsed.Milliseconds(),
 		CostUSD: out.CostUSD, InputTokens: out.InputTokens, OutputToks: out.OutputTokens,
+		Changes: changes,
 	}
 	if status.Reason != "" && entry.Reasoning == "" {
 		entry.Reasoning = truncate(status.Reason, 500)
@@ -556,6 +571,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		Reasoning: entry.Reasoning, CompletionFound: sig.Complete, StatusDecision: status.Decision,
 		CostUSD: out.CostUSD, InputTokens: out.InputTokens, OutputTokens: out.OutputTokens,
 		OutputBytes: sig.OutputBytes, OutputTruncated: sig.OutputCapped, Warning: entry.Warning,
+		Changes: changes,
 	}
 	resJSON, _ := json.MarshalIndent(res, "", "  ")
 	if err := writeWhole(files.Result, append(resJSON, '\n')); err != nil {
@@ -564,8 +580,8 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 	if err := r.record(state.Event{Type: state.EventIterationDone, StageIndex: i, Stage: sp.Name, Iteration: it, Data: state.MustData(entry)}); err != nil {
 		return state.HistoryEntry{}, false, err
 	}
-	r.printf("%s%s iteration %d %s · %.1fs · exit %d%s%s\n", label, mark(entry), it, entry.Decision, elapsed.Seconds(), out.ExitCode,
-		voteText(sp, entry), warnText(entry.Warning))
+	r.printf("%s%s iteration %d %s · %.1fs · exit %d%s%s%s\n", label, mark(entry), it, entry.Decision, elapsed.Seconds(), out.ExitCode,
+		voteText(sp, entry), changesText(changes), warnText(entry.Warning))
 	return entry, false, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // Start modes.
@@ -308,7 +309,8 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
 
-	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads}
+	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads,
+		Workspace: workspace.NewLocal(plan.ProjectDir)}
 	runCtx, stop := context.WithCancelCause(ctx)
 	watched := make(chan struct{})
 	go func() {

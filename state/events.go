@@ -203,6 +203,7 @@ func Apply(st *State, ev Event) error {
 		if err := json.Unmarshal(ev.Data, &h); err != nil {
 			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
 		}
+		st.addChanges(&h)
 		st.History = append(st.History, h)
 		if n := len(st.History); n > HistoryLimit {
 			st.History = append(st.History[:0:0], st.History[n-HistoryLimit:]...)

@@ -60,6 +60,8 @@ type State struct {
 	Provider           string       `json:"provider"`
 	Model              string       `json:"model"`
 	Cost               Cost         `json:"cost"`
+	// Changes sums the iterations' change records (git projects only).
+	Changes *ChangeTotals `json:"changes,omitempty"`
 	// EventSeq is the sequence number of the last event applied; events
 	// with a higher number are newer than this snapshot. It is the last
 	// field of the head (see LoadSummary).
@@ -104,6 +106,9 @@ type HistoryEntry struct {
 	InputTokens int64     `json:"input_tokens,omitempty"`
 	OutputToks  int64     `json:"output_tokens,omitempty"`
 	Warning     string    `json:"warning,omitempty"`
+	// Changes is the iteration's change record in a git project; in
+	// state.json without the commit list.
+	Changes *Changes `json:"changes,omitempty"`
 }
 
 // Cost is the accumulated spend of a session as the agents reported it.

@@ -49,6 +49,9 @@ type RunOptions struct {
 	Notify func(title, body string)
 	// Beads overrides BeadsReady (tests).
 	Beads func(ctx context.Context, dir, label string) (int, error)
+	// Workspace is where agents run and what they changed; nil means the
+	// project directory with a change record (workspace.NewLocal).
+	Workspace Workspace
 }
 
 // Prepared is a validated session, ready to run: nothing has been written.
@@ -309,8 +312,11 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
 
-	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads,
-		Workspace: workspace.NewLocal(plan.ProjectDir)}
+	ws := o.Workspace
+	if ws == nil {
+		ws = workspace.NewLocal(plan.ProjectDir)
+	}
+	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads, Workspace: ws}
 	runCtx, stop := context.WithCancelCause(ctx)
 	watched := make(chan struct{})
 	go func() {

@@ -302,6 +302,7 @@ type Summary struct {
 	CompletionReason   string  `json:"completion_reason,omitempty" jsonschema:"why it ended"`
 	Error              string  `json:"error,omitempty" jsonschema:"the error it failed with"`
 	CostUSD            float64 `json:"cost_usd" jsonschema:"spend reported by the agents so far, in US dollars"`
+	Commits            *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
 	ProjectDir         string  `json:"project_dir" jsonschema:"project directory"`
 	TmuxSession        string  `json:"tmux_session" jsonschema:"tmux session name"`
 	RunDir             string  `json:"run_dir" jsonschema:"run directory"`
@@ -328,6 +329,7 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 		s.StartedAt = st.StartedAt.Format(time.RFC3339)
 		s.CompletionReason, s.Error = st.CompletionReason, truncate(st.Error, 500)
 		s.CostUSD = st.Cost.USD
+		s.Commits = commitCount(st)
 	}
 	if info.StateErr != nil {
 		s.Why += " (" + truncate(info.StateErr.Error(), 200) + ")"

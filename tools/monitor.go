@@ -100,6 +100,7 @@ type MonitorResult struct {
 	ProgressTail       string            `json:"progress_tail,omitempty" jsonschema:"the end of the progress file"`
 	BeadsRemaining     *int              `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left for this session"`
 	Cost               CostSummary       `json:"cost" jsonschema:"spend so far"`
+	Changes            *ChangesSummary   `json:"changes,omitempty" jsonschema:"git projects: commits so far and the last iteration's change record"`
 	Warnings           []string          `json:"warnings" jsonschema:"things that need attention"`
 	Waited             *WaitOutcome      `json:"waited,omitempty" jsonschema:"how the wait ended, when one was asked for"`
 	TmuxSession        string            `json:"tmux_session" jsonschema:"tmux session"`
@@ -308,6 +309,7 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 			li.OutputExcerpt, _ = tailText(text, excerptLimit)
 		}
 		res.LastIteration = li
+		res.Changes = changesSummary(st, files.Result)
 		if h.Warning != "" && h.Decision == engine.DecisionError {
 			res.Warnings = append(res.Warnings, "last iteration: "+h.Warning)
 		}
@@ -416,6 +418,16 @@ func monitorText(r MonitorResult) string {
 		}
 		if li.Reasoning != "" {
 			fmt.Fprintf(&b, " — %s", li.Reasoning)
+		}
+		b.WriteString("\n")
+	}
+	if c := r.Changes; c != nil {
+		fmt.Fprintf(&b, "Git: %d commit(s) this session", c.Commits)
+		if c.Last != nil {
+			fmt.Fprintf(&b, "; last iteration %d commit(s), %d file(s) +%d −%d", c.Last.CommitCount, c.Last.FilesChanged, c.Last.Insertions, c.Last.Deletions)
+		}
+		if c.Dirty {
+			b.WriteString(", uncommitted changes")
 		}
 		b.WriteString("\n")
 	}

@@ -75,10 +75,18 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 // *exitError carrying git's stderr (exitCode tells callers which exit it
 // was); ErrGitMissing, a timeout or a signal are other errors.
 func git(ctx context.Context, dir string, timeout time.Duration, limit int, args ...string) (gitResult, error) {
+	return gitStdin(ctx, dir, timeout, limit, nil, args...)
+}
+
+// gitStdin is git with stdin.
+func gitStdin(ctx context.Context, dir string, timeout time.Duration, limit int, stdin []byte, args ...string) (gitResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	cmd.Env = gitEnv()
 	stdout := &cappedBuffer{limit: limit}
 	stderr := &cappedBuffer{limit: stderrLimit}

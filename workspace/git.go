@@ -28,7 +28,6 @@ const stderrLimit = 4 << 10
 type gitResult struct {
 	out       []byte
 	truncated bool // stdout exceeded the limit
-	exitCode  int
 }
 
 // gitEnv is the environment git runs with: the caller's, minus the
@@ -98,17 +97,18 @@ func gitStdin(ctx context.Context, dir string, timeout time.Duration, limit int,
 	res := gitResult{out: stdout.buf.Bytes(), truncated: stdout.over}
 	var exitErr *exec.ExitError
 	switch {
+	case err == nil:
+		return res, nil
 	case errors.Is(err, exec.ErrNotFound):
 		return res, ErrGitMissing
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return res, fmt.Errorf("git %s: no answer within %s", args[0], timeout)
 	case ctx.Err() != nil:
-		return res, fmt.Errorf("git %s: no answer within %s", strings.Join(args, " "), timeout)
+		return res, fmt.Errorf("git %s: %w", args[0], context.Cause(ctx))
 	case errors.As(err, &exitErr) && exitErr.ExitCode() > 0:
-		res.exitCode = exitErr.ExitCode()
-		return res, &exitError{args: args, code: res.exitCode, stderr: strings.TrimSpace(stderr.buf.String())}
-	case err != nil:
-		return res, fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
+		return res, &exitError{args: args, code: exitErr.ExitCode(), stderr: strings.TrimSpace(stderr.buf.String())}
 	}
-	return res, nil
+	return res, fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
 }
 
 // exitError is git exiting non-zero, with what it said.

@@ -83,6 +83,13 @@ func (l *Local) Before(ctx context.Context) Snapshot {
 		return Snapshot{}
 	case errors.Is(err, ErrNotRepo):
 		return Snapshot{}
+	case exitCode(err) == 128:
+		// git refuses the repository (e.g. "dubious ownership"): every
+		// call would fail the same way, so say it once and record nothing.
+		if l.warned.CompareAndSwap(false, true) {
+			return Snapshot{Warning: "no change record for iterations: " + err.Error()}
+		}
+		return Snapshot{}
 	case err != nil:
 		return Snapshot{Repo: true, Note: "head before: " + err.Error()}
 	}
@@ -116,7 +123,9 @@ func headCommit(ctx context.Context, dir string, timeout time.Duration) (string,
 	case 1:
 		return "", nil // unborn: no commit yet
 	case 128:
-		return "", fmt.Errorf("%w: %w", ErrNotRepo, err)
+		if strings.Contains(err.Error(), "not a git repository") {
+			return "", fmt.Errorf("%w: %w", ErrNotRepo, err)
+		}
 	}
 	if err != nil {
 		return "", err

@@ -198,3 +198,19 @@ func TestChangesBigFile(t *testing.T) {
 		t.Errorf("record %+v, want 1 commit, 1 file, +%d, clean", c, n)
 	}
 }
+
+// A repository git refuses (here: a format from the future; in the wild,
+// "dubious ownership"): one warning with git's reason, no record.
+func TestChangesRepoRefused(t *testing.T) {
+	t.Parallel()
+	dir := newRepo(t)
+	testGit(t, dir, "config", "core.repositoryformatversion", "99")
+	ws := NewLocal(dir)
+	first := ws.Before(bg)
+	if first.Repo || !strings.Contains(first.Warning, "repo version") {
+		t.Errorf("first Before = %+v, want no record and git's reason", first)
+	}
+	if second := ws.Before(bg); second.Repo || second.Warning != "" {
+		t.Errorf("second Before = %+v, want no record, no second warning", second)
+	}
+}

@@ -133,10 +133,10 @@ func RemoveWorktree(ctx context.Context, project, session string) error {
 		if dirty {
 			return fmt.Errorf("worktree %s kept: %w — commit or stash them there (git -C %s status), then remove it", wt.Dir, ErrDirty, wt.Dir)
 		}
-		if _, err := r.git(ctx, "worktree", "remove", wt.Dir); err != nil {
+		if _, err := r.worktreeGit(ctx, "remove", wt.Dir); err != nil {
 			return fmt.Errorf("worktree %s kept: %w", wt.Dir, err)
 		}
-	} else if _, err := r.git(ctx, "worktree", "prune"); err != nil {
+	} else if _, err := r.worktreeGit(ctx, "prune"); err != nil {
 		return err
 	}
 	os.Remove(metaFile(r.project, session))

@@ -46,15 +46,15 @@ func Reuse(ctx context.Context, project, session string) (*Worktree, error) {
 	}
 	if ok {
 		// Registered, directory gone: forget the registration first.
-		if _, err := r.git(ctx, "worktree", "prune"); err != nil {
+		if _, err := r.worktreeGit(ctx, "prune"); err != nil {
 			return nil, err
 		}
 	}
 	var undo undoList
-	if _, err := r.git(ctx, "worktree", "add", wt.Dir, wt.Branch); err != nil {
+	if _, err := r.worktreeGit(ctx, "add", wt.Dir, wt.Branch); err != nil {
 		return nil, fmt.Errorf("make the worktree again from %s: %w", wt.Branch, err)
 	}
-	undo = append(undo, func(ctx context.Context) { r.git(ctx, "worktree", "remove", "--force", wt.Dir) })
+	undo = append(undo, func(ctx context.Context) { r.worktreeGit(ctx, "remove", "--force", wt.Dir) })
 	if wt.Copied, err = copyIncluded(ctx, r, wt.Dir); err != nil {
 		undo.run(ctx)
 		return nil, err

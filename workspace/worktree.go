@@ -133,7 +133,7 @@ type listed struct {
 }
 
 func (r repo) worktrees(ctx context.Context) ([]listed, error) {
-	res, err := r.git(ctx, "worktree", "list", "--porcelain", "-z")
+	res, err := r.worktreeGit(ctx, "list", "--porcelain", "-z")
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func (r repo) addWorktree(ctx context.Context, wt *Worktree, undo *undoList) err
 	if err != nil {
 		return err
 	}
-	args := []string{"worktree", "add", "-b", wt.Branch, wt.Dir, wt.Base}
+	args := []string{"add", "-b", wt.Branch, wt.Dir, wt.Base}
 	if old != "" {
 		own, err := r.count(ctx, old, "^"+wt.Base)
 		if err != nil {
@@ -283,19 +283,19 @@ func (r repo) addWorktree(ctx context.Context, wt *Worktree, undo *undoList) err
 				wt.Branch, own, wt.BaseRef, wt.Session, wt.Branch, wt.Branch)
 		}
 		// All its commits are in the base: moving it there loses nothing.
-		args = []string{"worktree", "add", "-B", wt.Branch, wt.Dir, wt.Base}
+		args = []string{"add", "-B", wt.Branch, wt.Dir, wt.Base}
 		wt.Reused = true
 	}
 	if err := os.MkdirAll(WorktreesDir(r.project), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", WorktreesDir(r.project), err)
 	}
-	if _, err := r.git(ctx, args...); err != nil {
+	if _, err := r.worktreeGit(ctx, args...); err != nil {
 		return fmt.Errorf("create the worktree: %w", err)
 	}
 	*undo = append(*undo, func(ctx context.Context) {
 		// --force: the worktree is minutes old and holds only what this
 		// call (the include copy, the setup) put there.
-		r.git(ctx, "worktree", "remove", "--force", wt.Dir)
+		r.worktreeGit(ctx, "remove", "--force", wt.Dir)
 		if old == "" {
 			// Deleted only while it still points at the base: it has no
 			// commit of its own.

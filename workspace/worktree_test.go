@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -317,5 +318,27 @@ func TestRemoveWorktree(t *testing.T) {
 	}
 	if err := RemoveWorktree(bg, repo, "rm"); err == nil || !strings.Contains(err.Error(), "has no worktree") {
 		t.Errorf("removing it again: %v", err)
+	}
+}
+
+// Sessions started at the same moment on one repository each get their
+// worktree: git's own locks serialise what must be.
+func TestWorktreesCreatedConcurrently(t *testing.T) {
+	t.Parallel()
+	repo := newRepo(t)
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			_, err := CreateWorktree(bg, repo, "c"+strconv.Itoa(i), "", nil)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if inv, err := Inventory(bg, repo); err != nil || len(inv) != 4 {
+		t.Errorf("Inventory = %+v, %v; want 4 worktrees", inv, err)
 	}
 }

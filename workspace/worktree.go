@@ -36,6 +36,10 @@ type Worktree struct {
 	Copied []string `json:"-"`
 }
 
+// Workspace is the worktree as the agents' workspace: they run in
+// AgentDir, and each iteration's change record is taken there.
+func (w *Worktree) Workspace() *Local { return NewLocal(w.AgentDir) }
+
 // WorktreesDir is where a project's session worktrees live.
 func WorktreesDir(project string) string { return filepath.Join(project, ".claude", "worktrees") }
 
@@ -47,7 +51,7 @@ func metaFile(project, session string) string {
 // repo is a project's repository as the worktree operations see it.
 type repo struct {
 	project string // absolute, symlinks resolved
-	root    string // the main checkout's top level
+	root    string // the top level of the checkout the project is in
 	rel     string // project relative to root ("." at the top)
 }
 
@@ -115,6 +119,10 @@ func (r repo) baseOf(ctx context.Context, baseRef string) (name, sha string, err
 		}
 	}
 	sha, err = r.resolve(ctx, name)
+	if name == "HEAD" {
+		// A detached HEAD moves on: what the worktree came from is the commit.
+		name = sha
+	}
 	switch {
 	case err != nil:
 		return "", "", err

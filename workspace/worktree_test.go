@@ -57,7 +57,11 @@ func TestWorktreesTwoSessions(t *testing.T) {
 	if want := filepath.Join(repo, ".claude", "worktrees", "beta"); !samePath(b.Dir, want) || !samePath(b.AgentDir, want) {
 		t.Errorf("beta dir %s (agents in %s), want %s", b.Dir, b.AgentDir, want)
 	}
+	snap := a.Workspace().Before(bg)
 	ca := commitFile(t, a.Dir, "a.txt", "a\n", "alpha's work")
+	if c := a.Workspace().After(bg, snap); c == nil || c.CommitCount != 1 || c.HeadAfter != ca || c.Dirty {
+		t.Errorf("alpha's change record = %+v, want its one commit, clean", c)
+	}
 	commitFile(t, b.Dir, "b1.txt", "b\n", "beta's work 1")
 	cb := commitFile(t, b.Dir, "b2.txt", "b\n", "beta's work 2")
 

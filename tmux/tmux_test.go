@@ -60,7 +60,7 @@ func TestArgv(t *testing.T) {
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.ListSessions(ctx); return err },
 			want: []string{"tmux", "-L", "sock", "list-sessions", "-F",
-				"#{session_name}\x1f#{session_created}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{session_path}"},
+				"#{session_name}\x1f#{session_created}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{session_path}\x1e"},
 		},
 		{
 			name:   "has-session exact target",
@@ -85,7 +85,7 @@ func TestArgv(t *testing.T) {
 				})
 			},
 			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "-c", "/work dir",
-				"-x", "120", "-y", "40", "-e", "A=1", "-e", "B=x y", "--", "claude", "-p", "a;b $(x) `y`"},
+				"-x", "120", "-y", "40", "-e", "A=1", "-e", "B=x y", "--", "claude", "-p", "a;b $(x) `y`", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session minimal",
@@ -93,7 +93,7 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"sleep", "30"}})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "sleep", "30"},
+			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "sleep", "30", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session single-element argv goes through env, not a shell",
@@ -101,7 +101,7 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"my prog;x"}})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "env", "--", "my prog;x"},
+			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "env", "--", "my prog;x", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session without argv uses the default command",
@@ -109,7 +109,7 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a"})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a"},
+			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "capture-pane with history",
@@ -292,8 +292,8 @@ func TestKillServerRefusesDefaultServer(t *testing.T) {
 }
 
 func TestListSessionsParses(t *testing.T) {
-	out := "loop-a\x1f1700000000\x1f0\x1f4242\x1f0\x1f/home/u/a dir\n" +
-		"loop-b\x1f1700000060\x1f2\x1f4343\x1f1\x1f/tmp\n"
+	out := "loop-a\x1f1700000000\x1f0\x1f4242\x1f0\x1f/home/u/a dir\x1e\n" +
+		"loop-b\x1f1700000060\x1f2\x1f4343\x1f1\x1f/tmp\x1e\n"
 	c, _ := fakeClient("sock", out, nil)
 	got, err := c.ListSessions(t.Context())
 	if err != nil {
@@ -308,12 +308,68 @@ func TestListSessionsParses(t *testing.T) {
 	}
 }
 
-func TestListSessionsRejectsGarbage(t *testing.T) {
-	for _, out := range []string{"just-a-name\n", "n\x1fnot-a-time\x1f0\x1f1\x1f0\x1f/\n", "n\x1f1\x1f0\x1fpid\x1f0\x1f/\n"} {
-		c, _ := fakeClient("sock", out, nil)
-		if _, err := c.ListSessions(t.Context()); err == nil {
-			t.Errorf("ListSessions(%q): got nil error", out)
+// TestListSessionsSkipsGarbage proves an unreadable record is reported
+// and skipped, never hiding the sessions around it.
+func TestListSessionsSkipsGarbage(t *testing.T) {
+	good := "loop-ok\x1f1700000000\x1f0\x1f4242\x1f0\x1f/\x1e\n"
+	for _, bad := range []string{"just-a-name\x1e\n", "n\x1fnot-a-time\x1f0\x1f1\x1f0\x1f/\x1e\n", "n\x1f1\x1f0\x1fpid\x1f0\x1f/\x1e\n", "cut\x1f1\x1f0"} {
+		out := bad + good
+		if !strings.HasSuffix(bad, "\n") {
+			out = good + bad // a record cut short can only be the last
 		}
+		c, _ := fakeClient("sock", out, nil)
+		got, err := c.ListSessions(t.Context())
+		if !errors.Is(err, ErrUnparsable) {
+			t.Errorf("ListSessions(%q): got error %v, want ErrUnparsable", bad, err)
+		}
+		if len(got) != 1 || got[0].Name != "loop-ok" {
+			t.Errorf("ListSessions(%q) = %+v, want loop-ok kept", bad, got)
+		}
+	}
+}
+
+// TestListSessionsNewlines proves a newline or tab in a session's name or
+// directory (printed verbatim by tmux) breaks nothing.
+func TestListSessionsNewlines(t *testing.T) {
+	out := "we\nird\x1f1700000000\x1f0\x1f1\x1f0\x1f/tmp/a\nb\tc\x1e\n" +
+		"loop-a\x1f1700000000\x1f0\x1f2\x1f1\x1f/\nunexpected\x1e\n"
+	c, _ := fakeClient("sock", out, nil)
+	got, err := c.ListSessions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "we\nird" || got[0].Path != "/tmp/a\nb\tc" || got[1].Name != "loop-a" || !got[1].PaneDead {
+		t.Errorf("got %+v", got)
+	}
+}
+
+// TestTimeout proves every call carries a deadline even when the caller's
+// ctx has none, that the runner's ctx is cancelled then (ExecRunner kills
+// tmux on it), and that the error is ErrTimeout.
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	hang := func(ctx context.Context, argv []string) ([]byte, error) {
+		<-ctx.Done()
+		return nil, errors.New("signal: killed")
+	}
+	c := New("sock").WithRunner(hang).WithTimeout(20 * time.Millisecond)
+	ctx := context.Background()
+	checks := map[string]error{}
+	_, checks["ListSessions"] = c.ListSessions(ctx)
+	_, checks["HasSession"] = c.HasSession(ctx, "loop-a")
+	_, checks["CapturePane"] = c.CapturePane(ctx, "loop-a", 10)
+	checks["KillSession"] = c.KillSession(ctx, "loop-a")
+	checks["NewSession"] = c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"sleep", "1"}})
+	for name, err := range checks {
+		if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: got %v, want ErrTimeout", name, err)
+		}
+		if errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("%s: %v must not say the session is missing: nobody knows", name, err)
+		}
+	}
+	if _, err := c.HasSession(ctx, "loop-a"); err == nil || !strings.Contains(err.Error(), "-L sock ls") {
+		t.Errorf("HasSession error %v should say how to check the server", err)
 	}
 }
 

@@ -96,6 +96,15 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
+	// Inside tmux both are the pane's pty, which a stopped or hung tmux
+	// server never drains: nothing the engine prints may wait for it
+	// (session.log keeps the record). At exit the pane gets a second to
+	// show the last lines.
+	paneOut := engine.NewPaneWriter(stdout, engine.PaneBuffer)
+	defer paneOut.Close(time.Second)
+	paneErr := engine.NewPaneWriter(stderr, engine.PaneBuffer)
+	defer paneErr.Close(time.Second)
+	stdout, stderr = paneOut, paneErr
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o engine.RunOptions
@@ -204,7 +213,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 // its environment to this process, over what tmux gave it.
 func readHandoff(path string) (tools.Handoff, error) {
 	var h tools.Handoff
-	data, err := os.ReadFile(path)
+	data, err := state.ReadRegularFile(path, state.HandoffLimit)
 	if err != nil {
 		return h, fmt.Errorf("--handoff: %w (start_session writes this file; to run by hand, use --context and --input)", err)
 	}
@@ -346,13 +355,7 @@ func reminderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *hook && *project == "" {
 		// The hook's payload names the project Claude Code runs in.
-		var payload struct {
-			Cwd string `json:"cwd"`
-		}
-		if data, err := io.ReadAll(io.LimitReader(stdin, 1<<20)); err == nil {
-			json.Unmarshal(data, &payload)
-		}
-		*project = payload.Cwd
+		*project = hookCwd(stdin)
 	}
 	d, err := newDeps(*project)
 	if err != nil {
@@ -362,7 +365,7 @@ func reminderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	text, err := d.ReminderText(context.Background(), d.ProjectDir)
+	text, err := reminderText(d, *hook)
 	if err != nil {
 		if !*hook {
 			fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
@@ -378,6 +381,62 @@ func reminderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, text)
 	return 0
+}
+
+// hookCwd reads the Stop hook's payload for the project Claude Code runs
+// in, waiting at most a second for a payload that never ends.
+func hookCwd(stdin io.Reader) string {
+	cwd := make(chan string, 1)
+	go func() {
+		var payload struct {
+			Cwd string `json:"cwd"`
+		}
+		if data, err := io.ReadAll(io.LimitReader(stdin, 1<<20)); err == nil {
+			json.Unmarshal(data, &payload)
+		}
+		cwd <- payload.Cwd
+	}()
+	select {
+	case c := <-cwd:
+		return c
+	case <-time.After(time.Second):
+		return ""
+	}
+}
+
+// Bounds of the Stop hook, which Claude Code waits for: tmux gets
+// hookTmuxWait (a stopped or hung server then costs that much, and the
+// sessions are judged by their locks alone), the whole reminder hookWait;
+// past it the hook gives up silently and exits 0 well within 5 s.
+const (
+	hookTmuxWait = 2 * time.Second
+	hookWait     = 4 * time.Second
+)
+
+// reminderText is the reminder, within the hook's bounds when hook is set.
+func reminderText(d *tools.Deps, hook bool) (string, error) {
+	if !hook {
+		return d.ReminderText(context.Background(), d.ProjectDir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hookTmuxWait)
+	defer cancel()
+	type answer struct {
+		text string
+		err  error
+	}
+	done := make(chan answer, 1)
+	// Whatever else might block (a hung file system), the hook still
+	// returns: the goroutine is abandoned and ends with the process.
+	go func() {
+		text, err := d.ReminderText(ctx, d.ProjectDir)
+		done <- answer{text, err}
+	}()
+	select {
+	case a := <-done:
+		return a.text, a.err
+	case <-time.After(hookWait):
+		return "", errors.New("the reminder took too long")
+	}
 }
 
 func debugCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -396,7 +396,8 @@ type agentStatus struct {
 }
 
 func readStatus(path string) (agentStatus, string) {
-	data, err := os.ReadFile(path)
+	// The agent writes this file: it may be anything, of any size.
+	data, err := state.ReadRegularFile(path, state.StatusLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return agentStatus{}, ""
 	}
@@ -785,12 +786,14 @@ type inputPart struct{ title, path string }
 func joinInputs(parts []inputPart) string {
 	var b strings.Builder
 	for k, p := range parts {
-		data, err := os.ReadFile(p.path)
-		if err != nil {
+		// Inputs are the user's files or earlier agents' outputs: never
+		// more than what still fits, never a FIFO or device.
+		data, err := state.ReadRegularFile(p.path, int64(max(inputsLimit-b.Len(), 0)))
+		if err != nil && !errors.Is(err, state.ErrTooLarge) {
 			fmt.Fprintf(&b, "## %s\n\n(unreadable: %v)\n\n", p.title, err)
 			continue
 		}
-		if b.Len()+len(data) > inputsLimit {
+		if err != nil || b.Len()+len(data) > inputsLimit {
 			fmt.Fprintf(&b, "## More inputs, too long to include — read them from disk:\n\n")
 			for _, rest := range parts[k:] {
 				fmt.Fprintf(&b, "- %s: %s\n", rest.title, rest.path)

@@ -90,7 +90,7 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 	dry := a.DryRun == nil || *a.DryRun
 	res := CleanupResult{DryRun: dry, ProjectDir: project, Orphans: []CleanupItem{}, Zombies: []CleanupItem{}, Crashed: []CleanupItem{},
 		Stale: []CleanupItem{}, StaleLocks: []CleanupItem{}, Prunable: []CleanupItem{}, Actions: []CleanupAction{}, NextSteps: []string{}}
-	infos, _ := d.discover(ctx, project)
+	infos, warnings := d.discover(ctx, project)
 	now := d.now()
 	cutoff := now.Add(-time.Duration(a.PruneOlderThanDays) * 24 * time.Hour)
 	act := func(enabled bool, action, session string, do func() (string, error)) {
@@ -112,6 +112,17 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 		item := CleanupItem{Session: info.Name, Status: info.Live.Status, Detail: info.Live.Why}
 		if info.Tmux != nil {
 			item.TmuxSession = info.Tmux.Name
+		}
+		if info.Tmux != nil && info.Tmux.PaneDead && info.Live.Status != state.LiveOrphan {
+			dead := item
+			dead.Detail = "its tmux session remains with a dead pane (remain-on-exit is on)"
+			res.Zombies = append(res.Zombies, dead)
+			act(a.KillOrphans, "kill_zombie", info.Name, func() (string, error) {
+				if err := d.Tmux.KillSession(ctx, info.Tmux.Name); err != nil {
+					return "", err
+				}
+				return "closed tmux session " + info.Tmux.Name + " (its pane was dead)", nil
+			})
 		}
 		switch info.Live.Status {
 		case state.LiveOrphan:
@@ -171,6 +182,11 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 		}
 	}
 	res.NextSteps = cleanupNext(res, a)
+	for _, w := range warnings {
+		if strings.HasPrefix(w, "tmux did not answer") {
+			res.NextSteps = append(res.NextSteps, "tmux did not answer, so orphan and zombie tmux sessions could not be seen: run cleanup again once it answers")
+		}
+	}
 	return res, cleanupText(res), nil
 }
 

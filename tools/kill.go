@@ -101,6 +101,9 @@ func (d *Deps) kill(ctx context.Context, _ mcp.CallToolRequest, a KillArgs) (Kil
 //  5. if the engine could not record killed itself, record it.
 func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]string, agentsStopped *int) {
 	name := info.tmuxName()
+	if info.TmuxErr != nil {
+		*steps = append(*steps, "tmux did not answer (its server may be stopped or hung): the screen was not saved and the tmux session, if any, was left; the engine is stopped by signal")
+	}
 	if info.Tmux != nil {
 		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, 2000); err == nil && info.HasRunDir {
 			if err := state.WriteFileAtomic(info.Layout.FinalOutput(), []byte(screen+"\n"), 0o644); err == nil {

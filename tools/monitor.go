@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -170,6 +169,15 @@ func (d *Deps) monitor(ctx context.Context, _ mcp.CallToolRequest, a MonitorArgs
 		return MonitorResult{}, "", err
 	}
 	var waited *WaitOutcome
+	busy := false
+	if a.Wait != WaitNone {
+		release, ok := d.takeWaitSlot()
+		if !ok {
+			busy, a.Wait = true, WaitNone
+		} else {
+			defer release()
+		}
+	}
 	if a.Wait != WaitNone {
 		info, waited, err = d.wait(ctx, info, a, progress)
 		if err != nil {
@@ -180,7 +188,35 @@ func (d *Deps) monitor(ctx context.Context, _ mcp.CallToolRequest, a MonitorArgs
 	}
 	res := d.snapshot(ctx, info, a.Lines)
 	res.Waited = waited
+	if busy {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d monitor waits are already pending, the most at once, so this call did not wait and answers now; call again later, or once a pending wait returns", d.maxWaits()))
+	}
 	return res, monitorText(res), nil
+}
+
+// DefaultMaxWaits is how many monitor waits may be pending at once. The
+// stdio server runs calls on 64 workers and a wait holds its worker for up
+// to 10 minutes: with at most 32 waits, kill and every other short call
+// always find a free worker instead of queueing behind waits.
+const DefaultMaxWaits = 32
+
+func (d *Deps) maxWaits() int {
+	if d.MaxWaits > 0 {
+		return d.MaxWaits
+	}
+	return DefaultMaxWaits
+}
+
+// takeWaitSlot reserves one of the wait slots; ok is false when all are
+// taken. release gives it back.
+func (d *Deps) takeWaitSlot() (release func(), ok bool) {
+	d.waitsOnce.Do(func() { d.waits = make(chan struct{}, d.maxWaits()) })
+	select {
+	case d.waits <- struct{}{}:
+		return func() { <-d.waits }, true
+	default:
+		return nil, false
+	}
 }
 
 // wait polls the session's state until the wait is met, the session ends,
@@ -275,6 +311,9 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	if w := sessionWarning(sum); w != "" {
 		res.Warnings = append(res.Warnings, w)
 	}
+	if info.TmuxErr != nil {
+		res.Warnings = append(res.Warnings, "tmux did not answer (its server may be stopped or hung): no live pane; the status comes from the lock and state files")
+	}
 	if info.Rebuilt {
 		res.Warnings = append(res.Warnings, "state.json was missing or corrupt; this view was rebuilt from events.jsonl (the engine rewrites it on resume)")
 	}
@@ -338,17 +377,15 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 
 // tailFile returns the last n lines of a file, reading at most max bytes
 // from its end.
+// Agents write some of these files (progress, output): a FIFO or device
+// there is refused, never opened for a blocking read.
 func tailFile(path string, n int, max int64) (string, error) {
-	f, err := os.Open(path)
+	f, size, err := state.OpenRegularFile(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	off := info.Size() - max
+	off := size - max
 	if off < 0 {
 		off = 0
 	}

@@ -130,7 +130,8 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 	}
 	var tmuxList []tmux.Session
 	if tmuxErr == nil {
-		if tmuxList, err = d.Tmux.ListSessions(ctx); err != nil && !errors.Is(err, tmux.ErrNoServer) {
+		// A list with unreadable records still holds every session it could read.
+		if tmuxList, err = d.Tmux.ListSessions(ctx); err != nil && !errors.Is(err, tmux.ErrNoServer) && !errors.Is(err, tmux.ErrUnparsable) {
 			return StartResult{}, "", toolError(fmt.Errorf("list tmux sessions: %w", err))
 		}
 	}

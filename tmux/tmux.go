@@ -52,7 +52,7 @@ var (
 // deadline. A healthy tmux answers in milliseconds; a stopped or hung
 // server never does, and no caller (the Stop hook, list, kill) may hang
 // behind it.
-const DefaultTimeout = 3 * time.Second
+const DefaultTimeout = 5 * time.Second
 
 // TimeoutEnv names the environment variable that overrides DefaultTimeout
 // (a Go duration such as "500ms"), for slow machines and for tests.

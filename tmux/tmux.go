@@ -6,6 +6,10 @@
 // prepends `-L socket` when a socket is configured and execs tmux with an argv,
 // never through a shell. Tests inject a Runner to assert the exact argv.
 //
+// Every call carries a deadline (DefaultTimeout unless the caller's is
+// sooner): a stopped or hung tmux server costs a caller one timeout
+// (ErrTimeout), never a hang.
+//
 // Targets are always exact. tmux's default target matching is a prefix match,
 // so `-t loop-a` would hit `loop-auth`; a leading '=' makes the match exact.
 package tmux

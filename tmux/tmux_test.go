@@ -493,3 +493,23 @@ func TestImportsOnlyStandardLibrary(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutFromEnv: TimeoutEnv sets the per-call deadline; a value that
+// is not a positive duration keeps the default (never "no deadline").
+func TestTimeoutFromEnv(t *testing.T) {
+	for _, tt := range []struct {
+		env  string
+		want time.Duration
+	}{
+		{"", DefaultTimeout},
+		{"250ms", 250 * time.Millisecond},
+		{"10", DefaultTimeout},
+		{"0s", DefaultTimeout},
+		{"-1s", DefaultTimeout},
+	} {
+		t.Setenv(TimeoutEnv, tt.env)
+		if got := NewFromEnv().Timeout(); got != tt.want {
+			t.Errorf("%s=%q: timeout %s, want %s", TimeoutEnv, tt.env, got, tt.want)
+		}
+	}
+}

@@ -198,16 +198,18 @@ func ExecRunner(ctx context.Context, argv []string) ([]byte, error) {
 		case <-drained:
 		case <-time.After(pipeDrain):
 		case <-ctx.Done():
+			if runErr == nil {
+				runErr = ctx.Err() // its output may be cut short
+			}
 		}
 	case <-ctx.Done():
 		cmd.Process.Kill()
-		runErr = <-waited
+		if runErr = <-waited; runErr == nil {
+			runErr = ctx.Err() // it had just ended: its output is not drained
+		}
 	}
 	closeAll()
 	copies.Wait()
-	if runErr == nil && ctx.Err() != nil {
-		runErr = ctx.Err()
-	}
 	if runErr != nil {
 		return stdout.Bytes(), &runError{stderr: strings.TrimSpace(stderr.String()), err: runErr}
 	}

@@ -571,6 +571,12 @@ func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFi
 		}
 		alive, _ := d.Tmux.HasSession(ctx, tmuxName)
 		if !alive {
+			// An engine that said why it could not start did not start,
+			// whatever state is there: it may be another start's, one that
+			// ran and finished before this one's tmux session could exist.
+			if err := reportedFailure(errFile); err != nil {
+				return "", err
+			}
 			// Did it run and finish already, or die at once?
 			if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
 				return state.StatusRunning, nil
@@ -595,7 +601,9 @@ func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFi
 	}
 }
 
-func (d *Deps) startFailure(l state.Layout, errFile string) error {
+// reportedFailure is the failure an engine wrote to its start-error file,
+// or nil when it wrote none.
+func reportedFailure(errFile string) error {
 	var f StartFailure
 	if data, err := os.ReadFile(errFile); err == nil && len(data) > 0 && json.Unmarshal(data, &f) == nil && f.Message != "" {
 		code := f.Code
@@ -603,6 +611,13 @@ func (d *Deps) startFailure(l state.Layout, errFile string) error {
 			code = CodeInternal
 		}
 		return &ToolError{Code: code, Options: []Option{}, Message: "the engine could not start: " + f.Message}
+	}
+	return nil
+}
+
+func (d *Deps) startFailure(l state.Layout, errFile string) error {
+	if err := reportedFailure(errFile); err != nil {
+		return err
 	}
 	msg := "the engine exited at once without saying why"
 	if data, err := os.ReadFile(l.LogFile()); err == nil && len(data) > 0 {

@@ -39,6 +39,12 @@ type procSpec struct {
 	Grace   time.Duration
 	// Started is called with the process group id once the agent runs.
 	Started func(pgid int)
+	// Finished, when closed, says the agent's work is over (claude printed
+	// its result): whatever it still waits for (a background shell) must
+	// not hold the iteration, so after FinishGrace its group is ended and
+	// the run counts as a clean exit.
+	Finished    <-chan struct{}
+	FinishGrace time.Duration
 }
 
 // procResult is how an agent process ended.
@@ -46,6 +52,7 @@ type procResult struct {
 	ExitCode int
 	TimedOut bool  // stopped by the per-iteration timeout
 	Stopped  bool  // stopped because ctx was cancelled (session killed)
+	Ended    bool  // ended by the engine after Finished (exit code 0)
 	Err      error // could not start
 }
 
@@ -124,6 +131,8 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	case <-timeout:
 		res.TimedOut = true
 		waitErr = stopGroup(pgid, p.Grace, waited)
+	case <-p.Finished:
+		res.Ended, waitErr = endFinished(ctx, pgid, p, waited)
 	}
 	// The leader is gone; its children must not outlive the iteration.
 	if groupAlive(pgid) {
@@ -144,8 +153,24 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 		res.ExitCode = ExitTimeout
 	case res.Stopped && res.ExitCode == 0:
 		res.ExitCode = ExitKilled
+	case res.Ended:
+		res.ExitCode = 0
 	}
 	return res
+}
+
+// endFinished gives an agent whose work is over FinishGrace to exit on its
+// own, then ends its group. It reports whether the engine had to end it.
+func endFinished(ctx context.Context, pgid int, p procSpec, waited <-chan error) (bool, error) {
+	t := time.NewTimer(p.FinishGrace)
+	defer t.Stop()
+	select {
+	case err := <-waited:
+		return false, err
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return true, stopGroup(pgid, p.Grace, waited)
 }
 
 // stopGroup sends SIGTERM to the group, waits up to grace for the leader

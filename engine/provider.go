@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // Provider names (SPEC §7).
@@ -56,6 +58,9 @@ type Call struct {
 	Started    func(pgid int)
 	// ProgressFile is where the agent keeps its notes (the mock appends).
 	ProgressFile string
+	// ResultGrace is how long claude may linger after its result line
+	// (0: resultGrace).
+	ResultGrace time.Duration
 }
 
 // Outcome is how an agent invocation ended.
@@ -68,6 +73,9 @@ type Outcome struct {
 	OutputTokens int64
 	// Problem explains a failure in a sentence (start failure, agent error).
 	Problem string
+	// Failure classifies a failure (nil on success), for result.json, the
+	// event log and the guardrails that park on usage and rate limits.
+	Failure *state.Failure
 }
 
 // Provider runs agents of one kind.
@@ -172,50 +180,79 @@ func (p execProvider) Run(ctx context.Context, c Call) Outcome {
 
 func outcomeOf(res procResult) Outcome {
 	o := Outcome{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Stopped: res.Stopped}
+	kind := ""
 	switch {
 	case res.Err != nil:
-		o.Problem = "could not start the agent: " + res.Err.Error()
+		o.Problem, kind = "could not start the agent: "+res.Err.Error(), state.FailureStart
 	case res.TimedOut:
-		o.Problem = "the agent ran past the iteration timeout and was stopped"
+		o.Problem, kind = "the agent ran past the iteration timeout and was stopped", state.FailureTimeout
 	case res.Stopped:
 		o.Problem = "the agent was stopped because the session was killed"
 	case res.ExitCode != 0:
-		o.Problem = fmt.Sprintf("the agent exited with code %d", res.ExitCode)
+		o.Problem, kind = fmt.Sprintf("the agent exited with code %d", res.ExitCode), state.FailureExit
+	}
+	if kind != "" {
+		o.Failure = &state.Failure{Kind: kind, Message: o.Problem}
 	}
 	return o
 }
 
 // claudeProvider runs Claude Code with stream-json output, renders the
 // stream in the pane and keeps the final result as the output.
-type claudeProvider struct{}
+type claudeProvider struct {
+	// bin replaces argv[0] ("claude", found on the engine's PATH) in tests.
+	bin string
+}
 
-func (claudeProvider) Argv(sp StagePlan) []string { return claudeArgv(sp) }
+func (p claudeProvider) Argv(sp StagePlan) []string {
+	argv := claudeArgv(sp)
+	if p.bin != "" {
+		argv[0] = p.bin
+	}
+	return argv
+}
 
-func (claudeProvider) Run(ctx context.Context, c Call) Outcome {
+// resultGrace is how long claude may take to exit by itself once its
+// result line has arrived; past it the engine ends its process group (it is
+// waiting for a background shell, SPEC §13).
+const resultGrace = 2 * time.Second
+
+func (p claudeProvider) Run(ctx context.Context, c Call) Outcome {
 	pr, pw := io.Pipe()
-	done := make(chan streamResult, 1)
+	finished := make(chan struct{})
+	done := make(chan *streamResult, 1)
 	go func() {
-		r := renderStream(pr, c.Transcript)
+		r := renderStream(pr, c.Transcript, func() { close(finished) })
 		io.Copy(io.Discard, pr)
 		done <- r
 	}()
+	grace := c.ResultGrace
+	if grace <= 0 {
+		grace = resultGrace
+	}
 	res := runProcess(ctx, procSpec{
-		Argv: claudeArgv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
+		Argv: p.Argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
 		Stdout: pw, Stderr: c.Transcript,
 		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+		Finished: finished, FinishGrace: grace,
 	})
 	pw.Close()
 	sr := <-done
 	io.WriteString(c.Output, sr.Final)
 	o := outcomeOf(res)
 	o.CostUSD, o.InputTokens, o.OutputTokens = sr.CostUSD, sr.InputTokens, sr.OutputTokens
-	if sr.IsError && o.ExitCode == 0 {
-		o.ExitCode = 1
-	}
-	if sr.IsError {
-		o.Problem = "claude reported an error: " + sr.ErrorText
-	} else if !sr.SawResult && o.Problem == "" {
+	switch {
+	case sr.IsError:
+		if o.ExitCode == 0 {
+			o.ExitCode = 1
+		}
+		o.Failure = sr.Failure
+		o.Problem = fmt.Sprintf("claude reported an error (%s): %s", sr.Failure.Kind, sr.Failure.Message)
+	case !sr.SawResult && o.Problem == "":
 		o.Problem = "claude ended without a result message"
+		o.Failure = &state.Failure{Kind: state.FailureExit, Message: o.Problem}
+	case res.Ended:
+		c.Transcript.Write([]byte("● claude had printed its result; its leftover processes were ended\n"))
 	}
 	return o
 }

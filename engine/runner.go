@@ -445,6 +445,8 @@ type iterationResult struct {
 	Warning         string    `json:"warning,omitempty"`
 	// Changes is the iteration's change record (git projects only).
 	Changes *state.Changes `json:"changes,omitempty"`
+	// Failure classifies the agent's failure (kind, message, reset time).
+	Failure *state.Failure `json:"failure,omitempty"`
 }
 
 // iteration runs one iteration and records it. It returns stopped when the
@@ -532,6 +534,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		Reasoning: truncate(sig.Reasoning, 500), ExitCode: out.ExitCode, DurationMS: elapsed.Milliseconds(),
 		CostUSD: out.CostUSD, InputTokens: out.InputTokens, OutputToks: out.OutputTokens,
 		Changes: changes,
+		Failure: out.Failure,
 	}
 	if status.Reason != "" && entry.Reasoning == "" {
 		entry.Reasoning = truncate(status.Reason, 500)
@@ -573,6 +576,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		CostUSD: out.CostUSD, InputTokens: out.InputTokens, OutputTokens: out.OutputTokens,
 		OutputBytes: sig.OutputBytes, OutputTruncated: sig.OutputCapped, Warning: entry.Warning,
 		Changes: changes,
+		Failure: entry.Failure,
 	}
 	resJSON, _ := json.MarshalIndent(res, "", "  ")
 	if err := writeWhole(files.Result, append(resJSON, '\n')); err != nil {

@@ -217,6 +217,9 @@ func Apply(st *State, ev Event) error {
 			if h.ExitCode != 0 || h.Decision == "error" {
 				s.Failed = append(s.Failed, ev.Iteration)
 			}
+			// A failed run that is run again counts once.
+			st.FailedIterations += len(s.Failed) - s.FailedIterations
+			s.FailedIterations = len(s.Failed)
 			st.IterationCompleted = len(s.Completed)
 			if st.IterationCompleted >= st.Iteration {
 				st.IterationStarted = nil
@@ -224,6 +227,12 @@ func Apply(st *State, ev Event) error {
 		} else {
 			st.IterationCompleted = ev.Iteration
 			st.IterationStarted = nil
+			if h.ExitCode != 0 {
+				st.FailedIterations++
+				if s != nil {
+					s.FailedIterations++
+				}
+			}
 		}
 		if s != nil {
 			s.Iterations = st.IterationCompleted

@@ -208,6 +208,9 @@ func (r *Runner) runStage(ctx context.Context, i int) stageEnd {
 
 func (r *Runner) completeStage(i int, reason string) stageEnd {
 	sp := r.Plan.Stages[i]
+	if end, failed := r.allFailed(i); failed {
+		return end
+	}
 	if err := r.record(state.Event{Type: state.EventStageComplete, StageIndex: i, Stage: sp.Name, Data: state.MustData(state.ReasonData{Reason: reason})}); err != nil {
 		return r.failEngine(err)
 	}
@@ -282,6 +285,26 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 			return killedBy(ctx)
 		}
 	}
+}
+
+// allFailed reports a stage whose every iteration failed: it ends failed
+// whatever its length (with max_iterations < 3 the three-in-a-row rule
+// never fires, and such a stage read complete). The error carries the last
+// failure, which usually names the cause.
+func (r *Runner) allFailed(i int) (stageEnd, bool) {
+	st := r.Store.State()
+	ss := st.Stages[i]
+	if ss.Iterations == 0 || ss.FailedIterations < ss.Iterations {
+		return stageEnd{}, false
+	}
+	msg := fmt.Sprintf("all %d iterations of stage %s failed", ss.Iterations, ss.Name)
+	if ss.Iterations == 1 {
+		msg = fmt.Sprintf("the only iteration of stage %s failed", ss.Name)
+	}
+	if last, ok := st.LastEntry(i); ok && last.Warning != "" {
+		msg += "; the last: " + last.Warning
+	}
+	return stageEnd{status: state.StatusFailed, reason: ReasonAgentFailures, err: msg}, true
 }
 
 func maxReason(sp StagePlan) string {

@@ -322,6 +322,7 @@ type Summary struct {
 	Error              string  `json:"error,omitempty" jsonschema:"the error it failed with"`
 	CostUSD            float64 `json:"cost_usd" jsonschema:"spend reported by the agents so far, in US dollars"`
 	Commits            *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
+	FailedIterations   int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	ProjectDir         string  `json:"project_dir" jsonschema:"project directory"`
 	TmuxSession        string  `json:"tmux_session" jsonschema:"tmux session name"`
 	RunDir             string  `json:"run_dir" jsonschema:"run directory"`
@@ -349,6 +350,7 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 		s.CompletionReason, s.Error = st.CompletionReason, truncate(st.Error, 500)
 		s.CostUSD = st.Cost.USD
 		s.Commits = commitCount(st)
+		s.FailedIterations = st.FailedIterations
 	}
 	if info.StateErr != nil {
 		s.Why += " (" + truncate(info.StateErr.Error(), 200) + ")"

@@ -100,6 +100,7 @@ type MonitorResult struct {
 	BeadsRemaining     *int              `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left for this session"`
 	Cost               CostSummary       `json:"cost" jsonschema:"spend so far"`
 	Changes            *ChangesSummary   `json:"changes,omitempty" jsonschema:"git projects: commits so far and the last iteration's change record"`
+	FailedIterations   int               `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	Warnings           []string          `json:"warnings" jsonschema:"things that need attention"`
 	Waited             *WaitOutcome      `json:"waited,omitempty" jsonschema:"how the wait ended, when one was asked for"`
 	TmuxSession        string            `json:"tmux_session" jsonschema:"tmux session"`
@@ -338,6 +339,7 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	}
 	res.IterationRunning = info.Lock.Held && st.IterationStarted != nil
 	res.Cost = CostSummary{USD: st.Cost.USD, InputTokens: st.Cost.InputTokens, OutputTokens: st.Cost.OutputTokens}
+	res.FailedIterations = st.FailedIterations
 	if n := len(st.History); n > 0 {
 		h := st.History[n-1]
 		files := info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration)

@@ -95,6 +95,14 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
+// flagGiven reports whether a flag was set on the command line (a flag's
+// zero value and an absent flag look alike otherwise).
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	// Inside tmux both are the pane's pty, which a stopped or hung tmux
 	// server never drains: nothing the engine prints may wait for it
@@ -142,6 +150,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "agent-sessions run: unexpected argument %q (flags only)\n", fs.Arg(0))
+		return exitUsage
+	}
+	if o.Compile.Max < 0 || (o.Compile.Max == 0 && flagGiven(fs, "max")) {
+		fmt.Fprintf(stderr, "agent-sessions run: --max must be at least 1, got %d; leave it out to use the stage's own max_iterations\n", o.Compile.Max)
 		return exitUsage
 	}
 	if resume && force {

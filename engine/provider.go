@@ -119,6 +119,39 @@ func CheckAgent(sp StagePlan, path string) error {
 	return nil
 }
 
+// SandboxHint is how to let Claude Code run as root: it refuses
+// --dangerously-skip-permissions for root unless IS_SANDBOX=1 (SPEC §13).
+const SandboxHint = "as root, Claude Code refuses --dangerously-skip-permissions unless IS_SANDBOX=1 is set: " +
+	"give the server that variable (e.g. `claude mcp add --scope user agent-sessions -e IS_SANDBOX=1 -- /full/path/to/agent-sessions serve`, " +
+	"or export IS_SANDBOX=1 before `agent-sessions run`) — only on a machine or container you are content to let agents control"
+
+// CheckSandbox reports, before anything starts, a claude stage that would
+// run as root (euid 0) without IS_SANDBOX=1 in env: every iteration would
+// exit 1 at once. The error wraps ErrAgentUnavailable and names the fix.
+func CheckSandbox(p *Plan, euid int, env []string) error {
+	if euid != 0 || envValue(env, "IS_SANDBOX") == "1" {
+		return nil
+	}
+	for _, sp := range p.Stages {
+		if canonicalProvider(sp.Provider) == ProviderClaude {
+			return fmt.Errorf("%w: stage %s runs claude as root without IS_SANDBOX=1; %s", ErrAgentUnavailable, sp.Name, SandboxHint)
+		}
+	}
+	return nil
+}
+
+// envValue is the value a process given env sees for key: the last one
+// wins, as in exec.Cmd.
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
 // InstallHint says how to get a provider's CLI.
 func InstallHint(provider, bin string) string {
 	switch canonicalProvider(provider) {

@@ -95,7 +95,7 @@ func StartSession(d *Deps) server.ServerTool {
 	return server.ServerTool{Tool: tool, Handler: typed(d.startSession)}
 }
 
-func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
+func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
 	if a.Mode == "" {
 		a.Mode = engine.ModeNew
 	}
@@ -106,8 +106,17 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 		suggestion := state.SuggestSession(a.Session)
 		return StartResult{}, "", invalidf("%v", err).with(Option{Tool: "start_session", Arguments: map[string]any{"session": suggestion}, Description: "use the suggested name"})
 	}
-	if a.MaxIterations < 0 || a.MaxIterations > engine.MaxCount {
-		return StartResult{}, "", invalidf("max_iterations must be between 1 and %d, got %d", engine.MaxCount, a.MaxIterations)
+	if _, given := req.GetArguments()["max_iterations"]; a.MaxIterations < 0 || a.MaxIterations > engine.MaxCount || (given && a.MaxIterations == 0) {
+		// 0 was once taken silently as "the stage's default"; a user who
+		// wrote 0 meant something else, so say what 0 cannot mean.
+		without := map[string]any{"session": a.Session}
+		for k, v := range map[string]string{"stage": a.Stage, "pipeline": a.Pipeline, "mode": a.Mode} {
+			if v != "" {
+				without[k] = v
+			}
+		}
+		return StartResult{}, "", invalidf("max_iterations must be between 1 and %d, got %d; leave it out to use the stage's own max_iterations", engine.MaxCount, a.MaxIterations).
+			with(Option{Tool: "start_session", Arguments: without, Description: "start it with the stage's own max_iterations"})
 	}
 	if err := checkText(a); err != nil {
 		return StartResult{}, "", err
@@ -169,6 +178,9 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 		}
 		res.ResumeAt = fmt.Sprintf("stage %d/%d (%s), iteration %d", info.State.CurrentStage+1, len(plan.Stages),
 			plan.Stages[info.State.CurrentStage].Name, info.State.IterationCompleted+1)
+	}
+	if err := engine.CheckSandbox(plan, d.geteuid(), d.environ()); err != nil {
+		return StartResult{}, "", prepareError(err, a)
 	}
 	res.Type, res.Definition = plan.Kind, plan.Name
 	res.TmuxSession = state.TmuxName(a.Session, plan.Multi())

@@ -50,6 +50,9 @@ type Deps struct {
 	ProjectDir string
 	// Environ is the environment handed to engines (default os.Environ).
 	Environ func() []string
+	// Geteuid is the effective user id engines run as (default
+	// os.Geteuid); claude refuses root without IS_SANDBOX=1.
+	Geteuid func() int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// StartTimeout bounds how long start_session waits for the engine to
@@ -81,6 +84,13 @@ func (d *Deps) environ() []string {
 		return d.Environ()
 	}
 	return os.Environ()
+}
+
+func (d *Deps) geteuid() int {
+	if d.Geteuid != nil {
+		return d.Geteuid()
+	}
+	return os.Geteuid()
 }
 
 func (d *Deps) poll() time.Duration {

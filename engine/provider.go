@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,15 +204,50 @@ type execProvider struct {
 func (p execProvider) Argv(sp StagePlan) []string { return p.argv(sp) }
 
 func (p execProvider) Run(ctx context.Context, c Call) Outcome {
+	stderr := &lastLine{w: c.Transcript}
 	res := runProcess(ctx, procSpec{
 		Argv: p.argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
-		Stdout: io.MultiWriter(c.Output, c.Transcript), Stderr: c.Transcript,
+		Stdout: io.MultiWriter(c.Output, c.Transcript), Stderr: stderr,
 		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
 	})
-	return outcomeOf(res)
+	return outcomeOf(res, stderr.String())
 }
 
-func outcomeOf(res procResult) Outcome {
+// lastLine passes stderr on to the pane and keeps its last non-empty line:
+// an agent that exits at once usually says why there (claude as root).
+type lastLine struct {
+	w    io.Writer
+	buf  []byte // the unfinished line
+	last string
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if line := strings.TrimSpace(string(l.buf[:i])); line != "" {
+			l.last = line
+		}
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 4096 {
+		l.buf = l.buf[len(l.buf)-4096:]
+	}
+	return l.w.Write(p)
+}
+
+// String is the last complete (or pending) non-empty line, shortened.
+func (l *lastLine) String() string {
+	if line := strings.TrimSpace(string(l.buf)); line != "" {
+		return truncate(line, 300)
+	}
+	return truncate(l.last, 300)
+}
+
+func outcomeOf(res procResult, stderrLine string) Outcome {
 	o := Outcome{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Stopped: res.Stopped}
 	kind := ""
 	switch {
@@ -223,6 +259,9 @@ func outcomeOf(res procResult) Outcome {
 		o.Problem = "the agent was stopped because the session was killed"
 	case res.ExitCode != 0:
 		o.Problem, kind = fmt.Sprintf("the agent exited with code %d", res.ExitCode), state.FailureExit
+		if stderrLine != "" {
+			o.Problem += ": " + stderrLine
+		}
 	}
 	if kind != "" {
 		o.Failure = &state.Failure{Kind: kind, Message: o.Problem}
@@ -252,6 +291,7 @@ const resultGrace = 2 * time.Second
 
 func (p claudeProvider) Run(ctx context.Context, c Call) Outcome {
 	pr, pw := io.Pipe()
+	stderr := &lastLine{w: c.Transcript}
 	finished := make(chan struct{})
 	done := make(chan *streamResult, 1)
 	go func() {
@@ -265,14 +305,14 @@ func (p claudeProvider) Run(ctx context.Context, c Call) Outcome {
 	}
 	res := runProcess(ctx, procSpec{
 		Argv: p.Argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
-		Stdout: pw, Stderr: c.Transcript,
+		Stdout: pw, Stderr: stderr,
 		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
 		Finished: finished, FinishGrace: grace,
 	})
 	pw.Close()
 	sr := <-done
 	io.WriteString(c.Output, sr.Final)
-	o := outcomeOf(res)
+	o := outcomeOf(res, stderr.String())
 	o.CostUSD, o.InputTokens, o.OutputTokens = sr.CostUSD, sr.InputTokens, sr.OutputTokens
 	switch {
 	case sr.IsError:

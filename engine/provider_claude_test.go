@@ -67,3 +67,14 @@ func TestClaudeAPIErrorOutcome(t *testing.T) {
 		t.Errorf("usage limit failure = %+v, want usage_limit resetting at 1800000000", f)
 	}
 }
+
+// TestClaudeRefusedAsRoot: claude's one stderr line (root without
+// IS_SANDBOX=1) is the iteration's problem, not just "exited with code 1".
+func TestClaudeRefusedAsRoot(t *testing.T) {
+	t.Parallel()
+	o, _, pane := runFakeClaude(t, "FAKE_CLAUDE_EUID=0", "IS_SANDBOX=")
+	want := "the agent exited with code 1: --dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons"
+	if o.ExitCode != 1 || o.Problem != want || o.Failure == nil || o.Failure.Kind != state.FailureExit {
+		t.Errorf("outcome %+v (failure %+v), want %q\n%s", o, o.Failure, want, pane)
+	}
+}

@@ -189,3 +189,21 @@ func TestClassifyFallbacks(t *testing.T) {
 		t.Errorf("resets_at from the text = %v, want epoch 1800000000", res.Failure.ResetsAt)
 	}
 }
+
+// TestRenderSystemLines: the notable system lines are shown in words, and
+// an unexpected shape of error never drops the line.
+func TestRenderSystemLines(t *testing.T) {
+	stream := `{"type":"system","subtype":"compact_boundary","compact_metadata":{"trigger":"auto","pre_tokens":150000}}
+{"type":"system","subtype":"model_fallback","from_model":"claude-opus-5","to_model":"claude-sonnet-5-5","session_id":"x"}
+{"type":"system","subtype":"api_retry","attempt":3,"max_retries":10,"retry_delay_ms":2400,"error_status":529,"error":{"odd":"shape"}}
+{"type":"system","subtype":"thinking_tokens","estimated_tokens":3}
+`
+	var pane bytes.Buffer
+	renderStream(strings.NewReader(stream), &pane, nil)
+	want := "● context compacted (auto)\n" +
+		"● model fallback: from_model=claude-opus-5 to_model=claude-sonnet-5-5\n" +
+		"● API error 529 (no detail), retry 3/10 in 2.4s\n"
+	if pane.String() != want {
+		t.Errorf("pane = %q, want %q", pane.String(), want)
+	}
+}

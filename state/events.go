@@ -217,7 +217,7 @@ func Apply(st *State, ev Event) error {
 			if h.ExitCode != 0 || h.Decision == "error" {
 				s.Failed = append(s.Failed, ev.Iteration)
 			}
-			// A failed run that is run again counts once.
+			// A failed run that is run again counts as its last attempt did.
 			st.FailedIterations += len(s.Failed) - s.FailedIterations
 			s.FailedIterations = len(s.Failed)
 			st.IterationCompleted = len(s.Completed)

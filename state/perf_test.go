@@ -72,7 +72,7 @@ func fullState(t *testing.T) State {
 		Status: StatusFailed, Iteration: 7, IterationCompleted: 6, IterationStarted: &ts, CurrentStage: 1, MaxIterations: 9,
 		Stages:      []StageState{{Name: "one", Status: StageComplete, Iterations: 3, MaxIterations: 3, StartedAt: &ts, CompletedAt: &ts, Reason: "fixed-n"}, {Name: "two", Status: StageFailed, Parallel: true, Completed: []int{1}, Failed: []int{2}}},
 		CompletedAt: &ts, CompletionReason: "agent_error", Error: `it said "history": no`, ProjectDir: "/x", TmuxSession: "pipeline-s",
-		Provider: "mock", Model: "opus", Cost: Cost{USD: 1.5, InputTokens: 10, OutputTokens: 2}, EventSeq: 42,
+		Provider: "mock", Model: "opus", Cost: Cost{USD: 1.5, InputTokens: 10, OutputTokens: 2}, FailedIterations: 1, EventSeq: 42,
 		Changes: &ChangeTotals{Commits: 3, HeadStart: "a1", Head: "b2", Iterations: 2, Dirty: true},
 		History: []HistoryEntry{{Iteration: 6, Stage: "two", StageIndex: 1, Reasoning: `"history": [`}},
 		Spec:    json.RawMessage(`{"history":"not this one"}`),
@@ -123,7 +123,7 @@ func TestLoadSummaryIsLoadWithoutHistoryAndSpec(t *testing.T) {
 	st := fullState(t)
 	oldOrder := []string{"schema_version", "session", "type", "stage", "pipeline", "started_at", "resumed_at", "status", "iteration",
 		"iteration_completed", "iteration_started", "current_stage", "max_iterations", "stages", "history", "completed_at",
-		"completion_reason", "error", "project_dir", "tmux_session", "provider", "model", "cost", "changes", "event_seq", "spec"}
+		"completion_reason", "error", "project_dir", "tmux_session", "provider", "model", "cost", "changes", "failed_iterations", "event_seq", "spec"}
 	large := st
 	large.Spec = MustData(map[string]string{"prompt": strings.Repeat("a long prompt ", 3000)})
 	for i := range HistoryLimit {

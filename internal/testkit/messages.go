@@ -61,10 +61,10 @@ type Request struct {
 //
 // What Claude Code 2.1.332 calls, measured with this fake (hermetic env,
 // nonessential traffic off): only streaming POST /v1/messages, with --model
-// sonnet sent as claude-sonnet-5-5. A 400/401/429/529 answer is retried up to
-// CLAUDE_CODE_MAX_RETRIES times (printed as system/api_retry lines) unless
-// x-should-retry: false; other paths answer 404 (count_tokens and HEAD /
-// answer minimally, should a later version call them).
+// sonnet sent as claude-sonnet-5-5. 401 and 529 answers were retried up to
+// CLAUDE_CODE_MAX_RETRIES times (printed as system/api_retry lines); a 429
+// with x-should-retry: false was not. Other paths answer 404 (count_tokens
+// and HEAD / answer minimally, should a later version call them).
 type Messages struct {
 	URL string // http://127.0.0.1:PORT — use as ANTHROPIC_BASE_URL
 

@@ -161,9 +161,21 @@ func (c *Client) NewSession(ctx context.Context, o NewSessionOptions) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.exec(ctx, args...)
-	return err
+	// A server whose last session is closing exits under a new-session that
+	// reached it in that instant ("server exited unexpectedly"): the session
+	// died with it, so asking again (which starts a fresh server) is safe. A
+	// name that did get made answers ErrSessionExists on the retry.
+	for attempt := 1; ; attempt++ {
+		_, err = c.exec(ctx, args...)
+		if err == nil || !errors.Is(err, ErrNoServer) || attempt == newSessionAttempts || ctx.Err() != nil {
+			return err
+		}
+	}
 }
+
+// newSessionAttempts bounds the retries of a new-session that met a server
+// in the middle of exiting.
+const newSessionAttempts = 3
 
 func newSessionArgs(o NewSessionOptions) ([]string, error) {
 	if err := ValidateName(o.Name); err != nil {

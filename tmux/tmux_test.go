@@ -513,3 +513,37 @@ func TestTimeoutFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestNewSessionRetriesExitingServer: tmux answers "server exited
+// unexpectedly" when a new-session reaches a server that is shutting down
+// because its last session just closed; the session died with it, so
+// NewSession asks again (which starts a fresh server) instead of failing.
+func TestNewSessionRetriesExitingServer(t *testing.T) {
+	calls := 0
+	c := New("sock").WithRunner(func(_ context.Context, argv []string) ([]byte, error) {
+		calls++
+		if calls == 1 {
+			return nil, &runError{stderr: "server exited unexpectedly", err: errors.New("exit status 1")}
+		}
+		return nil, nil
+	})
+	if err := c.NewSession(context.Background(), NewSessionOptions{Name: "loop-a", Argv: []string{"true"}}); err != nil {
+		t.Fatalf("NewSession after one exiting server: %v, want nil", err)
+	}
+	if calls != 2 {
+		t.Errorf("tmux ran %d times, want 2", calls)
+	}
+
+	// A server that keeps exiting is reported after a bounded number of tries.
+	calls = 0
+	c = New("sock").WithRunner(func(_ context.Context, argv []string) ([]byte, error) {
+		calls++
+		return nil, &runError{stderr: "server exited unexpectedly", err: errors.New("exit status 1")}
+	})
+	if err := c.NewSession(context.Background(), NewSessionOptions{Name: "loop-a", Argv: []string{"true"}}); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("NewSession with a server that always exits: %v, want ErrNoServer", err)
+	}
+	if calls != newSessionAttempts {
+		t.Errorf("tmux ran %d times, want %d", calls, newSessionAttempts)
+	}
+}

@@ -54,6 +54,9 @@ type Call struct {
 	Timeout    time.Duration
 	Grace      time.Duration
 	Started    func(pgid int)
+	// Container holds the agent and everything it starts; a provider may
+	// Stop it early (say, once the agent's final result arrived).
+	Container *Container
 	// ProgressFile is where the agent keeps its notes (the mock appends).
 	ProgressFile string
 }
@@ -165,7 +168,7 @@ func (p execProvider) Run(ctx context.Context, c Call) Outcome {
 	res := runProcess(ctx, procSpec{
 		Argv: p.argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
 		Stdout: io.MultiWriter(c.Output, c.Transcript), Stderr: c.Transcript,
-		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started, Container: c.Container,
 	})
 	return outcomeOf(res)
 }
@@ -202,7 +205,7 @@ func (claudeProvider) Run(ctx context.Context, c Call) Outcome {
 	res := runProcess(ctx, procSpec{
 		Argv: claudeArgv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
 		Stdout: pw, Stderr: c.Transcript,
-		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started, Container: c.Container,
 	})
 	pw.Close()
 	sr := <-done

@@ -207,6 +207,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 
 	var store *state.Store
 	var plan *Plan
+	var left Leftovers
 	resumeNote := ""
 	switch o.Mode {
 	case ModeNew:
@@ -216,6 +217,8 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 			return Result{}, fmt.Errorf("%w: %s exists but cannot be read (%v); resume with --resume or start over with --force (the old run is moved aside)", ErrConflictCrashed, layout.RunDir(), err)
 		}
 	case ModeForce:
+		// A crashed run's agents would work on beside the new one.
+		left = stopLeftoverAgents(layout, o.Grace)
 		if _, err := os.Lstat(layout.RunDir()); err == nil {
 			moved, err := state.MoveAside(layout.RunDir(), time.Now().UTC().Format("20060102T150405"))
 			if err != nil {
@@ -249,7 +252,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		if err := CheckPlan(plan, envPath(o.Env)); err != nil {
 			return Result{}, err
 		}
-		stopLeftoverAgents(layout, o.Grace)
+		left = stopLeftoverAgents(layout, o.Grace)
 		store = s
 		resumeNote = recoveryNote(rec)
 		data := state.ResumeData{Recovered: resumeNote}
@@ -311,12 +314,24 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		fmt.Fprintf(logw, "■ recovered: %s\n", resumeNote)
 	}
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
+	if n := len(left.Pids); n > 0 {
+		fmt.Fprintf(logw, "■ stopped %d agent process(es) the previous engine left running (found by %s)\n", n, left.Mechanism)
+	}
+	scope, err := NewScope(dir, o.Session, layout.RunDir())
+	if err != nil {
+		return Result{}, err
+	}
+	defer scope.Close()
+	if err := writeContainment(layout, scope); err != nil {
+		return Result{}, err
+	}
+	fmt.Fprintf(logw, "■ containment: %s\n", scope.describe())
 
 	ws := o.Workspace
 	if ws == nil {
 		ws = workspace.NewLocal(plan.ProjectDir)
 	}
-	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads, Workspace: ws}
+	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads, Workspace: ws, Scope: scope}
 	runCtx, stop := context.WithCancelCause(ctx)
 	watched := make(chan struct{})
 	go func() {
@@ -501,11 +516,13 @@ func StopAgents(runDir string, grace time.Duration) int {
 	return len(pids)
 }
 
-func stopLeftoverAgents(l state.Layout, grace time.Duration) {
+// stopLeftoverAgents stops what a crashed run of the session left running
+// (resume and force, under the session's lock).
+func stopLeftoverAgents(l state.Layout, grace time.Duration) Leftovers {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	StopAgents(l.RunDir(), grace)
+	return StopLeftovers(l.ProjectDir, l.Session, l.RunDir(), grace)
 }
 
 // Notify shows a desktop notification where the platform has a way to

@@ -192,7 +192,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 
 	if o.Mode == ModeForce {
-		if err := stopLiveEngine(ctx, layout, o.Grace); err != nil {
+		if _, err := stopLiveEngine(ctx, layout, o.Grace); err != nil {
 			return Result{}, err
 		}
 	}
@@ -429,14 +429,15 @@ func existingConflict(st state.State) error {
 func firstNonEmpty(vals ...string) string { return first(vals...) }
 
 // stopLiveEngine stops the engine holding a session's lock (for --force):
-// SIGTERM to the pid its lock names, then SIGKILL after the grace.
-func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) error {
+// SIGTERM to the pid its lock names, then SIGKILL after the grace. It
+// returns the signal that ended the engine ("" when none held the lock).
+func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (string, error) {
 	ls, err := state.ProbeLock(l.LockFile())
 	if err != nil || !ls.Held {
-		return err
+		return "", err
 	}
 	if ls.Info == nil || ls.Info.PID <= 0 || ls.Info.PID == os.Getpid() {
-		return fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
+		return "", fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
 	}
 	if grace <= 0 {
 		grace = DefaultGrace
@@ -446,21 +447,21 @@ func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) er
 	deadline := time.Now().Add(grace + 5*time.Second)
 	for time.Now().Before(deadline) {
 		if ls, _ := state.ProbeLock(l.LockFile()); !ls.Held {
-			return nil
+			return "SIGTERM", nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if ls, _ := state.ProbeLock(l.LockFile()); !ls.Held {
-			return nil
+			return "SIGKILL", nil
 		}
 	}
-	return fmt.Errorf("%w: the engine of session %s (pid %d) did not stop", ErrConflictRunning, l.Session, pid)
+	return "SIGKILL", fmt.Errorf("%w: the engine of session %s (pid %d) did not stop", ErrConflictRunning, l.Session, pid)
 }
 
 // FindAgents lists the live processes whose environment says they are an

@@ -256,8 +256,10 @@ func (c *Container) Pids() []int {
 	c.mu.Lock()
 	leader := c.leader
 	c.mu.Unlock()
+	// Under the subreaper every escapee stays in the engine's process tree;
+	// only the process group mechanism needs the (costlier) marker scan.
 	marker := ""
-	if c.scope.RunDir != "" {
+	if c.scope.RunDir != "" && c.scope.Mechanism == ContainPgroup {
 		marker = c.Env()
 	}
 	return walkMembers(leader, c.scope.Mechanism == ContainSubreaper, marker)

@@ -191,8 +191,23 @@ func spawnTrue(b *testing.B, n int) []time.Duration {
 	return out
 }
 
-// BenchmarkIteration: one op is one iteration of a fresh session.
-func BenchmarkIteration(b *testing.B) {
+// BenchmarkIteration: one op is one iteration of a fresh session, its
+// agent contained by the strongest mechanism available (a cgroup here).
+func BenchmarkIteration(b *testing.B) { benchIteration(b) }
+
+// BenchmarkIterationContainment is BenchmarkIteration under each
+// containment mechanism, to price each: a cgroup per iteration (mkdir,
+// clone3 into it, cgroup.events read, rmdir) against the process group.
+func BenchmarkIterationContainment(b *testing.B) {
+	for _, mech := range []string{ContainCgroup, ContainSubreaper, ContainPgroup} {
+		b.Run(mech, func(b *testing.B) {
+			b.Setenv(ContainmentEnv, mech)
+			benchIteration(b)
+		})
+	}
+}
+
+func benchIteration(b *testing.B) {
 	project := noopProject(b)
 	session := fmt.Sprintf("bench-%d", b.N)
 	settle(b)

@@ -271,6 +271,9 @@ func (c *Container) Pids() []int {
 // container runs, and reports how many processes it signalled in all.
 func (c *Container) Stop(grace time.Duration) int {
 	deadline := time.Now().Add(grace)
+	// Each process gets one SIGTERM: a second could cut short the cleanup
+	// the first one started.
+	termed := map[int]bool{}
 	for {
 		pids := c.Pids()
 		if len(pids) == 0 {
@@ -279,8 +282,15 @@ func (c *Container) Stop(grace time.Duration) int {
 		if !time.Now().Before(deadline) {
 			return c.Kill()
 		}
-		c.signal(pids, syscall.SIGTERM)
-		c.signal(pids, syscall.SIGCONT)
+		var fresh []int
+		for _, p := range pids {
+			if !termed[p] {
+				termed[p] = true
+				fresh = append(fresh, p)
+			}
+		}
+		c.signal(fresh, syscall.SIGTERM)
+		c.signal(fresh, syscall.SIGCONT)
 		time.Sleep(25 * time.Millisecond)
 	}
 }

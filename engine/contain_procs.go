@@ -296,17 +296,22 @@ func StopLeftovers(projectDir, session, runDir string, grace time.Duration) Left
 		seen[pid] = true
 	}
 	deadline := time.Now().Add(grace)
+	termed := map[int]bool{}
+	dir := SessionCgroup(projectDir, session)
 	for cur := found; len(cur.Pids) > 0; cur = SessionAgents(projectDir, session, runDir) {
+		past := !time.Now().Before(deadline)
 		for _, pid := range cur.Pids {
 			seen[pid] = true
-			sig := syscall.SIGTERM
-			if !time.Now().Before(deadline) {
-				sig = syscall.SIGKILL
+			switch {
+			case past:
+				syscall.Kill(pid, syscall.SIGKILL)
+			case !termed[pid]:
+				termed[pid] = true
+				syscall.Kill(pid, syscall.SIGTERM)
+				syscall.Kill(pid, syscall.SIGCONT)
 			}
-			syscall.Kill(pid, sig)
-			syscall.Kill(pid, syscall.SIGCONT)
 		}
-		if dir := SessionCgroup(projectDir, session); !time.Now().Before(deadline) && dir != "" {
+		if past && dir != "" {
 			killCgroup(dir, 5*time.Second)
 		}
 		if time.Now().After(deadline.Add(5 * time.Second)) {
@@ -314,7 +319,7 @@ func StopLeftovers(projectDir, session, runDir string, grace time.Duration) Left
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	if dir := SessionCgroup(projectDir, session); dir != "" {
+	if dir != "" {
 		removeCgroupTree(dir)
 	}
 	found.Pids = found.Pids[:0]

@@ -138,3 +138,41 @@ func waitDeadPids(pids []int, within time.Duration) []int {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestKillReportsSIGKILL: an engine still stopping its agents when the
+// kill tool's grace is over (its own agent grace is longer; the agent
+// ignores SIGTERM) is killed with SIGKILL, and kill says so — it used to
+// report "stopped the engine with SIGTERM" — then ends the agents the
+// engine could not, and counts them.
+func TestKillReportsSIGKILL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.deps.Grace = 200 * time.Millisecond
+	c := e.connect("2025-06-18")
+	pidsFile := filepath.Join(t.TempDir(), "pids")
+	e.setEnv("STUBBORN_PIDS="+pidsFile, "AGENT_SESSIONS_KILL_GRACE=60s")
+	e.stage("stub", commandStage("fixed-n", 1, "stubborn-agent"))
+	c.start(map[string]any{"session": "stub", "stage": "stub"})
+	eventually(t, 20*time.Second, "stubborn-agent's pids", func() bool { _, err := os.Stat(pidsFile); return err == nil })
+	pids := readPIDs(t, pidsFile)
+	t.Cleanup(func() {
+		for _, p := range pids {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	})
+	var res tools.KillResult
+	c.ok("kill", map[string]any{"session": "stub"}, &res)
+	steps := strings.Join(res.Steps, "\n")
+	if res.EngineSignal != "SIGKILL" || !strings.Contains(steps, "SIGKILL") || strings.Contains(steps, "with SIGTERM") {
+		t.Errorf("kill: engine_signal %q, steps %q; want SIGKILL named and no claim that SIGTERM worked", res.EngineSignal, res.Steps)
+	}
+	if res.StoppedProcesses < len(pids) || res.AgentsStopped < len(pids) {
+		t.Errorf("kill: stopped_processes %d, agents_stopped %d; want ≥ %d", res.StoppedProcesses, res.AgentsStopped, len(pids))
+	}
+	if live := waitDeadPids(pids, 10*time.Second); len(live) > 0 {
+		t.Errorf("agent processes %v outlived the kill", live)
+	}
+	if res.Status != state.StatusKilled {
+		t.Errorf("status after kill %q, want killed", res.Status)
+	}
+}

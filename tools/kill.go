@@ -169,7 +169,9 @@ func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]strin
 // session's cgroup killed whole, or (without one) those carrying the run
 // directory's environment marker.
 func (d *Deps) stopLeftovers(info sessionInfo, steps *[]string, agentsStopped *int) {
-	left := engine.StopLeftovers(info.ProjectDir, info.Name, info.Layout.RunDir(), 5*time.Second)
+	// Leftovers had their chance at SIGTERM from their engine already (or
+	// their engine is long dead): at most 5 s more.
+	left := engine.StopLeftovers(info.ProjectDir, info.Name, info.Layout.RunDir(), min(d.grace(), 5*time.Second))
 	if n := len(left.Pids); n > 0 {
 		*agentsStopped += n
 		*steps = append(*steps, fmt.Sprintf("stopped %d leftover agent process(es), found by %s", n, left.Mechanism))

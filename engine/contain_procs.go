@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,6 +150,12 @@ func adopted(p procInfo) bool {
 // (unless they carry another container's marker), and anything carrying
 // the container's environment marker. Zombies and the engine are excluded.
 func walkMembers(leader int, subreaper bool, marker string) []int {
+	if subreaper && marker == "" && leader > 0 && !groupExists(leader) && len(adoptedChildren()) == 0 {
+		// The usual end of an iteration: the leader is gone and, as every
+		// orphan of ours is re-parented to the engine, an empty list of
+		// adopted children proves nothing escaped — no /proc walk needed.
+		return nil
+	}
 	procs := allProcs()
 	children := map[int][]int{}
 	for _, p := range procs {
@@ -233,12 +240,49 @@ func livePids(set map[int]bool, procs []procInfo) []int {
 // waits for an agent leader (its exec.Cmd does) or the engine's other
 // children.
 func reapAdopted() {
-	for _, p := range allProcs() {
-		if p.state == 'Z' && adopted(p) {
+	for _, p := range adoptedChildren() {
+		if p.state == 'Z' {
 			var ws syscall.WaitStatus
 			syscall.Wait4(p.pid, &ws, syscall.WNOHANG, nil)
 		}
 	}
+}
+
+// adoptedChildren lists the engine's adopted orphans (zombies included)
+// from /proc/self/task/*/children: a few small reads instead of a walk of
+// every process.
+func adoptedChildren() []procInfo {
+	tasks, err := filepath.Glob("/proc/self/task/*/children")
+	if err != nil {
+		return nil
+	}
+	var out []procInfo
+	for _, task := range tasks {
+		data, err := os.ReadFile(task)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			st, err := procStat(pid)
+			if err != nil {
+				continue
+			}
+			p := procInfo{pid: pid, ppid: st.ppid, pgrp: st.pgrp, state: st.state}
+			if adopted(p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// groupExists reports whether any process (a zombie too) is in the group.
+func groupExists(pgid int) bool {
+	return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
 }
 
 // Leftovers is what StopLeftovers found and stopped.

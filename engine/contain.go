@@ -196,6 +196,7 @@ type Container struct {
 	dir    string   // the agent's cgroup (cgroup mechanism)
 	fd     *os.File // dir, open for clone3 (CgroupFD)
 	leader int
+	since  uint64 // the leader's start time (clock ticks after boot)
 
 	mu      sync.Mutex
 	stopped map[int]bool // processes Stop/Kill signalled
@@ -240,8 +241,9 @@ func (c *Container) prepare(attr *syscall.SysProcAttr) {
 }
 
 func (c *Container) started(pid int) {
+	st, _ := procStat(pid)
 	c.mu.Lock()
-	c.leader = pid
+	c.leader, c.since = pid, st.start
 	c.mu.Unlock()
 	if c.scope.Mechanism == ContainSubreaper {
 		registerLeader(pid)
@@ -254,7 +256,7 @@ func (c *Container) Pids() []int {
 		return cgroupPids(c.dir)
 	}
 	c.mu.Lock()
-	leader := c.leader
+	leader, since := c.leader, c.since
 	c.mu.Unlock()
 	// Under the subreaper every escapee stays in the engine's process tree;
 	// only the process group mechanism needs the (costlier) marker scan.
@@ -262,7 +264,7 @@ func (c *Container) Pids() []int {
 	if c.scope.RunDir != "" && c.scope.Mechanism == ContainPgroup {
 		marker = c.Env()
 	}
-	return walkMembers(leader, c.scope.Mechanism == ContainSubreaper, marker)
+	return walkMembers(leader, c.scope.Mechanism == ContainSubreaper, marker, since)
 }
 
 // Stop ends everything in the container: SIGTERM (and SIGCONT, as a

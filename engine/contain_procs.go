@@ -16,6 +16,9 @@ import (
 // cgroupPids lists the live processes of a cgroup and of every cgroup
 // below it (an agent running as root may make its own).
 func cgroupPids(dir string) []int {
+	if !populated(dir) {
+		return nil // one small read for the usual case: nothing left
+	}
 	var pids []int
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
@@ -115,6 +118,7 @@ func isLeader(pid int) bool {
 type procInfo struct {
 	pid, ppid, pgrp int
 	state           byte
+	start           uint64
 }
 
 func allProcs() []procInfo {
@@ -132,7 +136,7 @@ func allProcs() []procInfo {
 		if err != nil {
 			continue
 		}
-		procs = append(procs, procInfo{pid: pid, ppid: st.ppid, pgrp: st.pgrp, state: st.state})
+		procs = append(procs, procInfo{pid: pid, ppid: st.ppid, pgrp: st.pgrp, state: st.state, start: st.start})
 	}
 	return procs
 }
@@ -149,11 +153,11 @@ func adopted(p procInfo) bool {
 // descendants and process group, orphans the subreaper engine adopted
 // (unless they carry another container's marker), and anything carrying
 // the container's environment marker. Zombies and the engine are excluded.
-func walkMembers(leader int, subreaper bool, marker string) []int {
-	if subreaper && marker == "" && leader > 0 && !groupExists(leader) && len(adoptedChildren()) == 0 {
-		// The usual end of an iteration: the leader is gone and, as every
-		// orphan of ours is re-parented to the engine, an empty list of
-		// adopted children proves nothing escaped — no /proc walk needed.
+func walkMembers(leader int, subreaper bool, marker string, since uint64) []int {
+	if marker == "" && leader > 0 && !groupExists(leader) && (!subreaper || len(adoptedChildren()) == 0) {
+		// The usual end of an iteration: the leader's group is gone and, as
+		// every orphan of ours is re-parented to a subreaper engine, an empty
+		// list of adopted children proves nothing escaped — no /proc walk.
 		return nil
 	}
 	procs := allProcs()
@@ -184,7 +188,7 @@ func walkMembers(leader int, subreaper bool, marker string) []int {
 		roots = append(roots, children[pid]...)
 	}
 	if marker != "" {
-		for _, pid := range markedProcs(procs, []byte(marker+"\x00")) {
+		for _, pid := range markedProcs(procs, []byte(marker+"\x00"), since) {
 			set[pid] = true
 		}
 	}
@@ -204,11 +208,15 @@ func claimable(pid int, marker string) bool {
 	return bytes.Contains(env, []byte(marker+"\x00"))
 }
 
-func markedProcs(procs []procInfo, marker []byte) []int {
+// markedProcs lists the processes whose environment holds marker, among
+// those started at or after since (clock ticks after boot; 0: all) — a
+// container's processes cannot be older than its agent, and reading every
+// process's environment is the costly part.
+func markedProcs(procs []procInfo, marker []byte, since uint64) []int {
 	var pids []int
 	self := os.Getpid()
 	for _, p := range procs {
-		if p.pid == self || p.state == 'Z' {
+		if p.pid == self || p.state == 'Z' || p.start < since {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.pid), "environ"))
@@ -309,7 +317,7 @@ func SessionAgents(projectDir, session, runDir string) Leftovers {
 		}
 	}
 	procs := allProcs()
-	marked := markedProcs(procs, []byte("AGENT_SESSIONS_RUN_DIR="+runDir+"\x00"))
+	marked := markedProcs(procs, []byte("AGENT_SESSIONS_RUN_DIR="+runDir+"\x00"), 0)
 	groups := map[int]bool{}
 	for _, pid := range marked {
 		set[pid] = true

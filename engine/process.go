@@ -251,6 +251,7 @@ type procStatus struct {
 	state byte
 	ppid  int
 	pgrp  int
+	start uint64 // clock ticks after boot
 }
 
 func procStat(pid int) (procStatus, error) {
@@ -276,7 +277,11 @@ func procStat(pid int) (procStatus, error) {
 	if err != nil {
 		return procStatus{}, err
 	}
-	return procStatus{state: fields[0][0], ppid: ppid, pgrp: pgrp}, nil
+	st := procStatus{state: fields[0][0], ppid: ppid, pgrp: pgrp}
+	if len(fields) > 19 {
+		st.start, _ = strconv.ParseUint(fields[19], 10, 64)
+	}
+	return st, nil
 }
 
 // StopProcessGroup stops a process group left behind by a crashed engine:

@@ -379,8 +379,10 @@ func writeContainment(l state.Layout, s Scope) error {
 
 // ReadContainment returns the containment the session's (last) engine
 // used; ok is false when no engine has recorded one.
+// The file is read only when it is a small regular file: a FIFO or device
+// put in its place must not hang monitor.
 func ReadContainment(l state.Layout) (s Scope, ok bool) {
-	data, err := os.ReadFile(containmentFile(l))
+	data, err := state.ReadRegularFile(containmentFile(l), 64<<10)
 	if err != nil || json.Unmarshal(data, &s) != nil || s.Mechanism == "" {
 		return Scope{}, false
 	}

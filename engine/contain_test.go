@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // escapees reads the pids escape-agent recorded for an iteration.
@@ -184,4 +186,36 @@ func execInContainer(t *testing.T, ctr *Container, env ...string) *exec.Cmd {
 	}
 	ctr.fd.Close()
 	return cmd
+}
+
+// TestReadContainmentRefusesFIFO: a FIFO in place of containment.json is
+// not read (it would block monitor for ever).
+func TestReadContainmentRefusesFIFO(t *testing.T) {
+	t.Parallel()
+	l := state.NewLayout(t.TempDir(), "fifo")
+	if err := os.MkdirAll(l.RunDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(containmentFile(l), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan bool, 1)
+	go func() { _, ok := ReadContainment(l); done <- ok }()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Error("a FIFO was read as the containment")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadContainment blocked on a FIFO")
+	}
+	if err := os.Remove(containmentFile(l)); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeContainment(l, Scope{Mechanism: ContainCgroup, Cgroup: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := ReadContainment(l); !ok || s.Mechanism != ContainCgroup || s.Cgroup != "/x" {
+		t.Errorf("ReadContainment = %+v, %v", s, ok)
+	}
 }

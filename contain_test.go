@@ -65,6 +65,9 @@ func TestContainmentEngine(t *testing.T) {
 				if live := waitDead(pids, 5*time.Second); len(live) > 0 {
 					t.Errorf("escaped children %v of %v outlived the iteration", live, pids)
 				}
+				if n := strings.Count(p.stdout.String(), "■ stopped 4 process(es) the agent left running (containment: "+mech+")"); end == "complete" && n != iterations {
+					t.Errorf("the transcript says %d times that the 4 escapees were stopped, want %d:\n%s", n, iterations, p.stdout.String())
+				}
 				if !strings.Contains(p.stdout.String(), "■ containment: "+mech) {
 					t.Errorf("the engine does not say it contains its agents by %s:\n%s", mech, p.stdout.String())
 				}

@@ -151,8 +151,10 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 		waitErr = <-waited
 	}
 	// The leader is gone; nothing it started may outlive the iteration.
+	leftover := 0
 	if len(c.Pids()) > 0 {
-		c.Stop(p.Grace)
+		before := c.Stopped()
+		leftover = c.Stop(p.Grace) - before
 	}
 	res.Contained = c.Stopped()
 	// Anything still holding the pipes (it cannot be ours any more) gets a
@@ -163,6 +165,11 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	copies.Wait()
 	outR.Close()
 	errR.Close()
+	if leftover > 0 {
+		// Said in the transcript (after the copies, so it is the last line):
+		// the agent left these running and they were ended with it.
+		fmt.Fprintf(p.Stderr, "■ stopped %d process(es) the agent left running (containment: %s)\n", leftover, c.Mechanism())
+	}
 
 	res.ExitCode = exitCode(cmd, waitErr)
 	switch {

@@ -57,6 +57,9 @@ type Call struct {
 	Timeout    time.Duration
 	Grace      time.Duration
 	Started    func(pgid int)
+	// Container holds the agent and everything it starts; a provider may
+	// Stop it early (say, once the agent's final result arrived).
+	Container *Container
 	// ProgressFile is where the agent keeps its notes (the mock appends).
 	ProgressFile string
 	// ResultGrace is how long claude may linger after its result line
@@ -208,7 +211,7 @@ func (p execProvider) Run(ctx context.Context, c Call) Outcome {
 	res := runProcess(ctx, procSpec{
 		Argv: p.argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
 		Stdout: io.MultiWriter(c.Output, c.Transcript), Stderr: stderr,
-		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started, Container: c.Container,
 	})
 	return outcomeOf(res, stderr.String())
 }
@@ -306,7 +309,7 @@ func (p claudeProvider) Run(ctx context.Context, c Call) Outcome {
 	res := runProcess(ctx, procSpec{
 		Argv: p.Argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
 		Stdout: pw, Stderr: stderr,
-		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started, Container: c.Container,
 		Finished: finished, FinishGrace: grace,
 	})
 	pw.Close()

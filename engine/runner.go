@@ -61,6 +61,9 @@ type Runner struct {
 	// Workspace is where agents run and what they changed; nil means the
 	// project directory (workspace.NewLocal).
 	Workspace Workspace
+	// Scope contains the agents (one Container per iteration); the zero
+	// value means each agent's process group only.
+	Scope Scope
 
 	layout state.Layout
 	inputs map[string]string // memoised ${INPUTS…} per stage
@@ -517,6 +520,12 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		sink.Close()
 		return state.HistoryEntry{}, false, err
 	}
+	ctr, err := r.Scope.NewContainer(fmt.Sprintf("s%d-i%d", i+1, it))
+	if err != nil {
+		sink.Close()
+		return state.HistoryEntry{}, false, err
+	}
+	defer ctr.Close()
 	snap := r.Workspace.Before(ctx)
 	if snap.Warning != "" {
 		r.printf("%s! %s\n", label, snap.Warning)
@@ -530,6 +539,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		Timeout:      time.Duration(sp.Timeout) * time.Second,
 		Grace:        r.Grace,
 		ProgressFile: r.progressFile(i),
+		Container:    ctr,
 	})
 	elapsed := time.Since(started)
 	sig, sinkErr := sink.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -143,6 +144,9 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 			})
 		case state.LiveCrashed:
 			item.Path = info.Layout.RunDir()
+			if n := len(engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir()).Pids); n > 0 {
+				item.Detail += fmt.Sprintf("; %d of its agent processes still run (mark_crashed or kill stops them)", n)
+			}
 			res.Crashed = append(res.Crashed, item)
 			act(a.MarkCrashed, "mark_crashed", info.Name, func() (string, error) { return d.markCrashed(info) })
 		}
@@ -197,13 +201,19 @@ func (d *Deps) markCrashed(info sessionInfo) (string, error) {
 		return "", fmt.Errorf("it is locked again (resumed meanwhile?): %w", err)
 	}
 	defer lock.Release()
+	// Under the lock no engine runs it: whatever of it still runs is left
+	// over from the crash, and must not go on working unrecorded.
+	stopped := ""
+	if left := engine.StopLeftovers(info.ProjectDir, info.Name, info.Layout.RunDir(), 5*time.Second); len(left.Pids) > 0 {
+		stopped = fmt.Sprintf("stopped %d agent process(es) the crashed engine left running (found by %s); ", len(left.Pids), left.Mechanism)
+	}
 	store, _, err := state.Open(info.Layout, nil)
 	if err != nil {
-		return "", err
+		return stopped, err
 	}
 	st := store.State()
 	if st.Status != state.StatusRunning {
-		return "left alone: it is " + st.Status + " now", nil
+		return stopped + "left alone: it is " + st.Status + " now", nil
 	}
 	stage := ""
 	if st.CurrentStage < len(st.Stages) {
@@ -214,7 +224,7 @@ func (d *Deps) markCrashed(info sessionInfo) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "recorded as failed (reason crashed); start_session with mode resume still continues it", nil
+	return stopped + "recorded as failed (reason crashed); start_session with mode resume still continues it", nil
 }
 
 // archive moves a finished run directory into .archive/ — never deletes.

@@ -106,6 +106,8 @@ type MonitorResult struct {
 	TmuxSession        string            `json:"tmux_session" jsonschema:"tmux session"`
 	RunDir             string            `json:"run_dir" jsonschema:"run directory"`
 	ProjectDir         string            `json:"project_dir" jsonschema:"project directory"`
+	Containment        string            `json:"containment,omitempty" jsonschema:"how the engine contains its agents and all they start: cgroup (one cgroup v2 per agent, killed whole), subreaper (process-tree walk) or pgroup (process group and environment marker)"`
+	ContainmentDetail  string            `json:"containment_detail,omitempty" jsonschema:"the session's cgroup, or why a weaker mechanism is in use"`
 }
 
 // Monitor is the monitor tool.
@@ -314,6 +316,14 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	}
 	if info.TmuxErr != nil {
 		res.Warnings = append(res.Warnings, "tmux did not answer (its server may be stopped or hung): no live pane; the status comes from the lock and state files")
+	}
+	if sc, ok := engine.ReadContainment(info.Layout); ok {
+		res.Containment, res.ContainmentDetail = sc.Mechanism, first(sc.Cgroup, sc.Why)
+	}
+	if sum.Status == state.LiveCrashed {
+		if n := len(engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir()).Pids); n > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the engine is gone but %d of its agent processes still run; kill, resume or cleanup mark_crashed stops them", n))
+		}
 	}
 	if info.Rebuilt {
 		res.Warnings = append(res.Warnings, "state.json was missing or corrupt; this view was rebuilt from events.jsonl (the engine rewrites it on resume)")

@@ -78,9 +78,15 @@ func shellQuote(s string) string {
 }
 
 // remoteCommand is `env K=V … <binary> args…`, each word quoted for the far
-// side's shell. env(1) sets the variables without the shell evaluating
-// their values, and K is validated when hosts.yaml is read.
+// side's shell (see envWords).
 func remoteCommand(h Host, args ...string) []string {
+	return envWords(h, append([]string{binaryOf(h)}, args...)...)
+}
+
+// envWords is `env K=V … argv…` with each word quoted for the far side's
+// shell. env(1) sets the variables without the shell evaluating their
+// values; the names are validated when hosts.yaml is read.
+func envWords(h Host, argv ...string) []string {
 	words := []string{"env"}
 	keys := make([]string, 0, len(h.Env))
 	for k := range h.Env {
@@ -90,8 +96,7 @@ func remoteCommand(h Host, args ...string) []string {
 	for _, k := range keys {
 		words = append(words, k+"="+h.Env[k])
 	}
-	words = append(words, binaryOf(h))
-	words = append(words, args...)
+	words = append(words, argv...)
 	for i, w := range words {
 		words[i] = shellQuote(w)
 	}

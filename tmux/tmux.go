@@ -270,8 +270,12 @@ func (c *Client) socketFlag() string {
 
 // argv builds the full command line: the binary, `-L socket` when set, then args.
 func (c *Client) argv(args ...string) []string {
-	argv := make([]string, 0, len(args)+3)
-	argv = append(argv, c.bin)
+	argv := make([]string, 0, len(args)+4)
+	// -u: without a UTF-8 locale in the environment (LANG, LC_CTYPE or
+	// LC_ALL — an ssh login to a host often has none) tmux prints every
+	// control character of command output as '_', the 0x1f field separator
+	// of list-sessions included, and no line parses.
+	argv = append(argv, c.bin, "-u")
 	if c.socket != "" {
 		argv = append(argv, "-L", c.socket)
 	}

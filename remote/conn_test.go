@@ -40,6 +40,13 @@ func TestRemoteSessionLifecycle(t *testing.T) {
 	if started["status"] != "running" {
 		t.Fatalf("start_session: %v", started)
 	}
+	// A second session: start_session lists the host's tmux sessions, which
+	// over ssh (no UTF-8 locale there) needs tmux -u to parse.
+	if second := call(t, c, "start_session", map[string]any{
+		"session": "r2", "stage": "demo", "provider": "mock", "project_dir": project, "max_iterations": 1,
+	}); second["status"] == nil {
+		t.Fatalf("second start_session: %v", second)
+	}
 	// The session's files are the host's: under the project there, its
 	// tmux server the one on the host's socket.
 	if _, err := os.Stat(filepath.Join(project, ".claude", "pipeline-runs", "r1")); err != nil {

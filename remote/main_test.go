@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -61,6 +62,17 @@ func testHost(t *testing.T, s *testkit.SSHD, name string) Host {
 			"AGENT_SESSIONS_KILL_GRACE":         "2s",
 		},
 	}
+}
+
+// testOptionsB is testOptions for a benchmark.
+func testOptionsB(b *testing.B) Options {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "as-ctl-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	return Options{ControlDir: dir, ConnectTimeout: 3 * time.Second, CallTimeout: 20 * time.Second, ClientVersion: "bench"}
 }
 
 // testOptions use a short private control directory (a socket path must
@@ -152,3 +164,7 @@ func execShell(line string) (string, error) {
 	out, err := exec.Command("sh", "-c", line).Output()
 	return string(out), err
 }
+
+func execQuiet(name string, args ...string) { exec.Command(name, args...).Run() }
+
+func errorsJoin(errs []error) error { return errors.Join(errs...) }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -189,17 +190,19 @@ func (c *Conn) do(ctx context.Context, what string, f func(context.Context, *cli
 	if ctx.Err() != nil && !l.dead() {
 		return hostErr(c.host, ErrTimeout, "%s: no answer within the call's time limit (%v); it may still complete there", what, context.Cause(ctx))
 	}
-	// The transport closes before ssh is reaped: give ssh a moment to
-	// exit so the error can say what it said.
+	if !errors.Is(err, transport.ErrTransportClosed) && !l.dead() {
+		// A protocol-level error (an unknown tool, bad params): the
+		// connection itself is fine and is kept.
+		return fmt.Errorf("host %q: %s: %w", c.host.Name, what, err)
+	}
+	// The transport sees the end of ssh's output before ssh is reaped:
+	// give ssh a moment to exit so the error can say what it said.
 	select {
 	case <-l.exited:
 	case <-time.After(time.Second):
 	}
 	c.drop(l)
-	if l.dead() {
-		return hostErr(c.host, ErrConnectionLost, "%s: the ssh connection to %s was lost (%s); the host's sessions keep running, and the next call reconnects", what, c.host.SSH, l.reason())
-	}
-	return fmt.Errorf("host %q: %s: %w", c.host.Name, what, err)
+	return hostErr(c.host, ErrConnectionLost, "%s: the ssh connection to %s was lost (%s); the host's sessions keep running, and the next call reconnects", what, c.host.SSH, l.reason())
 }
 
 // connect returns the live link, dialling one if there is none or the

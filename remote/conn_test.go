@@ -111,7 +111,8 @@ func checkHostErr(t *testing.T, err error, host string, kinds ...error) {
 }
 
 // TestRemoteToolError: a tool's own error comes back as a *ToolError with
-// its code and options, not as a connection failure.
+// its code and options, and a protocol error as a plain error; neither is
+// taken for a connection failure.
 func TestRemoteToolError(t *testing.T) {
 	t.Parallel()
 	sshd := testkit.StartSSHD(t)
@@ -124,6 +125,18 @@ func TestRemoteToolError(t *testing.T) {
 	var te *ToolError
 	if !errors.As(err, &te) || te.Code != "not_found" || te.Host != "box" || !strings.HasPrefix(te.Text, "Error (not_found)") {
 		t.Fatalf("monitor of a missing session: %#v", err)
+	}
+	// A protocol error (no such tool) keeps the connection: the next call
+	// goes over the same ssh process, with no new dial.
+	first := c.link
+	_, err = c.CallTool(context.Background(), "no_such_tool", nil)
+	var he *Error
+	if err == nil || errors.As(err, &he) || !strings.Contains(err.Error(), `host "box": no_such_tool`) {
+		t.Fatalf("unknown tool: %v, want a protocol error naming the host", err)
+	}
+	call(t, c, "list", map[string]any{"project_dir": t.TempDir()})
+	if c.link != first {
+		t.Fatal("a protocol error dropped the connection")
 	}
 }
 

@@ -74,7 +74,7 @@ func (c *Conn) dialFailed(ctx context.Context, l *link, err error) error {
 		if msg == "" {
 			msg = "nothing from ssh"
 		}
-		return hostErr(c.host, ErrTimeout, "no answer from %s serve on %s within %v (%s)", binaryOf(c.host), c.host.SSH, 2*c.opts.ConnectTimeout+time.Second, msg)
+		return hostErr(c.host, ErrTimeout, "no answer from %s serve on %s in time (connecting may take up to %v; %s)", binaryOf(c.host), c.host.SSH, 2*c.opts.ConnectTimeout+time.Second, msg)
 	}
 	return hostErr(c.host, ErrConnectionLost, "%s serve on %s did not start an MCP session: %v (%s)", binaryOf(c.host), c.host.SSH, err, lastLine(l.stderr.String()))
 }

@@ -127,7 +127,7 @@ func TestSFTPArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "-b - -o BatchMode=yes -o ConnectTimeout=1 -o ControlMaster=auto -o ControlPath=/c/%C -o ControlPersist=60s -P 2222 -o User=me -i k -o User=x -F cfg -4 box"
+	want := "-b - -o BatchMode=yes -o ConnectTimeout=1 -o ControlMaster=auto -o ControlPath=/c/%C -o ControlPersist=60s -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -P 2222 -o User=me -i k -o User=x -F cfg -4 box"
 	if strings.Join(got, " ") != want {
 		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
 	}

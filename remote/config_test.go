@@ -142,7 +142,7 @@ func TestRemoteArgv(t *testing.T) {
 		Env: map[string]string{"B": "it's; $(rm -rf ~) `x` \"q\"", "A": "1"}}
 	got := sshArgv(h, "/run/ctl", 3e9, remoteCommand(h, "serve"))
 	want := []string{"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o", "ControlMaster=auto",
-		"-o", "ControlPath=/run/ctl/%C", "-o", "ControlPersist=60s", "-p", "2222", "me@box", "--",
+		"-o", "ControlPath=/run/ctl/%C", "-o", "ControlPersist=60s", "-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3", "-p", "2222", "me@box", "--",
 		"env", "A=1", `'B=it'\''s; $(rm -rf ~) ` + "`x`" + ` "q"'`, `'/opt/my bin/agent-sessions'`, "serve"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %q\nwant %q", got, want)

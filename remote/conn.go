@@ -228,14 +228,14 @@ func (c *Conn) connect(ctx context.Context) (*link, error) {
 	return l, nil
 }
 
-// drop forgets l if it is still the current link.
+// drop forgets l if it is still the current link, and ends it.
 func (c *Conn) drop(l *link) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.link == l {
 		c.link = nil
 	}
-	go l.close()
+	c.mu.Unlock()
+	l.close()
 }
 
 // Close ends the connection: the remote server sees its stdin close and

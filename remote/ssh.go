@@ -112,7 +112,9 @@ func binaryOf(h Host) string {
 
 // sshOptions are the options every ssh call to a host gets: no prompts
 // (BatchMode: a password prompt would hang a tool call; it fails at once
-// instead), a bounded connect, and one reused connection per host.
+// instead), a bounded connect, one reused connection per host, and
+// keepalives, so that a host that vanished without a word (no RST) ends
+// the connection within 30 s and the next call dials again.
 func sshOptions(controlDir string, connect time.Duration) []string {
 	secs := max(1, int((connect+time.Second-1)/time.Second))
 	return []string{
@@ -121,6 +123,8 @@ func sshOptions(controlDir string, connect time.Duration) []string {
 		"-o", "ControlMaster=auto",
 		"-o", "ControlPath=" + filepath.Join(controlDir, "%C"),
 		"-o", "ControlPersist=60s",
+		"-o", "ServerAliveInterval=10",
+		"-o", "ServerAliveCountMax=3",
 	}
 }
 

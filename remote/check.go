@@ -97,7 +97,7 @@ func probe(ctx context.Context, h Host, timeout time.Duration, opts Options) (st
 	cmd.WaitDelay = time.Second
 	err = cmd.Run()
 	if ctx.Err() != nil {
-		return "", hostErr(h, ErrTimeout, "no answer from %s within %v (%s)", h.SSH, timeout, orNothing(lastLine(stderr.String())))
+		return "", hostErr(h, ErrTimeout, "no answer from %s within %v (%s); a slow host may need more time: agent-sessions hosts --timeout 10s", h.SSH, timeout, orNothing(lastLine(stderr.String())))
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -64,6 +64,16 @@ func TestRemoteSessionLifecycle(t *testing.T) {
 		t.Fatalf("reminder resource: %v %q", err, text)
 	}
 
+	// A call that outlives its deadline is a timeout naming the host; the
+	// connection stays.
+	before := c.link
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = c.CallTool(short, "monitor", map[string]any{"session": "r1", "project_dir": project, "wait": "complete"})
+	cancel()
+	checkHostErr(t, err, "box", ErrTimeout)
+	if c.link != before {
+		t.Fatal("a timeout dropped the connection")
+	}
 	// A call in flight when sshd dies (monitor waiting for the end, which
 	// is far off) fails with the host named, long before its own deadline.
 	inflight := make(chan error, 1)

@@ -93,6 +93,9 @@ func LoadFile(path string) (*Config, error) {
 // Lookup finds a configured host by name. An unknown name is an error that
 // lists the configured names and the closest one.
 func (c *Config) Lookup(name string) (Host, error) {
+	if name == Local {
+		return Host{}, fmt.Errorf("%w: %q is this machine itself, not a host of hosts.yaml (configured: %s)", ErrUnknownHost, Local, orNone(c.Names()))
+	}
 	for _, h := range c.Hosts {
 		if h.Name == name {
 			return h, nil
@@ -187,4 +190,11 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }

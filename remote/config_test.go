@@ -35,6 +35,9 @@ func TestParseHosts(t *testing.T) {
 	if _, err := cfg.Lookup("gpu-2"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cfg.Lookup(Local); !errors.Is(err, ErrUnknownHost) || !strings.Contains(err.Error(), "is this machine itself") {
+		t.Fatalf("lookup of local: %v", err)
+	}
 	_, err = cfg.Lookup("biuld")
 	if !errors.Is(err, ErrUnknownHost) || !strings.Contains(err.Error(), `did you mean "build"?`) || !strings.Contains(err.Error(), "configured: build, gpu-2") {
 		t.Fatalf("unknown host: %v", err)

@@ -41,7 +41,9 @@ func TestHostsCommand(t *testing.T) {
 `, sshd.Alias, sshd.ConfigFile, target, fakeBin, closed))
 	env := engineEnv(false, "XDG_CONFIG_HOME="+cfg)
 
-	code, out, errOut := runBinary(t, env, "hosts")
+	// A generous --timeout: the test proves what is checked, not how fast
+	// (a loaded machine takes seconds for a cold ssh login).
+	code, out, errOut := runBinary(t, env, "hosts", "--timeout", "30s")
 	if code != 1 {
 		t.Fatalf("hosts: exit %d, want 1\n%s%s", code, out, errOut)
 	}
@@ -63,7 +65,7 @@ func TestHostsCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "host box: installed agent-sessions") {
 		t.Fatalf("install --host box: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = runBinary(t, env, "hosts", "box")
+	code, out, errOut = runBinary(t, env, "hosts", "--timeout", "30s", "box")
 	if code != 0 || !strings.Contains(out, "(same)") || !strings.Contains(out, " ok\n") {
 		t.Fatalf("hosts box after install: exit %d\n%s%s", code, out, errOut)
 	}

@@ -48,7 +48,7 @@ func TestCheckHosts(t *testing.T) {
 	writeExec(t, old.Binary, "#!/bin/sh\necho agent-sessions 0.0.9\n")
 	gone := Host{Name: "gone", SSH: "127.0.0.1", SSHArgs: []string{"-F", "/dev/null", "-p", closedPort(t)}, Binary: DefaultBinary}
 
-	reports := CheckAll(context.Background(), []Host{ready, old, gone}, ourVersion, 10*time.Second, testOptions(t))
+	reports := CheckAll(context.Background(), []Host{ready, old, gone}, ourVersion, 30*time.Second, testOptions(t))
 	var out bytes.Buffer
 	WriteReports(&out, ourVersion, reports)
 	t.Logf("\n%s", out.String())
@@ -91,7 +91,7 @@ func TestInstall(t *testing.T) {
 	if err != nil || !res.Installed || res.Target != h.Binary || res.Backup != "" {
 		t.Fatalf("install where missing: %+v %v", res, err)
 	}
-	if r := Check(ctx, h, ourVersion, 10*time.Second, opts); !r.OK() {
+	if r := Check(ctx, h, ourVersion, 30*time.Second, opts); !r.OK() {
 		t.Fatalf("after install: %+v", r)
 	}
 	res, err = Install(ctx, h, binary, ourVersion, false, opts)
@@ -108,7 +108,7 @@ func TestInstall(t *testing.T) {
 	if data, err := os.ReadFile(res.Backup); err != nil || string(data) != old {
 		t.Fatalf("the old binary was not kept aside: %q %v", data, err)
 	}
-	if r := Check(ctx, h, ourVersion, 10*time.Second, opts); r.Compare != "same" {
+	if r := Check(ctx, h, ourVersion, 30*time.Second, opts); r.Compare != "same" {
 		t.Fatalf("after replacing: %+v", r)
 	}
 	if left, _ := filepath.Glob(h.Binary + ".new"); len(left) != 0 {

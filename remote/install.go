@@ -25,6 +25,9 @@ const InstallDir = ".local/bin"
 // so anything else is refused rather than escaped.
 var safePath = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
 
+// installCheckTimeout bounds the check before an install.
+const installCheckTimeout = 30 * time.Second
+
 // InstallResult says what install did.
 type InstallResult struct {
 	Report     Report // the host as found before
@@ -45,7 +48,9 @@ func Install(ctx context.Context, h Host, exe, ours string, force bool, opts Opt
 	if err != nil {
 		return InstallResult{}, err
 	}
-	res := InstallResult{Report: Check(ctx, h, ours, 2*o.ConnectTimeout+time.Second, o)}
+	// An install is a one-off command: its check is not held to the
+	// 3 s of a listing.
+	res := InstallResult{Report: Check(ctx, h, ours, installCheckTimeout, o)}
 	r := res.Report
 	if r.Err != nil {
 		return res, r.Err

@@ -84,7 +84,9 @@ func testOptions(t *testing.T) Options {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	return Options{ControlDir: dir, ConnectTimeout: 3 * time.Second, CallTimeout: 20 * time.Second, ClientVersion: "test"}
+	// Generous bounds: the tests prove behaviour, not speed, on a shared
+	// machine where a cold ssh login can take seconds.
+	return Options{ControlDir: dir, ConnectTimeout: 5 * time.Second, CallTimeout: 30 * time.Second, ClientVersion: "test"}
 }
 
 func randHex(n int) string {

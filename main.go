@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/remote"
 	"github.com/agent-sessions/agent-sessions/skill"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
@@ -60,6 +61,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCmd(args, stdout, stderr)
 	case "lint":
 		return lintCmd(args, stdout, stderr)
+	case "hosts":
+		return hostsCmd(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "agent-sessions %s\n", version)
 		return 0
@@ -83,6 +86,7 @@ commands:
   run       run one session in this process until it ends (what tmux executes)
   reminder  print the orphan reminder (--hook: as a Claude Code Stop hook)
   lint      validate stages and pipelines
+  hosts     check the hosts of hosts.yaml (reachable, versions, tmux, claude)
   version   print the version
 
 Run "agent-sessions COMMAND -h" for a command's flags.
@@ -514,8 +518,13 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	skillDir := fs.String("skill-dir", "", "where to write the skill (default: ~/.claude/skills/sessions)")
 	project := fs.String("project", "", "also register the server in this project's .mcp.json (merged; other servers are kept)")
 	command := fs.String("command", "", "path of the agent-sessions binary to register (default: this binary)")
+	host := fs.String("host", "", "instead: copy this binary to the host NAME of hosts.yaml when it is missing or older there")
+	force := fs.Bool("force", false, "with --host: copy even when the host's binary is as new as this one")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if *host != "" {
+		return installHostCmd(*host, *force, stdout, stderr)
 	}
 	exe := *command
 	if exe == "" {
@@ -583,5 +592,90 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	hook := map[string]any{"hooks": map[string]any{"Stop": []any{map[string]any{"hooks": []any{map[string]any{"type": "command", "command": exe + " reminder --hook"}}}}}}
 	out, _ := json.MarshalIndent(hook, "  ", "  ")
 	fmt.Fprintf(stdout, "  %s\n", out)
+	return 0
+}
+
+func hostsCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("hosts", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	timeout := fs.Duration("timeout", remote.DefaultCheckTimeout, "time limit for checking each host")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, err := remote.Load()
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions hosts: %v\n", err)
+		return exitUsage
+	}
+	hosts := cfg.Hosts
+	if fs.NArg() > 0 {
+		hosts = nil
+		for _, name := range fs.Args() {
+			h, err := cfg.Lookup(name)
+			if err != nil {
+				fmt.Fprintf(stderr, "agent-sessions hosts: %v\n", err)
+				return exitUsage
+			}
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		path, _ := remote.ConfigPath()
+		fmt.Fprintf(stdout, "no hosts configured: sessions run on this machine only.\nTo add one, write %s:\n  hosts:\n    - name: build\n      ssh: me@build-box\n", path)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	reports := remote.CheckAll(ctx, hosts, version, *timeout, remote.Options{ClientVersion: version})
+	remote.WriteReports(stdout, version, reports)
+	for _, r := range reports {
+		if !r.OK() {
+			return 1
+		}
+	}
+	return 0
+}
+
+func installHostCmd(name string, force bool, stdout, stderr io.Writer) int {
+	cfg, err := remote.Load()
+	if err == nil {
+		var h remote.Host
+		if h, err = cfg.Lookup(name); err == nil {
+			return installHost(h, force, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+	return exitUsage
+}
+
+func installHost(h remote.Host, force bool, stdout, stderr io.Writer) int {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions install: find this binary: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	res, err := remote.Install(ctx, h, exe, version, force, remote.Options{ClientVersion: version})
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+		return 1
+	}
+	switch {
+	case !res.Installed:
+		fmt.Fprintf(stdout, "host %s: %s is %s (%s), nothing to do (--force copies anyway)\n", h.Name, res.Target, res.Report.Version, res.Report.Compare)
+	default:
+		fmt.Fprintf(stdout, "host %s: installed agent-sessions %s as %s\n", h.Name, version, res.Target)
+		if res.Backup != "" {
+			fmt.Fprintf(stdout, "host %s: the previous binary (%s) is kept as %s\n", h.Name, res.Report.Version, res.Backup)
+		}
+	}
+	if res.BinaryHint != "" {
+		fmt.Fprintf(stdout, "host %s: %s\n", h.Name, res.BinaryHint)
+	}
+	fmt.Fprintf(stdout, "check it with: agent-sessions hosts %s\n", h.Name)
 	return 0
 }

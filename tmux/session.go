@@ -22,10 +22,12 @@ type Session struct {
 
 // sep separates fields in list-sessions output and end ends each record.
 // Both are control characters, which ValidateName rejects, and tmux prints
-// them verbatim. Records end with end+"\n" rather than at a newline because
-// tmux prints a newline or tab inside a session's name or directory verbatim
-// too (tested with tmux 3.3a; `#{q:…}` does not escape them either): split
-// at newlines, one such session would break the whole listing.
+// them verbatim when the client says it speaks UTF-8 (-u, see Client.exec;
+// without it and a UTF-8 locale, each is printed as '_'). Records end with
+// end+"\n" rather than at a newline because tmux prints a newline or tab
+// inside a session's name or directory verbatim too (tested with tmux 3.3a;
+// `#{q:…}` does not escape them either): split at newlines, one such session
+// would break the whole listing.
 const (
 	sep = "\x1f"
 	end = "\x1e"

@@ -288,7 +288,12 @@ func (c *Client) exec(ctx context.Context, args ...string) ([]byte, error) {
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
-	out, err := c.run(callCtx, c.argv(args...))
+	// -u: without a UTF-8 locale in the environment (LANG, LC_CTYPE or
+	// LC_ALL — an ssh login to a host often has none) tmux prints every
+	// control character of command output as '_', the separators of
+	// list-sessions included, and no record parses. (Attach hints leave
+	// it out: there the user's terminal decides.)
+	out, err := c.run(callCtx, c.argv(append([]string{"-u"}, args...)...))
 	if err == nil {
 		return out, nil
 	}

@@ -59,20 +59,20 @@ func TestArgv(t *testing.T) {
 			name:   "list-sessions",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.ListSessions(ctx); return err },
-			want: []string{"tmux", "-L", "sock", "list-sessions", "-F",
+			want: []string{"tmux", "-L", "sock", "-u", "list-sessions", "-F",
 				"#{session_name}\x1f#{session_created}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{session_path}\x1e"},
 		},
 		{
 			name:   "has-session exact target",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.HasSession(ctx, "loop-a"); return err },
-			want:   []string{"tmux", "-L", "sock", "has-session", "-t", "=loop-a"},
+			want:   []string{"tmux", "-L", "sock", "-u", "has-session", "-t", "=loop-a"},
 		},
 		{
 			name:   "default server has no -L",
 			socket: "",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.HasSession(ctx, "loop-a"); return err },
-			want:   []string{"tmux", "has-session", "-t", "=loop-a"},
+			want:   []string{"tmux", "-u", "has-session", "-t", "=loop-a"},
 		},
 		{
 			name:   "new-session full",
@@ -84,7 +84,7 @@ func TestArgv(t *testing.T) {
 					Width: 120, Height: 40,
 				})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "-c", "/work dir",
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", "-c", "/work dir",
 				"-x", "120", "-y", "40", "-e", "A=1", "-e", "B=x y", "--", "claude", "-p", "a;b $(x) `y`", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
@@ -93,7 +93,7 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"sleep", "30"}})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "sleep", "30", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", "--", "sleep", "30", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session single-element argv goes through env, not a shell",
@@ -101,7 +101,7 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"my prog;x"}})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "env", "--", "my prog;x", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", "--", "env", "--", "my prog;x", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session without argv uses the default command",
@@ -109,31 +109,31 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a"})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "capture-pane with history",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.CapturePane(ctx, "loop-a", 200); return err },
-			want:   []string{"tmux", "-L", "sock", "capture-pane", "-p", "-J", "-t", "=loop-a:", "-S", "-200"},
+			want:   []string{"tmux", "-L", "sock", "-u", "capture-pane", "-p", "-J", "-t", "=loop-a:", "-S", "-200"},
 		},
 		{
 			name:   "capture-pane visible screen",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.CapturePane(ctx, "loop-a", 0); return err },
-			want:   []string{"tmux", "-L", "sock", "capture-pane", "-p", "-J", "-t", "=loop-a:"},
+			want:   []string{"tmux", "-L", "sock", "-u", "capture-pane", "-p", "-J", "-t", "=loop-a:"},
 		},
 		{
 			name:   "kill-session exact target",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { return c.KillSession(ctx, "loop-a") },
-			want:   []string{"tmux", "-L", "sock", "kill-session", "-t", "=loop-a"},
+			want:   []string{"tmux", "-L", "sock", "-u", "kill-session", "-t", "=loop-a"},
 		},
 		{
 			name:   "kill-server",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { return c.KillServer(ctx) },
-			want:   []string{"tmux", "-L", "sock", "kill-server"},
+			want:   []string{"tmux", "-L", "sock", "-u", "kill-server"},
 		},
 	}
 	for _, tt := range tests {

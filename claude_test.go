@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,20 +12,11 @@ import (
 )
 
 // TestClaudeProvider runs the claude provider with the fake claude on PATH,
-// from an engine that itself runs inside Claude Code (CLAUDECODE=1): the
-// engine must strip CLAUDECODE or the fake, like the real CLI, refuses.
+// from an engine that itself runs inside Claude Code (CLAUDECODE=1).
+// (Claude Code 2.1.332 does not refuse CLAUDECODE; the engine still strips
+// it so each agent is a top-level session.)
 func TestClaudeProvider(t *testing.T) {
 	t.Parallel()
-	// The fake refuses to start when CLAUDECODE is set, as Claude Code does;
-	// without that this test could not notice the engine passing it on.
-	cmd := exec.Command(agentPath("claude"), "-p", "--output-format", "stream-json", "--verbose")
-	cmd.Env = engineEnv(true, "CLAUDECODE=1")
-	cmd.Stdin = strings.NewReader("hi")
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "Claude Code cannot be launched inside another Claude Code session") {
-		t.Fatalf("fake claude with CLAUDECODE=1: err %v, output %q; want a refusal", err, out)
-	}
-
 	project := t.TempDir()
 	logFile := filepath.Join(t.TempDir(), "agent.log")
 	writeStage(t, project, "polish", "completion: fixed-n\nmax_iterations: 2\nmodel: sonnet\ndelay: 0\n", "Polish iteration ${ITERATION}.\n")
@@ -50,7 +40,7 @@ func TestClaudeProvider(t *testing.T) {
 		"● claude started (model claude-sonnet-4-5-20250929)",
 		"→ Read " + l.ProgressFile() + "\n",
 		"Did iteration 2 of polish.\nPLATEAU: false\n",
-		"● claude done: 2 turns,",
+		"● claude done · 2 turns,",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("session.log lacks %q:\n%s", want, log)
@@ -104,7 +94,7 @@ func TestClaudeFailures(t *testing.T) {
 	t.Parallel()
 	project := t.TempDir()
 	writeStage(t, project, "polish", "completion: plateau\nmax_iterations: 9\ndelay: 0\n", "Polish.\n")
-	code, stdout, stderr := runBinary(t, engineEnv(true, "FAKE_CLAUDE_FAIL=1"),
+	code, stdout, stderr := runBinary(t, engineEnv(true, "FAKE_CLAUDE_FAIL=1", "CLAUDECODE=1"),
 		"run", "--session", "cf", "--stage", "polish", "--project", project, "--foreground")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
@@ -114,7 +104,7 @@ func TestClaudeFailures(t *testing.T) {
 		t.Fatalf("state.json: status %s reason %s history %d; want failed, agent_failures, 3", st.Status, st.CompletionReason, len(st.History))
 	}
 	for _, h := range st.History {
-		if h.ExitCode != 1 || !strings.Contains(h.Warning, "claude reported an error: error_during_execution: fake claude: simulated failure") {
+		if h.ExitCode != 1 || !strings.Contains(h.Warning, "claude reported an error (exit): fake claude: simulated failure") {
 			t.Errorf("iteration %d: exit %d warning %q", h.Iteration, h.ExitCode, h.Warning)
 		}
 		if h.CostUSD != 0.0123 {
@@ -123,5 +113,39 @@ func TestClaudeFailures(t *testing.T) {
 	}
 	if !strings.Contains(st.Error, "3 consecutive agent failures") {
 		t.Errorf("state.json error = %q", st.Error)
+	}
+}
+
+// TestClaudeAPIError: the real CLI's API-error result (subtype success,
+// is_error, no errors array) fails the session with the API's message and
+// its kind recorded — before, the session failed with "claude reported an
+// error: success".
+func TestClaudeAPIError(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	writeStage(t, project, "polish", "completion: fixed-n\nmax_iterations: 3\ndelay: 0\n", "Polish.\n")
+	code, stdout, stderr := runBinary(t, engineEnv(true, "FAKE_CLAUDE_FAIL=api", "FAKE_CLAUDE_API_MESSAGE=model: claude-nope not found"),
+		"run", "--session", "ca", "--stage", "polish", "--project", project, "--foreground")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	st := loadState(t, project, "ca")
+	want := "claude reported an error (api_error): API Error: 400 model: claude-nope not found"
+	if st.Status != state.StatusFailed || !strings.Contains(st.Error, want) {
+		t.Errorf("state.json: status %s error %q; want failed with %q", st.Status, st.Error, want)
+	}
+	for _, h := range st.History {
+		if h.Failure == nil || h.Failure.Kind != state.FailureAPIError || h.Failure.Status != 400 {
+			t.Errorf("iteration %d failure = %+v, want api_error 400", h.Iteration, h.Failure)
+		}
+	}
+	var r struct {
+		Failure *state.Failure `json:"failure"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, state.NewLayout(project, "ca").Iteration(0, "polish", 1).Result)), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Failure == nil || r.Failure.Kind != state.FailureAPIError {
+		t.Errorf("result.json failure = %+v, want api_error", r.Failure)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/remote"
 	"github.com/agent-sessions/agent-sessions/skill"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
@@ -60,6 +61,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCmd(args, stdout, stderr)
 	case "lint":
 		return lintCmd(args, stdout, stderr)
+	case "hosts":
+		return hostsCmd(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "agent-sessions %s\n", version)
 		return 0
@@ -83,6 +86,7 @@ commands:
   run       run one session in this process until it ends (what tmux executes)
   reminder  print the orphan reminder (--hook: as a Claude Code Stop hook)
   lint      validate stages and pipelines
+  hosts     check the hosts of hosts.yaml (reachable, versions, tmux, claude)
   version   print the version
 
 Run "agent-sessions COMMAND -h" for a command's flags.
@@ -95,7 +99,24 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
+// flagGiven reports whether a flag was set on the command line (a flag's
+// zero value and an absent flag look alike otherwise).
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
 func runCmd(args []string, stdout, stderr io.Writer) int {
+	// Inside tmux both are the pane's pty, which a stopped or hung tmux
+	// server never drains: nothing the engine prints may wait for it
+	// (session.log keeps the record). At exit the pane gets a second to
+	// show the last lines.
+	paneOut := engine.NewPaneWriter(stdout, engine.PaneBuffer)
+	defer paneOut.Close(time.Second)
+	paneErr := engine.NewPaneWriter(stderr, engine.PaneBuffer)
+	defer paneErr.Close(time.Second)
+	stdout, stderr = paneOut, paneErr
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o engine.RunOptions
@@ -136,6 +157,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "agent-sessions run: unexpected argument %q (flags only)\n", fs.Arg(0))
+		return exitUsage
+	}
+	if o.Compile.Max < 0 || (o.Compile.Max == 0 && flagGiven(fs, "max")) {
+		fmt.Fprintf(stderr, "agent-sessions run: --max must be at least 1, got %d; leave it out to use the stage's own max_iterations\n", o.Compile.Max)
 		return exitUsage
 	}
 	if resume && force {
@@ -211,7 +236,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 // its environment to this process, over what tmux gave it.
 func readHandoff(path string) (tools.Handoff, error) {
 	var h tools.Handoff
-	data, err := os.ReadFile(path)
+	data, err := state.ReadRegularFile(path, state.HandoffLimit)
 	if err != nil {
 		return h, fmt.Errorf("--handoff: %w (start_session writes this file; to run by hand, use --context and --input)", err)
 	}
@@ -353,13 +378,7 @@ func reminderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *hook && *project == "" {
 		// The hook's payload names the project Claude Code runs in.
-		var payload struct {
-			Cwd string `json:"cwd"`
-		}
-		if data, err := io.ReadAll(io.LimitReader(stdin, 1<<20)); err == nil {
-			json.Unmarshal(data, &payload)
-		}
-		*project = payload.Cwd
+		*project = hookCwd(stdin)
 	}
 	d, err := newDeps(*project)
 	if err != nil {
@@ -369,7 +388,7 @@ func reminderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	text, err := d.ReminderText(context.Background(), d.ProjectDir)
+	text, err := reminderText(d, *hook)
 	if err != nil {
 		if !*hook {
 			fmt.Fprintf(stdout, "agent-sessions reminder: %v\n", err)
@@ -385,6 +404,62 @@ func reminderCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stdout, text)
 	return 0
+}
+
+// hookCwd reads the Stop hook's payload for the project Claude Code runs
+// in, waiting at most a second for a payload that never ends.
+func hookCwd(stdin io.Reader) string {
+	cwd := make(chan string, 1)
+	go func() {
+		var payload struct {
+			Cwd string `json:"cwd"`
+		}
+		if data, err := io.ReadAll(io.LimitReader(stdin, 1<<20)); err == nil {
+			json.Unmarshal(data, &payload)
+		}
+		cwd <- payload.Cwd
+	}()
+	select {
+	case c := <-cwd:
+		return c
+	case <-time.After(time.Second):
+		return ""
+	}
+}
+
+// Bounds of the Stop hook, which Claude Code waits for: tmux gets
+// hookTmuxWait (a stopped or hung server then costs that much, and the
+// sessions are judged by their locks alone), the whole reminder hookWait;
+// past it the hook gives up silently and exits 0 well within 5 s.
+const (
+	hookTmuxWait = 2 * time.Second
+	hookWait     = 4 * time.Second
+)
+
+// reminderText is the reminder, within the hook's bounds when hook is set.
+func reminderText(d *tools.Deps, hook bool) (string, error) {
+	if !hook {
+		return d.ReminderText(context.Background(), d.ProjectDir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hookTmuxWait)
+	defer cancel()
+	type answer struct {
+		text string
+		err  error
+	}
+	done := make(chan answer, 1)
+	// Whatever else might block (a hung file system), the hook still
+	// returns: the goroutine is abandoned and ends with the process.
+	go func() {
+		text, err := d.ReminderText(ctx, d.ProjectDir)
+		done <- answer{text, err}
+	}()
+	select {
+	case a := <-done:
+		return a.text, a.err
+	case <-time.After(hookWait):
+		return "", errors.New("the reminder took too long")
+	}
 }
 
 func debugCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -450,8 +525,13 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	skillDir := fs.String("skill-dir", "", "where to write the skill (default: ~/.claude/skills/sessions)")
 	project := fs.String("project", "", "also register the server in this project's .mcp.json (merged; other servers are kept)")
 	command := fs.String("command", "", "path of the agent-sessions binary to register (default: this binary)")
+	host := fs.String("host", "", "instead: copy this binary to the host NAME of hosts.yaml when it is missing or older there")
+	force := fs.Bool("force", false, "with --host: copy even when the host's binary is as new as this one")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	if *host != "" {
+		return installHostCmd(*host, *force, stdout, stderr)
 	}
 	exe := *command
 	if exe == "" {
@@ -545,4 +625,89 @@ func guardFlags(c *engine.Options, cost, runtime, park string) error {
 		*f.into = d
 	}
 	return nil
+}
+
+func hostsCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("hosts", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	timeout := fs.Duration("timeout", remote.DefaultCheckTimeout, "time limit for checking each host")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	cfg, err := remote.Load()
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions hosts: %v\n", err)
+		return exitUsage
+	}
+	hosts := cfg.Hosts
+	if fs.NArg() > 0 {
+		hosts = nil
+		for _, name := range fs.Args() {
+			h, err := cfg.Lookup(name)
+			if err != nil {
+				fmt.Fprintf(stderr, "agent-sessions hosts: %v\n", err)
+				return exitUsage
+			}
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		path, _ := remote.ConfigPath()
+		fmt.Fprintf(stdout, "no hosts configured: sessions run on this machine only.\nTo add one, write %s:\n  hosts:\n    - name: build\n      ssh: me@build-box\n", path)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	reports := remote.CheckAll(ctx, hosts, version, *timeout, remote.Options{ClientVersion: version})
+	remote.WriteReports(stdout, version, reports)
+	for _, r := range reports {
+		if !r.OK() {
+			return 1
+		}
+	}
+	return 0
+}
+
+func installHostCmd(name string, force bool, stdout, stderr io.Writer) int {
+	cfg, err := remote.Load()
+	if err == nil {
+		var h remote.Host
+		if h, err = cfg.Lookup(name); err == nil {
+			return installHost(h, force, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+	return exitUsage
+}
+
+func installHost(h remote.Host, force bool, stdout, stderr io.Writer) int {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions install: find this binary: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	res, err := remote.Install(ctx, h, exe, version, force, remote.Options{ClientVersion: version})
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions install: %v\n", err)
+		return 1
+	}
+	switch {
+	case !res.Installed:
+		fmt.Fprintf(stdout, "host %s: %s is %s (%s), nothing to do (--force copies anyway)\n", h.Name, res.Target, res.Report.Version, res.Report.Compare)
+	default:
+		fmt.Fprintf(stdout, "host %s: installed agent-sessions %s as %s\n", h.Name, version, res.Target)
+		if res.Backup != "" {
+			fmt.Fprintf(stdout, "host %s: the previous binary (%s) is kept as %s\n", h.Name, res.Report.Version, res.Backup)
+		}
+	}
+	if res.BinaryHint != "" {
+		fmt.Fprintf(stdout, "host %s: %s\n", h.Name, res.BinaryHint)
+	}
+	fmt.Fprintf(stdout, "check it with: agent-sessions hosts %s\n", h.Name)
+	return 0
 }

@@ -67,7 +67,9 @@ func engineEnv(fakes bool, extra ...string) []string {
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "AGENT_SESSIONS_NOTIFY=0", "AGENT_SESSIONS_KILL_GRACE=2s")
+	// IS_SANDBOX=1 is what the README tells a root user to give the server
+	// (claude stages are refused as root without it).
+	env = append(env, "AGENT_SESSIONS_NOTIFY=0", "AGENT_SESSIONS_KILL_GRACE=2s", "IS_SANDBOX=1")
 	return append(env, extra...)
 }
 

@@ -189,7 +189,11 @@ func TestRunDirRemoved(t *testing.T) {
 			args := []string{"run", "--session", "gone", "--stage", "s", "--project", project, "--foreground"}
 			p := startBinary(t, engineEnv(false, "SLEEP_SECONDS="+sleep, "FAKE_AGENT_LOG="+logFile), args...)
 			l := state.NewLayout(project, "gone")
-			waitFor(t, 20*time.Second, "the first agent", func() bool { return pathExists(logFile) })
+			// The agent's log line, not just its file: `>>` creates it before printf writes.
+			waitFor(t, 20*time.Second, "the first agent", func() bool {
+				data, _ := os.ReadFile(logFile)
+				return strings.Contains(string(data), "\n")
+			})
 			if where == "in the delay" {
 				waitFor(t, 20*time.Second, "iteration 1 to be recorded", func() bool { return countEvents(l.EventsFile(), state.EventIterationDone) == 1 })
 			}

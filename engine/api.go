@@ -11,6 +11,14 @@ import (
 // its lock names (the engine then records `killed` and stops its agents),
 // SIGKILL after grace. It returns nil at once when no engine holds the lock.
 func StopEngine(ctx context.Context, l state.Layout, grace time.Duration) error {
+	_, err := stopLiveEngine(ctx, l, grace)
+	return err
+}
+
+// StopEngineSignal is StopEngine, also saying which signal ended the
+// engine: "SIGTERM", "SIGKILL" (it outlived the grace), or "" (no engine
+// held the lock).
+func StopEngineSignal(ctx context.Context, l state.Layout, grace time.Duration) (string, error) {
 	return stopLiveEngine(ctx, l, grace)
 }
 

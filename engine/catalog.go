@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/agent-sessions/agent-sessions/engine/builtin"
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // Catalog sources, in lookup order (SPEC §6).
@@ -36,6 +37,48 @@ func NewCatalog(projectDir string) *Catalog {
 	return &Catalog{ProjectDir: projectDir, Builtin: builtin.FS}
 }
 
+// definitionFS is a project directory as the catalog reads it: like
+// os.DirFS, but every file is read with state.ReadRegularFile, so a FIFO,
+// a device or a huge file where a definition or prompt should be is refused
+// instead of hanging or filling the server's memory; and Stat never opens.
+type definitionFS struct {
+	fs.FS
+	dir string
+}
+
+func newDefinitionFS(dir string) definitionFS { return definitionFS{FS: os.DirFS(dir), dir: dir} }
+
+func (d definitionFS) osPath(op, name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	return filepath.Join(d.dir, filepath.FromSlash(name)), nil
+}
+
+func (d definitionFS) ReadFile(name string) ([]byte, error) {
+	p, err := d.osPath("read", name)
+	if err != nil {
+		return nil, err
+	}
+	return state.ReadRegularFile(p, state.DefinitionLimit)
+}
+
+func (d definitionFS) Stat(name string) (fs.FileInfo, error) {
+	p, err := d.osPath("stat", name)
+	if err != nil {
+		return nil, err
+	}
+	return os.Stat(p)
+}
+
+func (d definitionFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	p, err := d.osPath("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadDir(p)
+}
+
 type root struct {
 	source string
 	fsys   fs.FS
@@ -45,16 +88,16 @@ type root struct {
 
 func (c *Catalog) stageRoots() []root {
 	return []root{
-		{SourceProjectStages, os.DirFS(c.ProjectDir), ".claude/stages", filepath.Join(c.ProjectDir, ".claude", "stages")},
-		{SourceProjectLoops, os.DirFS(c.ProjectDir), "scripts/loops", filepath.Join(c.ProjectDir, "scripts", "loops")},
+		{SourceProjectStages, newDefinitionFS(c.ProjectDir), ".claude/stages", filepath.Join(c.ProjectDir, ".claude", "stages")},
+		{SourceProjectLoops, newDefinitionFS(c.ProjectDir), "scripts/loops", filepath.Join(c.ProjectDir, "scripts", "loops")},
 		{SourceBuiltin, c.Builtin, "stages", "builtin:stages"},
 	}
 }
 
 func (c *Catalog) pipelineRoots() []root {
 	return []root{
-		{SourceProjectPipelines, os.DirFS(c.ProjectDir), ".claude/pipelines", filepath.Join(c.ProjectDir, ".claude", "pipelines")},
-		{SourceScriptsPipelines, os.DirFS(c.ProjectDir), "scripts/pipelines", filepath.Join(c.ProjectDir, "scripts", "pipelines")},
+		{SourceProjectPipelines, newDefinitionFS(c.ProjectDir), ".claude/pipelines", filepath.Join(c.ProjectDir, ".claude", "pipelines")},
+		{SourceScriptsPipelines, newDefinitionFS(c.ProjectDir), "scripts/pipelines", filepath.Join(c.ProjectDir, "scripts", "pipelines")},
 		{SourceBuiltin, c.Builtin, "pipelines", "builtin:pipelines"},
 	}
 }
@@ -116,6 +159,9 @@ func loadStage(r root, name string) (*Stage, error) {
 		promptRel = path.Join("prompts", s.Prompt+".md")
 	}
 	text, err := fs.ReadFile(r.fsys, path.Join(dir, promptRel))
+	if errors.Is(err, state.ErrNotRegular) || errors.Is(err, state.ErrTooLarge) {
+		return nil, Problems{{File: joinLabel(label, promptRel, r.source), Msg: err.Error()}}
+	}
 	if err != nil {
 		hint := "write one"
 		if s.Prompt == "" {
@@ -146,7 +192,7 @@ func LoadStageDir(dir string) (*Stage, error) {
 		return nil, err
 	}
 	parent, name := filepath.Dir(abs), filepath.Base(abs)
-	s, err := loadStage(root{source: SourcePath, fsys: os.DirFS(parent), dir: ".", label: parent}, name)
+	s, err := loadStage(root{source: SourcePath, fsys: newDefinitionFS(parent), dir: ".", label: parent}, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s has no stage.yaml or loop.yaml", ErrNotFound, dir)
 	}
@@ -165,7 +211,10 @@ func (c *Catalog) Pipeline(ref string) (*Pipeline, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(c.ProjectDir, p)
 		}
-		data, err := os.ReadFile(p)
+		data, err := state.ReadRegularFile(p, state.DefinitionLimit)
+		if errors.Is(err, state.ErrNotRegular) || errors.Is(err, state.ErrTooLarge) {
+			return nil, fmt.Errorf("%w: pipeline %w", ErrInvalid, err)
+		}
 		if err == nil {
 			pl, err := ParsePipeline(p, data)
 			if err != nil {

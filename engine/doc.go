@@ -1,7 +1,9 @@
 // Package engine runs sessions. It owns stage and pipeline definitions
 // (YAML), the catalog that finds them, compiling a definition into a Plan,
 // prompt rendering, the agent providers and their one exec chokepoint, the
-// termination strategies and the Runner that drives iteration after
+// containment of everything an agent starts (a cgroup per agent, or the
+// subreaper and process-group fallbacks; contain.go), the termination
+// strategies and the Runner that drives iteration after
 // iteration, recording everything through a state.Store.
 //
 // A single-stage session (a "loop") is compiled into a one-stage plan: there

@@ -244,8 +244,8 @@ func (r *Runner) park(ctx context.Context, i, it int, c parkCause) (stageEnd, bo
 func (r *Runner) parkAfter(entry state.HistoryEntry) parkCause {
 	now := r.now()
 	kind, resetsAt, retryAfter := entry.Reason, (*time.Time)(nil), 0.0
-	if f := entryFailure(entry); f != nil {
-		resetsAt, retryAfter = f.resetsAt, f.retryAfter
+	if f := entry.Failure; f != nil {
+		resetsAt, retryAfter = f.ResetsAt, f.RetryAfterSeconds
 	}
 	c := parkCause{reason: kind, cost: state.ParkData{Kind: kind, CostUSD: entry.CostUSD, InputTokens: entry.InputTokens, OutputTokens: entry.OutputToks}}
 	if resetsAt != nil && resetsAt.After(now) {
@@ -384,23 +384,18 @@ func (r *Runner) notify(event, reason, question string, until *time.Time) {
 		Reason: reason, Question: question, CostUSD: st.Cost.USD, ParkedUntil: until})
 }
 
-// limitFailure is what parking needs of a provider's failure.
-type limitFailure struct {
-	kind       string
-	resetsAt   *time.Time
-	retryAfter float64
-}
-
 // parkKind says whether an outcome ran into a usage or rate limit (or an
 // overloaded API): such an attempt parks the session instead of counting as
-// a failed iteration.
+// a failed iteration (SPEC §15).
 func parkKind(out Outcome) (string, bool) {
+	if out.Failure == nil {
+		return "", false
+	}
+	switch out.Failure.Kind {
+	case state.FailureUsageLimit, state.FailureRateLimit, state.FailureOverloaded:
+		return out.Failure.Kind, true
+	}
 	return "", false
-}
-
-// entryFailure is the limit an attempt marked DecisionPark ran into.
-func entryFailure(entry state.HistoryEntry) *limitFailure {
-	return nil
 }
 
 // checkQuestion validates a status.json that asks: a question is needed,
@@ -434,13 +429,13 @@ func (r *Runner) parkedAttempt(sp StagePlan, i, it int, files state.IterationFil
 	entry := state.HistoryEntry{
 		Iteration: it, Stage: sp.Name, StageIndex: i, Timestamp: time.Now().UTC(), Decision: DecisionPark, Reason: kind,
 		ExitCode: out.ExitCode, DurationMS: elapsed.Milliseconds(), CostUSD: out.CostUSD, InputTokens: out.InputTokens,
-		OutputToks: out.OutputTokens, Warning: truncate(out.Problem, 1000),
+		OutputToks: out.OutputTokens, Warning: truncate(out.Problem, 1000), Failure: out.Failure,
 	}
 	res := iterationResult{
 		Session: r.Plan.Session, Stage: sp.Name, StageIndex: i, Iteration: it, Provider: sp.Provider, Model: sp.Model,
 		StartedAt: started.UTC(), CompletedAt: entry.Timestamp, DurationMS: entry.DurationMS, ExitCode: out.ExitCode,
 		Decision: DecisionPark, Reason: kind, CostUSD: out.CostUSD, InputTokens: out.InputTokens, OutputTokens: out.OutputTokens,
-		Warning: entry.Warning,
+		Warning: entry.Warning, Failure: out.Failure,
 	}
 	resJSON, _ := json.MarshalIndent(res, "", "  ")
 	if err := writeWhole(files.Result, append(resJSON, '\n')); err != nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -403,4 +404,88 @@ func failedCount(st state.State) int {
 		}
 	}
 	return n
+}
+
+// fakeClaudeProviders runs the claude provider with the fake claude.
+func fakeClaudeProviders(name string) (Provider, error) {
+	if name == ProviderClaude {
+		return claudeProvider{bin: agentPath("claude")}, nil
+	}
+	return NewProvider(name)
+}
+
+// TestUsageLimitParks: a usage limit with a reset time is not a failure:
+// the session parks until the reset (shared host-wide), then runs the same
+// iteration again and completes with no failure counted.
+func TestUsageLimitParks(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	writeStage(t, project, "paid", "completion: fixed-n\nprovider: claude\nmax_iterations: 2\ndelay: 0\n", "work\n")
+	reset := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+	once := filepath.Join(t.TempDir(), "failed-once")
+	o := guardOptions(t, project, "ul", "paid", Config{}, "FAKE_CLAUDE_FAIL=usage_limit", "FAKE_CLAUDE_FAIL_ONCE="+once,
+		"FAKE_CLAUDE_RESETS_AT="+strconv.FormatInt(reset.Unix(), 10))
+	o.NewProvider = fakeClaudeProviders
+	wait := bgSession(t, context.Background(), o)
+	st := waitStatus(t, project, "ul", state.StatusParked)
+	if st.ParkedUntil == nil || !st.ParkedUntil.Equal(reset) || st.ParkedReason != state.FailureUsageLimit || st.IterationCompleted != 0 {
+		t.Errorf("parked until %v (%q) after %d iterations, want the reset %v", st.ParkedUntil, st.ParkedReason, st.IterationCompleted, reset)
+	}
+	if p, ok := state.ParkActive(o.HostDir, ProviderClaude, time.Now()); !ok || p.BySession != "ul" || !p.Until.Equal(reset) {
+		t.Errorf("host-wide park = %+v, %v", p, ok)
+	}
+	res, out := wait()
+	if res.Status != state.StatusComplete {
+		t.Fatalf("%+v\n%s", res, out)
+	}
+	st = loadState(t, project, "ul")
+	if st.FailedIterations != 0 || st.IterationCompleted != 2 || failedCount(st) != 0 {
+		t.Errorf("failed %d, iterations %d", st.FailedIterations, st.IterationCompleted)
+	}
+	if got := completedIterations(readEvents(t, project, "ul")); !equalInts(got, seq(2)) {
+		t.Errorf("iterations %v", got)
+	}
+	// The attempt that ran into the limit is kept aside, with its result.
+	attempts, _ := filepath.Glob(state.NewLayout(project, "ul").Iteration(0, "paid", 1).Dir + ".attempt-*")
+	if len(attempts) != 1 || !strings.Contains(readFile(t, filepath.Join(attempts[0], "result.json")), `"decision": "park"`) {
+		t.Errorf("attempts kept: %v", attempts)
+	}
+}
+
+// TestRateLimitBackoff: a 429 without a reset parks for the backoff, the
+// iteration runs again; a max_park shorter than the backoff fails it.
+func TestRateLimitBackoff(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	writeStage(t, project, "paid", "completion: fixed-n\nprovider: claude\nmax_iterations: 1\ndelay: 0\n", "work\n")
+	o := guardOptions(t, project, "rl", "paid", Config{}, "FAKE_CLAUDE_FAIL=api", "FAKE_CLAUDE_API_STATUS=429",
+		"FAKE_CLAUDE_API_TYPE=rate_limit_error", "FAKE_CLAUDE_FAIL_ONCE="+filepath.Join(t.TempDir(), "once"))
+	o.NewProvider = fakeClaudeProviders
+	o.BackoffBase = 200 * time.Millisecond
+	res, out := runSession(t, context.Background(), o)
+	if res.Status != state.StatusComplete || !strings.Contains(out, "parked (rate_limit)") {
+		t.Fatalf("%+v\n%s", res, out)
+	}
+	if st := loadState(t, project, "rl"); st.FailedIterations != 0 || st.ParkedSeconds <= 0 {
+		t.Errorf("failed %d, parked %v s", st.FailedIterations, st.ParkedSeconds)
+	}
+}
+
+// TestClaudeGetsWhatIsLeft: the claude CLI is run with --max-budget-usd
+// set to what remains of the cap.
+func TestClaudeGetsWhatIsLeft(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	log := filepath.Join(t.TempDir(), "claude.log")
+	writeStage(t, project, "paid", "completion: fixed-n\nprovider: claude\nmax_iterations: 5\ndelay: 0\nmax_cost_usd: 0.02\n", "work\n")
+	o := guardOptions(t, project, "left", "paid", Config{}, "FAKE_CLAUDE_COST=0.0123", "FAKE_AGENT_LOG="+log)
+	o.NewProvider = fakeClaudeProviders
+	res, out := runSession(t, context.Background(), o)
+	if res.Reason != ReasonBudget {
+		t.Fatalf("%+v\n%s", res, out)
+	}
+	args := agentArgs(t, log)
+	if len(args) != 2 || !strings.HasSuffix(args[0], "--max-budget-usd 0.02") || !strings.HasSuffix(args[1], "--max-budget-usd 0.0077") {
+		t.Errorf("claude argv: %q", args)
+	}
 }

@@ -191,8 +191,23 @@ func spawnTrue(b *testing.B, n int) []time.Duration {
 	return out
 }
 
-// BenchmarkIteration: one op is one iteration of a fresh session.
-func BenchmarkIteration(b *testing.B) {
+// BenchmarkIteration: one op is one iteration of a fresh session, its
+// agent contained by the strongest mechanism available (a cgroup here).
+func BenchmarkIteration(b *testing.B) { benchIteration(b) }
+
+// BenchmarkIterationContainment is BenchmarkIteration under each
+// containment mechanism, to price each: a cgroup per iteration (mkdir,
+// clone3 into it, cgroup.events read, rmdir) against the process group.
+func BenchmarkIterationContainment(b *testing.B) {
+	for _, mech := range []string{ContainCgroup, ContainSubreaper, ContainPgroup} {
+		b.Run(mech, func(b *testing.B) {
+			b.Setenv(ContainmentEnv, mech)
+			benchIteration(b)
+		})
+	}
+}
+
+func benchIteration(b *testing.B) {
 	project := noopProject(b)
 	session := fmt.Sprintf("bench-%d", b.N)
 	settle(b)
@@ -342,5 +357,53 @@ func BenchmarkIterationAtHistory(b *testing.B) {
 		if fi, err := os.Stat(state.NewLayout(project, s.name).StateFile()); err == nil {
 			b.ReportMetric(float64(fi.Size()), s.unit)
 		}
+	}
+}
+
+// BenchmarkContainedSpawn prices containment alone: one op runs `true`
+// through runProcess in a fresh container (for cgroup: mkdir, clone3 into
+// it, the end-of-run check, rmdir), against runProcess with no container
+// ("group": the process group alone, as before containment) and a bare
+// exec of `true` ("exec").
+func BenchmarkContainedSpawn(b *testing.B) {
+	for _, mech := range []string{ContainCgroup, ContainSubreaper, ContainPgroup, "group", "exec"} {
+		b.Run(mech, func(b *testing.B) {
+			project := b.TempDir()
+			scope := Scope{Mechanism: mech, RunDir: filepath.Join(project, "run")}
+			switch mech {
+			case ContainCgroup:
+				dir, err := makeSessionCgroup(project, "bench")
+				if err != nil {
+					b.Skipf("no cgroup: %v", err)
+				}
+				scope.Cgroup = dir
+				defer scope.Close()
+			case ContainSubreaper:
+				if err := setSubreaper(); err != nil {
+					b.Skip(err)
+				}
+			}
+			for i := 0; b.Loop(); i++ {
+				if mech == "exec" {
+					cmd := exec.Command("true")
+					cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+					if err := cmd.Run(); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				var ctr *Container
+				if mech != "group" {
+					var err error
+					if ctr, err = scope.NewContainer(fmt.Sprintf("s1-i%d", i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				res := runProcess(context.Background(), procSpec{Argv: []string{"true"}, Stdout: io.Discard, Stderr: io.Discard, Container: ctr})
+				if res.ExitCode != 0 || res.Err != nil {
+					b.Fatalf("%+v", res)
+				}
+			}
+		})
 	}
 }

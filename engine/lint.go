@@ -16,17 +16,28 @@ type LintResult struct {
 
 // Lint validates stages and pipelines: every one the catalog finds, or the
 // named ones (names, stage directories, or YAML files). It checks YAML,
-// fields, prompts, referenced stages and variables.
+// fields, prompts, referenced stages and variables, and that a claude stage
+// could run as this user with this environment (root needs IS_SANDBOX=1).
 func Lint(projectDir string, refs []string) LintResult {
+	return LintAs(projectDir, refs, os.Geteuid(), os.Environ())
+}
+
+// LintAs is Lint for an engine running as euid with env.
+func LintAs(projectDir string, refs []string, euid int, env []string) LintResult {
 	cat := NewCatalog(projectDir)
 	var res LintResult
-	check := func(what string, err error) {
+	check := func(what string, plan *Plan, err error) {
 		res.Checked = append(res.Checked, what)
+		if err == nil && plan != nil {
+			err = CheckSandbox(plan, euid, env)
+		}
 		if err == nil {
 			return
 		}
 		if ps, ok := AsProblems(err); ok {
 			res.Problems = append(res.Problems, ps...)
+		} else if errors.Is(err, ErrAgentUnavailable) {
+			res.Problems = append(res.Problems, Problem{File: what, Msg: strings.TrimPrefix(err.Error(), ErrAgentUnavailable.Error()+": ")})
 		} else {
 			res.Problems = append(res.Problems, Problem{File: what, Msg: err.Error()})
 		}
@@ -36,11 +47,11 @@ func Lint(projectDir string, refs []string) LintResult {
 		res.Problems = append(res.Problems, problems...)
 		for _, e := range entries {
 			if e.Kind == "stage" {
-				_, err := cat.CompileStage("lint", e.Name, Options{})
-				check("stage "+e.Name, err)
+				plan, err := cat.CompileStage("lint", e.Name, Options{})
+				check("stage "+e.Name, plan, err)
 			} else {
-				_, err := cat.CompilePipeline("lint", e.Name, Options{})
-				check("pipeline "+e.Name, err)
+				plan, err := cat.CompilePipeline("lint", e.Name, Options{})
+				check("pipeline "+e.Name, plan, err)
 			}
 		}
 		return res
@@ -58,13 +69,14 @@ func Lint(projectDir string, refs []string) LintResult {
 				dir = filepath.Dir(p)
 			}
 			s, err := LoadStageDir(dir)
+			var plan *Plan
 			if err == nil {
-				_, err = cat.CompileStageDef("lint", s, Options{})
+				plan, err = cat.CompileStageDef("lint", s, Options{})
 			}
-			check("stage "+ref, err)
+			check("stage "+ref, plan, err)
 		case statErr == nil:
-			_, err := cat.CompilePipeline("lint", p, Options{})
-			check("pipeline "+ref, err)
+			plan, err := cat.CompilePipeline("lint", p, Options{})
+			check("pipeline "+ref, plan, err)
 		case strings.ContainsRune(ref, '/'):
 			res.Problems = append(res.Problems, Problem{File: ref, Msg: "no such file or directory"})
 		default:
@@ -72,12 +84,12 @@ func Lint(projectDir string, refs []string) LintResult {
 			_, perr := cat.Pipeline(ref)
 			sFound, pFound := !errors.Is(serr, ErrNotFound), !errors.Is(perr, ErrNotFound)
 			if sFound {
-				_, err := cat.CompileStage("lint", ref, Options{})
-				check("stage "+ref, err)
+				plan, err := cat.CompileStage("lint", ref, Options{})
+				check("stage "+ref, plan, err)
 			}
 			if pFound {
-				_, err := cat.CompilePipeline("lint", ref, Options{})
-				check("pipeline "+ref, err)
+				plan, err := cat.CompilePipeline("lint", ref, Options{})
+				check("pipeline "+ref, plan, err)
 			}
 			if !sFound && !pFound {
 				res.Problems = append(res.Problems, Problem{File: ref, Msg: fmt.Sprintf("no stage or pipeline named %q; run `agent-sessions lint` without arguments to check everything found", ref)})

@@ -26,16 +26,18 @@ func TestMisbehavingAgents(t *testing.T) {
 		context   string
 		wantExits []int
 		wantWarn  string // substring of every history entry's warning
+		status    string // how the session ends (default complete)
 		check     func(t *testing.T, l state.Layout, st state.State)
 	}{
+		// Its only iteration failed, so the session fails (SPEC §13).
 		{name: "hang-agent is stopped at the timeout", agent: "hang-agent", yaml: []string{"max_iterations: 1", "timeout: 1"},
-			wantExits: []int{ExitTimeout}, wantWarn: "timeout",
+			wantExits: []int{ExitTimeout}, wantWarn: "timeout", status: state.StatusFailed,
 			check: func(t *testing.T, l state.Layout, st state.State) {
 				var r iterationResult
 				if err := json.Unmarshal([]byte(readFile(t, l.Iteration(0, "s", 1).Result)), &r); err != nil {
 					t.Fatal(err)
 				}
-				if !r.TimedOut || r.ExitCode != ExitTimeout {
+				if !r.TimedOut || r.ExitCode != ExitTimeout || r.Failure == nil || r.Failure.Kind != state.FailureTimeout {
 					t.Errorf("result.json timed_out %v exit %d, want true %d", r.TimedOut, r.ExitCode, ExitTimeout)
 				}
 			}},
@@ -61,8 +63,8 @@ func TestMisbehavingAgents(t *testing.T) {
 			writeStage(t, project, "s", commandStage("fixed-n", tt.agent, tt.yaml...), "go ${CONTEXT}\n")
 			res, out := runSession(t, context.Background(), RunOptions{Session: "m", Stage: "s", ProjectDir: project, Foreground: true,
 				Compile: Options{Context: tt.context}, Env: agentEnv(append([]string{"CHILD_PIDS=" + pids}, tt.env...)...)})
-			if res.Status != state.StatusComplete {
-				t.Fatalf("Run = %+v, want complete\n%s", res, out)
+			if want := first(tt.status, state.StatusComplete); res.Status != want {
+				t.Fatalf("Run = %+v, want %s\n%s", res, want, out)
 			}
 			st := loadState(t, project, "m")
 			var exits []int

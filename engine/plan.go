@@ -108,6 +108,13 @@ func (c *Catalog) CompileStageDef(session string, s *Stage, o Options) (*Plan, e
 		return nil, err
 	}
 	sp, ps := stagePlan(s, nil, StageDefaults{}, o)
+	for i := range ps {
+		// The stage's own file is where its plan problems live (they were
+		// printed with an empty location, ": stage x: …").
+		if ps[i].File == "" {
+			ps[i].File = s.File
+		}
+	}
 	ps = append(ps, CheckTemplate(s.PromptFile, 0, sp.Prompt, nil)...)
 	if len(ps) > 0 {
 		return nil, ps

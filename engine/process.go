@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,15 @@ type procSpec struct {
 	Grace   time.Duration
 	// Started is called with the process group id once the agent runs.
 	Started func(pgid int)
+	// Finished, when closed, says the agent's work is over (claude printed
+	// its result): whatever it still waits for (a background shell) must
+	// not hold the iteration, so after FinishGrace its container is ended
+	// and the run counts as a clean exit.
+	Finished    <-chan struct{}
+	FinishGrace time.Duration
+	// Container holds the agent and all it starts; nil means its process
+	// group only.
+	Container *Container
 }
 
 // procResult is how an agent process ended.
@@ -46,15 +56,20 @@ type procResult struct {
 	ExitCode int
 	TimedOut bool  // stopped by the per-iteration timeout
 	Stopped  bool  // stopped because ctx was cancelled (session killed)
+	Ended    bool  // ended by the engine after Finished (exit code 0)
 	Err      error // could not start
+	// Contained is how many processes the container had to stop.
+	Contained int
 }
 
 // runProcess is the engine's one exec chokepoint. The agent runs with an
-// argv (never a shell) in its own process group, so it and everything it
-// spawns can be signalled together; Pdeathsig kills it should the engine die
-// by SIGKILL. When the agent's leader exits, its leftover children are
-// stopped too: no agent process outlives its iteration. Cancelling ctx or
-// the timeout sends SIGTERM to the group, waits up to Grace, then SIGKILLs.
+// argv (never a shell) in its own process group and in its Container (a
+// cgroup where there is one), so it and everything it spawns — even what
+// left the group — can be ended together; Pdeathsig kills it should the
+// engine die by SIGKILL. When the agent's leader exits, what it left
+// behind is stopped too: no agent process outlives its iteration.
+// Cancelling ctx or the timeout stops the container: SIGTERM, up to Grace,
+// then SIGKILL.
 func runProcess(ctx context.Context, p procSpec) procResult {
 	if len(p.Argv) == 0 {
 		return procResult{ExitCode: ExitNoStart, Err: errors.New("empty agent command")}
@@ -62,9 +77,22 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	if p.Grace <= 0 {
 		p.Grace = DefaultGrace
 	}
+	c := p.Container
+	if c == nil {
+		c, _ = Scope{Mechanism: ContainPgroup}.NewContainer("")
+	}
+	defer c.Close()
 	cmd := exec.Command(p.Argv[0], p.Argv[1:]...)
 	cmd.Dir = p.Dir
 	cmd.Env = p.Env
+	if c.scope.RunDir != "" {
+		// The marker lets the fallbacks find an escaped child that kept its
+		// environment.
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(slices.Clip(cmd.Env), c.Env())
+	}
 	cmd.Stdin = strings.NewReader(p.Stdin)
 	// Should a process that left the group keep the stdin pipe open, Wait
 	// must not hang on it.
@@ -81,6 +109,7 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	c.prepare(cmd.SysProcAttr)
 
 	// Pdeathsig fires when the *thread* that forked the child exits, so the
 	// fork happens on a thread locked to this goroutine, which lives until
@@ -97,6 +126,7 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	outW.Close()
 	errW.Close()
 	pgid := cmd.Process.Pid
+	c.started(pgid)
 	if p.Started != nil {
 		p.Started(pgid)
 	}
@@ -120,23 +150,35 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	case waitErr = <-waited:
 	case <-ctx.Done():
 		res.Stopped = true
-		waitErr = stopGroup(pgid, p.Grace, waited)
+		c.Stop(p.Grace)
+		waitErr = <-waited
 	case <-timeout:
 		res.TimedOut = true
-		waitErr = stopGroup(pgid, p.Grace, waited)
+		c.Stop(p.Grace)
+		waitErr = <-waited
+	case <-p.Finished:
+		res.Ended, waitErr = endFinished(ctx, c, p, waited)
 	}
-	// The leader is gone; its children must not outlive the iteration.
-	if groupAlive(pgid) {
-		stopGroup(pgid, p.Grace, nil)
+	// The leader is gone; nothing it started may outlive the iteration.
+	leftover := 0
+	if len(c.Pids()) > 0 {
+		before := c.Stopped()
+		leftover = c.Stop(p.Grace) - before
 	}
-	// Anything that escaped the group (setsid) may still hold the pipes:
-	// give the readers a moment, then stop reading.
+	res.Contained = c.Stopped()
+	// Anything still holding the pipes (it cannot be ours any more) gets a
+	// moment, then the readers stop.
 	deadline := time.Now().Add(2 * time.Second)
 	outR.SetReadDeadline(deadline)
 	errR.SetReadDeadline(deadline)
 	copies.Wait()
 	outR.Close()
 	errR.Close()
+	if leftover > 0 {
+		// Said in the transcript (after the copies, so it is the last line):
+		// the agent left these running and they were ended with it.
+		fmt.Fprintf(p.Stderr, "■ stopped %d process(es) the agent left running (containment: %s)\n", leftover, c.Mechanism())
+	}
 
 	res.ExitCode = exitCode(cmd, waitErr)
 	switch {
@@ -144,8 +186,25 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 		res.ExitCode = ExitTimeout
 	case res.Stopped && res.ExitCode == 0:
 		res.ExitCode = ExitKilled
+	case res.Ended:
+		res.ExitCode = 0
 	}
 	return res
+}
+
+// endFinished gives an agent whose work is over FinishGrace to exit on its
+// own, then ends its group. It reports whether the engine had to end it.
+func endFinished(ctx context.Context, c *Container, p procSpec, waited <-chan error) (bool, error) {
+	t := time.NewTimer(p.FinishGrace)
+	defer t.Stop()
+	select {
+	case err := <-waited:
+		return false, err
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	c.Stop(p.Grace)
+	return true, <-waited
 }
 
 // stopGroup sends SIGTERM to the group, waits up to grace for the leader
@@ -223,7 +282,9 @@ func liveGroupMembers(pgid int) []int {
 
 type procStatus struct {
 	state byte
+	ppid  int
 	pgrp  int
+	start uint64 // clock ticks after boot
 }
 
 func procStat(pid int) (procStatus, error) {
@@ -241,11 +302,19 @@ func procStat(pid int) (procStatus, error) {
 	if len(fields) < 3 {
 		return procStatus{}, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return procStatus{}, err
+	}
 	pgrp, err := strconv.Atoi(fields[2])
 	if err != nil {
 		return procStatus{}, err
 	}
-	return procStatus{state: fields[0][0], pgrp: pgrp}, nil
+	st := procStatus{state: fields[0][0], ppid: ppid, pgrp: pgrp}
+	if len(fields) > 19 {
+		st.start, _ = strconv.ParseUint(fields[19], 10, 64)
+	}
+	return st, nil
 }
 
 // StopProcessGroup stops a process group left behind by a crashed engine:

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // Provider names (SPEC §7).
@@ -54,8 +57,14 @@ type Call struct {
 	Timeout    time.Duration
 	Grace      time.Duration
 	Started    func(pgid int)
+	// Container holds the agent and everything it starts; a provider may
+	// Stop it early (say, once the agent's final result arrived).
+	Container *Container
 	// ProgressFile is where the agent keeps its notes (the mock appends).
 	ProgressFile string
+	// ResultGrace is how long claude may linger after its result line
+	// (0: resultGrace).
+	ResultGrace time.Duration
 }
 
 // Outcome is how an agent invocation ended.
@@ -68,6 +77,9 @@ type Outcome struct {
 	OutputTokens int64
 	// Problem explains a failure in a sentence (start failure, agent error).
 	Problem string
+	// Failure classifies a failure (nil on success), for result.json, the
+	// event log and the guardrails that park on usage and rate limits.
+	Failure *state.Failure
 }
 
 // Provider runs agents of one kind.
@@ -109,6 +121,39 @@ func CheckAgent(sp StagePlan, path string) error {
 			ErrAgentUnavailable, argv[0], sp.Name, sp.Provider, InstallHint(sp.Provider, argv[0]))
 	}
 	return nil
+}
+
+// SandboxHint is how to let Claude Code run as root: it refuses
+// --dangerously-skip-permissions for root unless IS_SANDBOX=1 (SPEC §13).
+const SandboxHint = "as root, Claude Code refuses --dangerously-skip-permissions unless IS_SANDBOX=1 is set: " +
+	"give the server that variable (e.g. `claude mcp add --scope user agent-sessions -e IS_SANDBOX=1 -- /full/path/to/agent-sessions serve`, " +
+	"or export IS_SANDBOX=1 before `agent-sessions run`) — only on a machine or container you are content to let agents control"
+
+// CheckSandbox reports, before anything starts, a claude stage that would
+// run as root (euid 0) without IS_SANDBOX=1 in env: every iteration would
+// exit 1 at once. The error wraps ErrAgentUnavailable and names the fix.
+func CheckSandbox(p *Plan, euid int, env []string) error {
+	if euid != 0 || envValue(env, "IS_SANDBOX") == "1" {
+		return nil
+	}
+	for _, sp := range p.Stages {
+		if canonicalProvider(sp.Provider) == ProviderClaude {
+			return fmt.Errorf("%w: stage %s runs claude as root without IS_SANDBOX=1; %s", ErrAgentUnavailable, sp.Name, SandboxHint)
+		}
+	}
+	return nil
+}
+
+// envValue is the value a process given env sees for key: the last one
+// wins, as in exec.Cmd.
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
 }
 
 // InstallHint says how to get a provider's CLI.
@@ -168,60 +213,128 @@ type execProvider struct {
 func (p execProvider) Argv(sp StagePlan) []string { return p.argv(sp) }
 
 func (p execProvider) Run(ctx context.Context, c Call) Outcome {
+	stderr := &lastLine{w: c.Transcript}
 	res := runProcess(ctx, procSpec{
 		Argv: p.argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
-		Stdout: io.MultiWriter(c.Output, c.Transcript), Stderr: c.Transcript,
-		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+		Stdout: io.MultiWriter(c.Output, c.Transcript), Stderr: stderr,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started, Container: c.Container,
 	})
-	return outcomeOf(res)
+	return outcomeOf(res, stderr.String())
 }
 
-func outcomeOf(res procResult) Outcome {
+// lastLine passes stderr on to the pane and keeps its last non-empty line:
+// an agent that exits at once usually says why there (claude as root).
+type lastLine struct {
+	w    io.Writer
+	buf  []byte // the unfinished line
+	last string
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if line := strings.TrimSpace(string(l.buf[:i])); line != "" {
+			l.last = line
+		}
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 4096 {
+		l.buf = l.buf[len(l.buf)-4096:]
+	}
+	return l.w.Write(p)
+}
+
+// String is the last complete (or pending) non-empty line, shortened.
+func (l *lastLine) String() string {
+	if line := strings.TrimSpace(string(l.buf)); line != "" {
+		return truncate(line, 300)
+	}
+	return truncate(l.last, 300)
+}
+
+func outcomeOf(res procResult, stderrLine string) Outcome {
 	o := Outcome{ExitCode: res.ExitCode, TimedOut: res.TimedOut, Stopped: res.Stopped}
+	kind := ""
 	switch {
 	case res.Err != nil:
-		o.Problem = "could not start the agent: " + res.Err.Error()
+		o.Problem, kind = "could not start the agent: "+res.Err.Error(), state.FailureStart
 	case res.TimedOut:
-		o.Problem = "the agent ran past the iteration timeout and was stopped"
+		o.Problem, kind = "the agent ran past the iteration timeout and was stopped", state.FailureTimeout
 	case res.Stopped:
 		o.Problem = "the agent was stopped because the session was killed"
 	case res.ExitCode != 0:
-		o.Problem = fmt.Sprintf("the agent exited with code %d", res.ExitCode)
+		o.Problem, kind = fmt.Sprintf("the agent exited with code %d", res.ExitCode), state.FailureExit
+		if stderrLine != "" {
+			o.Problem += ": " + stderrLine
+		}
+	}
+	if kind != "" {
+		o.Failure = &state.Failure{Kind: kind, Message: o.Problem}
 	}
 	return o
 }
 
 // claudeProvider runs Claude Code with stream-json output, renders the
 // stream in the pane and keeps the final result as the output.
-type claudeProvider struct{}
+type claudeProvider struct {
+	// bin replaces argv[0] ("claude", found on the engine's PATH) in tests.
+	bin string
+}
 
-func (claudeProvider) Argv(sp StagePlan) []string { return claudeArgv(sp) }
+func (p claudeProvider) Argv(sp StagePlan) []string {
+	argv := claudeArgv(sp)
+	if p.bin != "" {
+		argv[0] = p.bin
+	}
+	return argv
+}
 
-func (claudeProvider) Run(ctx context.Context, c Call) Outcome {
+// resultGrace is how long claude may take to exit by itself once its
+// result line has arrived; past it the engine ends its process group (it is
+// waiting for a background shell, SPEC §13).
+const resultGrace = 2 * time.Second
+
+func (p claudeProvider) Run(ctx context.Context, c Call) Outcome {
 	pr, pw := io.Pipe()
-	done := make(chan streamResult, 1)
+	stderr := &lastLine{w: c.Transcript}
+	finished := make(chan struct{})
+	done := make(chan *streamResult, 1)
 	go func() {
-		r := renderStream(pr, c.Transcript)
+		r := renderStream(pr, c.Transcript, func() { close(finished) })
 		io.Copy(io.Discard, pr)
 		done <- r
 	}()
+	grace := c.ResultGrace
+	if grace <= 0 {
+		grace = resultGrace
+	}
 	res := runProcess(ctx, procSpec{
-		Argv: claudeArgv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
-		Stdout: pw, Stderr: c.Transcript,
-		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started,
+		Argv: p.Argv(c.Stage), Dir: c.Dir, Env: c.Env, Stdin: c.Prompt,
+		Stdout: pw, Stderr: stderr,
+		Timeout: c.Timeout, Grace: c.Grace, Started: c.Started, Container: c.Container,
+		Finished: finished, FinishGrace: grace,
 	})
 	pw.Close()
 	sr := <-done
 	io.WriteString(c.Output, sr.Final)
-	o := outcomeOf(res)
+	o := outcomeOf(res, stderr.String())
 	o.CostUSD, o.InputTokens, o.OutputTokens = sr.CostUSD, sr.InputTokens, sr.OutputTokens
-	if sr.IsError && o.ExitCode == 0 {
-		o.ExitCode = 1
-	}
-	if sr.IsError {
-		o.Problem = "claude reported an error: " + sr.ErrorText
-	} else if !sr.SawResult && o.Problem == "" {
+	switch {
+	case sr.IsError:
+		if o.ExitCode == 0 {
+			o.ExitCode = 1
+		}
+		o.Failure = sr.Failure
+		o.Problem = fmt.Sprintf("claude reported an error (%s): %s", sr.Failure.Kind, sr.Failure.Message)
+	case !sr.SawResult && o.Problem == "":
 		o.Problem = "claude ended without a result message"
+		o.Failure = &state.Failure{Kind: state.FailureExit, Message: o.Problem}
+	case res.Ended:
+		c.Transcript.Write([]byte("● claude had printed its result; its leftover processes were ended\n"))
 	}
 	return o
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // Decisions recorded per iteration.
@@ -70,6 +71,12 @@ type Runner struct {
 	Now         func() time.Time
 	BackoffBase time.Duration
 	AnswerPoll  time.Duration
+	// Workspace is where agents run and what they changed; nil means the
+	// project directory (workspace.NewLocal).
+	Workspace Workspace
+	// Scope contains the agents (one Container per iteration); the zero
+	// value means each agent's process group only.
+	Scope Scope
 
 	layout state.Layout
 	inputs map[string]string // memoised ${INPUTS…} per stage
@@ -104,6 +111,9 @@ func (r *Runner) Run(ctx context.Context) Result {
 	}
 	if r.NewProvider == nil {
 		r.NewProvider = NewProvider
+	}
+	if r.Workspace == nil {
+		r.Workspace = workspace.NewLocal(r.Plan.ProjectDir)
 	}
 	st := r.Store.State()
 	reason := ""
@@ -218,6 +228,9 @@ func (r *Runner) runStage(ctx context.Context, i int) stageEnd {
 
 func (r *Runner) completeStage(i int, reason string) stageEnd {
 	sp := r.Plan.Stages[i]
+	if end, failed := r.allFailed(i); failed {
+		return end
+	}
 	if err := r.record(state.Event{Type: state.EventStageComplete, StageIndex: i, Stage: sp.Name, Data: state.MustData(state.ReasonData{Reason: reason})}); err != nil {
 		return r.failEngine(err)
 	}
@@ -302,6 +315,26 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 			return killedBy(ctx)
 		}
 	}
+}
+
+// allFailed reports a stage whose every iteration failed: it ends failed
+// whatever its length (with max_iterations < 3 the three-in-a-row rule
+// never fires, and such a stage read complete). The error carries the last
+// failure, which usually names the cause.
+func (r *Runner) allFailed(i int) (stageEnd, bool) {
+	st := r.Store.State()
+	ss := st.Stages[i]
+	if ss.Iterations == 0 || ss.FailedIterations < ss.Iterations {
+		return stageEnd{}, false
+	}
+	msg := fmt.Sprintf("all %d iterations of stage %s failed", ss.Iterations, ss.Name)
+	if ss.Iterations == 1 {
+		msg = fmt.Sprintf("the only iteration of stage %s failed", ss.Name)
+	}
+	if last, ok := st.LastEntry(i); ok && last.Warning != "" {
+		msg += "; the last: " + last.Warning
+	}
+	return stageEnd{status: state.StatusFailed, reason: ReasonAgentFailures, err: msg}, true
 }
 
 func maxReason(sp StagePlan) string {
@@ -424,7 +457,8 @@ type agentStatus struct {
 }
 
 func readStatus(path string) (agentStatus, string) {
-	data, err := os.ReadFile(path)
+	// The agent writes this file: it may be anything, of any size.
+	data, err := state.ReadRegularFile(path, state.StatusLimit)
 	if errors.Is(err, os.ErrNotExist) {
 		return agentStatus{}, ""
 	}
@@ -472,6 +506,10 @@ type iterationResult struct {
 	OutputBytes     int64     `json:"output_bytes"`
 	OutputTruncated bool      `json:"output_truncated"`
 	Warning         string    `json:"warning,omitempty"`
+	// Changes is the iteration's change record (git projects only).
+	Changes *state.Changes `json:"changes,omitempty"`
+	// Failure classifies the agent's failure (kind, message, reset time).
+	Failure *state.Failure `json:"failure,omitempty"`
 }
 
 // iteration runs one iteration and records it. It returns stopped when the
@@ -519,16 +557,27 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		sink.Close()
 		return state.HistoryEntry{}, false, err
 	}
+	ctr, err := r.Scope.NewContainer(fmt.Sprintf("s%d-i%d", i+1, it))
+	if err != nil {
+		sink.Close()
+		return state.HistoryEntry{}, false, err
+	}
+	defer ctr.Close()
+	snap := r.Workspace.Before(ctx)
+	if snap.Warning != "" {
+		r.printf("%s! %s\n", label, snap.Warning)
+	}
 	sp.budgetLeft = r.budgetLeft(sp)
 	started := time.Now()
 	out := provider.Run(ctx, Call{
-		Stage: sp, Prompt: prompt, Dir: r.Plan.ProjectDir, Iteration: it,
+		Stage: sp, Prompt: prompt, Dir: r.Workspace.Dir(), Iteration: it,
 		Env:          AgentEnv(r.Env, r.agentVars(i, it, files)),
 		Output:       sink,
 		Transcript:   capped,
 		Timeout:      time.Duration(sp.Timeout) * time.Second,
 		Grace:        r.Grace,
 		ProgressFile: r.progressFile(i),
+		Container:    ctr,
 	})
 	elapsed := time.Since(started)
 	sig, sinkErr := sink.Close()
@@ -536,6 +585,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		r.printf("%s■ iteration %d stopped: the session is being killed\n", label, it)
 		return state.HistoryEntry{}, true, nil
 	}
+	changes := r.Workspace.After(ctx, snap)
 	if kind, ok := parkKind(out); ok && !parallel {
 		return r.parkedAttempt(sp, i, it, files, out, kind, started, elapsed)
 	}
@@ -557,6 +607,8 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		Iteration: it, Stage: sp.Name, StageIndex: i, Timestamp: time.Now().UTC(),
 		Reasoning: truncate(sig.Reasoning, 500), ExitCode: out.ExitCode, DurationMS: elapsed.Milliseconds(),
 		CostUSD: out.CostUSD, InputTokens: out.InputTokens, OutputToks: out.OutputTokens,
+		Changes: changes,
+		Failure: out.Failure,
 	}
 	if status.Reason != "" && entry.Reasoning == "" {
 		entry.Reasoning = truncate(status.Reason, 500)
@@ -601,6 +653,8 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 		Reasoning: entry.Reasoning, CompletionFound: sig.Complete, StatusDecision: status.Decision,
 		CostUSD: out.CostUSD, InputTokens: out.InputTokens, OutputTokens: out.OutputTokens,
 		OutputBytes: sig.OutputBytes, OutputTruncated: sig.OutputCapped, Warning: entry.Warning,
+		Changes: changes,
+		Failure: entry.Failure,
 	}
 	resJSON, _ := json.MarshalIndent(res, "", "  ")
 	if err := writeWhole(files.Result, append(resJSON, '\n')); err != nil {
@@ -615,8 +669,8 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 			return state.HistoryEntry{}, false, err
 		}
 	}
-	r.printf("%s%s iteration %d %s · %.1fs · exit %d%s%s\n", label, mark(entry), it, entry.Decision, elapsed.Seconds(), out.ExitCode,
-		voteText(sp, entry), warnText(entry.Warning))
+	r.printf("%s%s iteration %d %s · %.1fs · exit %d%s%s%s\n", label, mark(entry), it, entry.Decision, elapsed.Seconds(), out.ExitCode,
+		voteText(sp, entry), changesText(changes), warnText(entry.Warning))
 	return entry, false, nil
 }
 
@@ -826,12 +880,14 @@ type inputPart struct{ title, path string }
 func joinInputs(parts []inputPart) string {
 	var b strings.Builder
 	for k, p := range parts {
-		data, err := os.ReadFile(p.path)
-		if err != nil {
+		// Inputs are the user's files or earlier agents' outputs: never
+		// more than what still fits, never a FIFO or device.
+		data, err := state.ReadRegularFile(p.path, int64(max(inputsLimit-b.Len(), 0)))
+		if err != nil && !errors.Is(err, state.ErrTooLarge) {
 			fmt.Fprintf(&b, "## %s\n\n(unreadable: %v)\n\n", p.title, err)
 			continue
 		}
-		if b.Len()+len(data) > inputsLimit {
+		if err != nil || b.Len()+len(data) > inputsLimit {
 			fmt.Fprintf(&b, "## More inputs, too long to include — read them from disk:\n\n")
 			for _, rest := range parts[k:] {
 				fmt.Fprintf(&b, "- %s: %s\n", rest.title, rest.path)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // Start modes.
@@ -56,8 +57,14 @@ type RunOptions struct {
 	AnswerPoll time.Duration
 	// NewProvider replaces the providers (tests); nil means NewProvider.
 	NewProvider func(name string) (Provider, error)
+	// BackoffBase is the first backoff of a park without a reset time
+	// (0: AGENT_SESSIONS_BACKOFF_BASE, else DefaultBackoffBase).
+	BackoffBase time.Duration
 	// Beads overrides BeadsReady (tests).
 	Beads func(ctx context.Context, dir, label string) (int, error)
+	// Workspace is where agents run and what they changed; nil means the
+	// project directory with a change record (workspace.NewLocal).
+	Workspace Workspace
 }
 
 // Prepared is a validated session, ready to run: nothing has been written.
@@ -202,7 +209,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 
 	if o.Mode == ModeForce {
-		if err := stopLiveEngine(ctx, layout, o.Grace); err != nil {
+		if _, err := stopLiveEngine(ctx, layout, o.Grace); err != nil {
 			return Result{}, err
 		}
 	}
@@ -217,6 +224,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 
 	var store *state.Store
 	var plan *Plan
+	var left Leftovers
 	resumeNote := ""
 	switch o.Mode {
 	case ModeNew:
@@ -226,6 +234,8 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 			return Result{}, fmt.Errorf("%w: %s exists but cannot be read (%v); resume with --resume or start over with --force (the old run is moved aside)", ErrConflictCrashed, layout.RunDir(), err)
 		}
 	case ModeForce:
+		// A crashed run's agents would work on beside the new one.
+		left = stopLeftoverAgents(layout, o.Grace)
 		if _, err := os.Lstat(layout.RunDir()); err == nil {
 			moved, err := state.MoveAside(layout.RunDir(), time.Now().UTC().Format("20060102T150405"))
 			if err != nil {
@@ -259,7 +269,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		if err := CheckPlan(plan, envPath(o.Env)); err != nil {
 			return Result{}, err
 		}
-		stopLeftoverAgents(layout, o.Grace)
+		left = stopLeftoverAgents(layout, o.Grace)
 		store = s
 		resumeNote = recoveryNote(rec)
 		data := state.ResumeData{Recovered: resumeNote}
@@ -325,11 +335,27 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		fmt.Fprintf(logw, "■ recovered: %s\n", resumeNote)
 	}
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
+	if n := len(left.Pids); n > 0 {
+		fmt.Fprintf(logw, "■ stopped %d agent process(es) the previous engine left running (found by %s)\n", n, left.Mechanism)
+	}
+	scope, err := NewScope(dir, o.Session, layout.RunDir())
+	if err != nil {
+		return Result{}, err
+	}
+	defer scope.Close()
+	if err := writeContainment(layout, scope); err != nil {
+		return Result{}, err
+	}
+	fmt.Fprintf(logw, "■ containment: %s\n", scope.describe())
 
+	ws := o.Workspace
+	if ws == nil {
+		ws = workspace.NewLocal(plan.ProjectDir)
+	}
 	notifier := &Notifier{Command: cfg.Notify, Desktop: o.Notify, Log: func(format string, args ...any) { fmt.Fprintf(logw, format, args...) }}
-	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads,
+	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads, Workspace: ws, Scope: scope,
 		HostDir: o.HostDir, DailyBudgetUSD: cfg.DailyBudgetUSD, DefaultMaxPark: cfg.MaxPark, Notifier: notifier, AnswerPoll: o.AnswerPoll,
-		NewProvider: o.NewProvider}
+		NewProvider: o.NewProvider, BackoffBase: o.BackoffBase}
 	runCtx, stop := context.WithCancelCause(ctx)
 	watched := make(chan struct{})
 	go func() {
@@ -439,14 +465,15 @@ func existingConflict(st state.State) error {
 func firstNonEmpty(vals ...string) string { return first(vals...) }
 
 // stopLiveEngine stops the engine holding a session's lock (for --force):
-// SIGTERM to the pid its lock names, then SIGKILL after the grace.
-func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) error {
+// SIGTERM to the pid its lock names, then SIGKILL after the grace. It
+// returns the signal that ended the engine ("" when none held the lock).
+func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (string, error) {
 	ls, err := state.ProbeLock(l.LockFile())
 	if err != nil || !ls.Held {
-		return err
+		return "", err
 	}
 	if ls.Info == nil || ls.Info.PID <= 0 || ls.Info.PID == os.Getpid() {
-		return fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
+		return "", fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
 	}
 	if grace <= 0 {
 		grace = DefaultGrace
@@ -456,21 +483,21 @@ func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) er
 	deadline := time.Now().Add(grace + 5*time.Second)
 	for time.Now().Before(deadline) {
 		if ls, _ := state.ProbeLock(l.LockFile()); !ls.Held {
-			return nil
+			return "SIGTERM", nil
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return "", ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if ls, _ := state.ProbeLock(l.LockFile()); !ls.Held {
-			return nil
+			return "SIGKILL", nil
 		}
 	}
-	return fmt.Errorf("%w: the engine of session %s (pid %d) did not stop", ErrConflictRunning, l.Session, pid)
+	return "SIGKILL", fmt.Errorf("%w: the engine of session %s (pid %d) did not stop", ErrConflictRunning, l.Session, pid)
 }
 
 // FindAgents lists the live processes whose environment says they are an
@@ -526,11 +553,13 @@ func StopAgents(runDir string, grace time.Duration) int {
 	return len(pids)
 }
 
-func stopLeftoverAgents(l state.Layout, grace time.Duration) {
+// stopLeftoverAgents stops what a crashed run of the session left running
+// (resume and force, under the session's lock).
+func stopLeftoverAgents(l state.Layout, grace time.Duration) Leftovers {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	StopAgents(l.RunDir(), grace)
+	return StopLeftovers(l.ProjectDir, l.Session, l.RunDir(), grace)
 }
 
 // Notify shows a desktop notification where the platform has a way to

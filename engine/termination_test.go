@@ -25,6 +25,7 @@ func TestTerminationStrategies(t *testing.T) {
 		wantStatus string
 		wantReason string
 		wantErr    string // substring of state.json error
+		wantFailed int    // state.json failed_iterations
 	}{
 		{name: "fixed-n runs exactly max", completion: "fixed-n", agent: "echo-agent",
 			yaml: []string{"max_iterations: 4"}, wantRuns: 4, wantStatus: "complete", wantReason: "fixed-n"},
@@ -52,10 +53,17 @@ func TestTerminationStrategies(t *testing.T) {
 			yaml: []string{"max_iterations: 5"}, env: []string{"STATUS_DECISION=error", "STATUS_REASON=the database is on fire", "STATUS_AT=2"},
 			wantRuns: 2, wantStatus: "failed", wantReason: "agent_error", wantErr: "the database is on fire"},
 		{name: "three consecutive failures fail the session", completion: "fixed-n", agent: "fail-agent",
-			yaml: []string{"max_iterations: 10"}, wantRuns: 3, wantStatus: "failed", wantReason: "agent_failures", wantErr: "3 consecutive agent failures"},
-		{name: "scattered failures do not", completion: "fixed-n", agent: "fail-agent",
+			yaml: []string{"max_iterations: 10"}, wantRuns: 3, wantStatus: "failed", wantReason: "agent_failures", wantErr: "3 consecutive agent failures", wantFailed: 3},
+		{name: "scattered failures do not, and are counted", completion: "fixed-n", agent: "fail-agent",
 			yaml: []string{"max_iterations: 6"}, env: []string{"FAIL_AT=1 2 4 5"},
-			wantRuns: 6, wantStatus: "complete", wantReason: "fixed-n"},
+			wantRuns: 6, wantStatus: "complete", wantReason: "fixed-n", wantFailed: 4},
+		// Shorter than the three-in-a-row rule: these read complete before.
+		{name: "a stage whose two iterations both failed fails", completion: "fixed-n", agent: "fail-agent",
+			yaml: []string{"max_iterations: 2"}, wantRuns: 2, wantStatus: "failed", wantReason: "agent_failures",
+			wantErr: "all 2 iterations of stage s failed; the last: the agent exited with code 1", wantFailed: 2},
+		{name: "a one-iteration plateau stage that failed fails", completion: "plateau", agent: "fail-agent",
+			yaml: []string{"max_iterations: 1"}, wantRuns: 1, wantStatus: "failed", wantReason: "agent_failures",
+			wantErr: "the only iteration of stage s failed", wantFailed: 1},
 		{name: "all-items runs each item", completion: "all-items", agent: "echo-agent",
 			yaml: []string{"items: [alpha, beta, gamma]"}, wantRuns: 3, wantStatus: "complete", wantReason: "all-items"},
 	}
@@ -84,6 +92,9 @@ func TestTerminationStrategies(t *testing.T) {
 			}
 			if !strings.Contains(st.Error, tt.wantErr) || (tt.wantErr == "" && st.Error != "") {
 				t.Errorf("state.json error = %q, want it to contain %q", st.Error, tt.wantErr)
+			}
+			if st.FailedIterations != tt.wantFailed || st.Stages[0].FailedIterations != tt.wantFailed {
+				t.Errorf("state.json failed_iterations %d (stage %d), want %d", st.FailedIterations, st.Stages[0].FailedIterations, tt.wantFailed)
 			}
 			if got := completedIterations(readEvents(t, project, "t")); !equalInts(got, seq(tt.wantRuns)) {
 				t.Errorf("events.jsonl iteration_complete %v, want %v", got, seq(tt.wantRuns))

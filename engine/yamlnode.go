@@ -18,11 +18,18 @@ type Problem struct {
 	Msg  string `json:"message"`
 }
 
+// String is "file:line: message", leaving out what is unknown (never an
+// empty location such as ": :").
 func (p Problem) String() string {
-	if p.Line > 0 {
+	switch {
+	case p.File != "" && p.Line > 0:
 		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	case p.File != "":
+		return fmt.Sprintf("%s: %s", p.File, p.Msg)
+	case p.Line > 0:
+		return fmt.Sprintf("line %d: %s", p.Line, p.Msg)
 	}
-	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+	return p.Msg
 }
 
 // Problems is a list of problems; as an error it prints one per line.

@@ -74,6 +74,22 @@ type Liveness struct {
 // Classify names a session from its facts. It is a pure function so every
 // tool (list, monitor, kill, cleanup, start) judges sessions the same way.
 func Classify(f Facts) Liveness {
+	// A dead pane (kept by a user's remain-on-exit) runs nothing: a session
+	// with files behind it is judged as if its tmux session were gone, so it
+	// is never "running" or a zombie for ever. Without files it stays an
+	// orphan, which cleanup closes.
+	deadPane := f.Tmux != nil && f.Tmux.PaneDead && (f.State != nil || f.HasRunDir)
+	if deadPane {
+		f.Tmux = nil
+	}
+	lv := classify(f)
+	if deadPane {
+		lv.Why += "; its tmux session remains with a dead pane (remain-on-exit is on): cleanup with kill_orphans closes it"
+	}
+	return lv
+}
+
+func classify(f Facts) Liveness {
 	var lv Liveness
 	lv.StaleLock = f.Lock.Exists && !f.Lock.Held
 	young := f.Tmux != nil && !f.Tmux.Created.IsZero() && f.Now.Sub(f.Tmux.Created) < StartGrace

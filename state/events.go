@@ -240,6 +240,7 @@ func Apply(st *State, ev Event) error {
 		if err := json.Unmarshal(ev.Data, &h); err != nil {
 			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
 		}
+		st.addChanges(&h)
 		st.History = append(st.History, h)
 		if n := len(st.History); n > HistoryLimit {
 			st.History = append(st.History[:0:0], st.History[n-HistoryLimit:]...)
@@ -253,6 +254,9 @@ func Apply(st *State, ev Event) error {
 			if h.ExitCode != 0 || h.Decision == "error" {
 				s.Failed = append(s.Failed, ev.Iteration)
 			}
+			// A failed run that is run again counts as its last attempt did.
+			st.FailedIterations += len(s.Failed) - s.FailedIterations
+			s.FailedIterations = len(s.Failed)
 			st.IterationCompleted = len(s.Completed)
 			if st.IterationCompleted >= st.Iteration {
 				st.IterationStarted = nil
@@ -260,6 +264,12 @@ func Apply(st *State, ev Event) error {
 		} else {
 			st.IterationCompleted = ev.Iteration
 			st.IterationStarted = nil
+			if h.ExitCode != 0 {
+				st.FailedIterations++
+				if s != nil {
+					s.FailedIterations++
+				}
+			}
 		}
 		if s != nil {
 			s.Iterations = st.IterationCompleted

@@ -75,6 +75,7 @@ func fullState(t *testing.T) State {
 		Provider: "mock", Model: "opus", Cost: Cost{USD: 1.5, InputTokens: 10, OutputTokens: 2}, EventSeq: 42,
 		MaxCostUSD: 5, ParkedUntil: &ts, ParkedReason: "usage_limit", ParkedAt: &ts, ParkedSeconds: 3, ParkStreak: 1,
 		Question: &Question{Question: `"history": ?`, Options: []string{"a"}, AskedAt: ts}, Answer: &Answer{Answer: "b", AnsweredAt: ts},
+		FailedIterations: 1, Changes: &ChangeTotals{Commits: 3, HeadStart: "a1", Head: "b2", Iterations: 2, Dirty: true},
 		History: []HistoryEntry{{Iteration: 6, Stage: "two", StageIndex: 1, Reasoning: `"history": [`}},
 		Spec:    json.RawMessage(`{"history":"not this one"}`),
 	}
@@ -125,7 +126,8 @@ func TestLoadSummaryIsLoadWithoutHistoryAndSpec(t *testing.T) {
 	oldOrder := []string{"schema_version", "session", "type", "stage", "pipeline", "started_at", "resumed_at", "status", "iteration",
 		"iteration_completed", "iteration_started", "current_stage", "max_iterations", "stages", "history", "completed_at",
 		"completion_reason", "error", "project_dir", "tmux_session", "provider", "model", "cost",
-		"max_cost_usd", "parked_until", "parked_reason", "parked_at", "parked_seconds", "park_streak", "question", "answer", "event_seq", "spec"}
+		"max_cost_usd", "parked_until", "parked_reason", "parked_at", "parked_seconds", "park_streak", "question", "answer",
+		"changes", "failed_iterations", "event_seq", "spec"}
 	large := st
 	large.Spec = MustData(map[string]string{"prompt": strings.Repeat("a long prompt ", 3000)})
 	for i := range HistoryLimit {

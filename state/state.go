@@ -83,6 +83,11 @@ type State struct {
 	// ${ANSWER} completes.
 	Question *Question `json:"question,omitempty"`
 	Answer   *Answer   `json:"answer,omitempty"`
+	// Changes sums the iterations' change records (git projects only).
+	Changes *ChangeTotals `json:"changes,omitempty"`
+	// FailedIterations counts the iterations whose agent failed, over all
+	// stages, so a session that completed despite some says so.
+	FailedIterations int `json:"failed_iterations,omitempty"`
 	// EventSeq is the sequence number of the last event applied; events
 	// with a higher number are newer than this snapshot. It is the last
 	// field of the head (see LoadSummary).
@@ -99,16 +104,18 @@ type State struct {
 
 // StageState is one stage of a session.
 type StageState struct {
-	Name          string     `json:"name"`
-	Status        string     `json:"status"`
-	Iterations    int        `json:"iterations"` // completed iterations
-	MaxIterations int        `json:"max_iterations"`
-	Parallel      bool       `json:"parallel,omitempty"`
-	Completed     []int      `json:"completed,omitempty"` // parallel stages: which runs have finished
-	Failed        []int      `json:"failed,omitempty"`    // parallel stages: finished runs that failed (a resume runs them again)
-	StartedAt     *time.Time `json:"started_at"`
-	CompletedAt   *time.Time `json:"completed_at"`
-	Reason        string     `json:"reason"`
+	Name          string `json:"name"`
+	Status        string `json:"status"`
+	Iterations    int    `json:"iterations"` // completed iterations
+	MaxIterations int    `json:"max_iterations"`
+	Parallel      bool   `json:"parallel,omitempty"`
+	Completed     []int  `json:"completed,omitempty"` // parallel stages: which runs have finished
+	Failed        []int  `json:"failed,omitempty"`    // parallel stages: finished runs that failed (a resume runs them again)
+	// FailedIterations counts this stage's iterations whose agent failed.
+	FailedIterations int        `json:"failed_iterations,omitempty"`
+	StartedAt        *time.Time `json:"started_at"`
+	CompletedAt      *time.Time `json:"completed_at"`
+	Reason           string     `json:"reason"`
 }
 
 // HistoryEntry records one completed iteration.
@@ -127,6 +134,38 @@ type HistoryEntry struct {
 	InputTokens int64     `json:"input_tokens,omitempty"`
 	OutputToks  int64     `json:"output_tokens,omitempty"`
 	Warning     string    `json:"warning,omitempty"`
+	// Changes is the iteration's change record in a git project; in
+	// state.json without the commit list.
+	Changes *Changes `json:"changes,omitempty"`
+	// Failure says how the agent failed, when it did and the provider knew.
+	Failure *Failure `json:"failure,omitempty"`
+}
+
+// Failure kinds: how an agent invocation failed (SPEC §13). The guardrails
+// park on usage_limit and rate_limit; the others are iteration failures.
+const (
+	FailureAPIError   = "api_error"        // the model API refused the request (4xx/5xx)
+	FailureUsageLimit = "usage_limit"      // a subscriber's usage limit was reached
+	FailureRateLimit  = "rate_limit"       // 429: too many requests for now
+	FailureOverloaded = "overloaded"       // 529 (or 5xx): the API is overloaded
+	FailureBudget     = "budget_exhausted" // --max-budget-usd was spent
+	FailureAuth       = "auth"             // 401/403: the credentials were refused
+	FailureTimeout    = "timeout"          // the iteration timeout stopped the agent
+	FailureStart      = "start"            // the agent could not be started
+	FailureExit       = "exit"             // the agent exited non-zero (or ended without a result)
+)
+
+// Failure is a classified agent failure, recorded in result.json and the
+// iteration_complete event.
+type Failure struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+	// Status is the API's HTTP status when there was one.
+	Status int `json:"status,omitempty"`
+	// ResetsAt is when a usage or rate limit lifts, when the provider said.
+	ResetsAt *time.Time `json:"resets_at,omitempty"`
+	// RetryAfterSeconds is the provider's suggested wait, when it gave one.
+	RetryAfterSeconds float64 `json:"retry_after_seconds,omitempty"`
 }
 
 // Question is an agent's question to the user (status.json decision ask).

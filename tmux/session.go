@@ -20,12 +20,20 @@ type Session struct {
 	Attached bool // at least one client is attached
 }
 
-// sep separates fields in list-sessions output. Unit separator (0x1f) is a
-// control character, which ValidateName rejects, and tmux prints it verbatim.
-const sep = "\x1f"
+// sep separates fields in list-sessions output and end ends each record.
+// Both are control characters, which ValidateName rejects, and tmux prints
+// them verbatim when the client says it speaks UTF-8 (-u, see Client.exec;
+// without it and a UTF-8 locale, each is printed as '_'). Records end with
+// end+"\n" rather than at a newline because tmux prints a newline or tab
+// inside a session's name or directory verbatim too (tested with tmux 3.3a;
+// `#{q:…}` does not escape them either): split at newlines, one such session
+// would break the whole listing.
+const (
+	sep = "\x1f"
+	end = "\x1e"
+)
 
-// listFormat carries every Session field in one line. session_path comes last
-// so that a path containing anything but a newline still parses.
+// listFormat carries every Session field in one record.
 var listFormat = strings.Join([]string{
 	"#{session_name}",
 	"#{session_created}",
@@ -33,10 +41,18 @@ var listFormat = strings.Join([]string{
 	"#{pane_pid}",
 	"#{pane_dead}",
 	"#{session_path}",
-}, sep)
+}, sep) + end
+
+// ErrUnparsable means some of list-sessions' records could not be read.
+// ListSessions still returns every session it could read alongside it.
+var ErrUnparsable = errors.New("unreadable tmux session record")
 
 // ListSessions returns every session on the server in one list-sessions call.
-// When no server is running it returns an empty slice and a nil error.
+// When no server is running it returns an empty slice and a nil error. A
+// record it cannot read (a session made by something else, with our
+// separators in its name) is skipped: the others are returned with an error
+// wrapping ErrUnparsable that names what was skipped, so one odd session
+// never hides the rest.
 func (c *Client) ListSessions(ctx context.Context) ([]Session, error) {
 	out, err := c.exec(ctx, "list-sessions", "-F", listFormat)
 	if errors.Is(err, ErrNoServer) {
@@ -45,25 +61,37 @@ func (c *Client) ListSessions(ctx context.Context) ([]Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseSessions(string(out))
+}
+
+func parseSessions(out string) ([]Session, error) {
 	sessions := []Session{}
-	for line := range strings.Lines(string(out)) {
-		line = strings.TrimSuffix(line, "\n")
-		if line == "" {
+	var bad []string
+	records := strings.Split(out, end+"\n")
+	for i, rec := range records {
+		if i == len(records)-1 {
+			// After the last terminator: nothing, unless tmux cut a record short.
+			if rec = strings.TrimSuffix(rec, "\n"); rec == "" {
+				continue
+			}
+		}
+		s, err := parseSession(rec)
+		if err != nil {
+			bad = append(bad, err.Error())
 			continue
 		}
-		s, err := parseSession(line)
-		if err != nil {
-			return nil, fmt.Errorf("tmux list-sessions: %w", err)
-		}
 		sessions = append(sessions, s)
+	}
+	if len(bad) > 0 {
+		return sessions, fmt.Errorf("tmux list-sessions: %w: skipped %d: %s", ErrUnparsable, len(bad), strings.Join(bad, "; "))
 	}
 	return sessions, nil
 }
 
-func parseSession(line string) (Session, error) {
-	f := strings.SplitN(line, sep, 6)
+func parseSession(rec string) (Session, error) {
+	f := strings.SplitN(rec, sep, 6)
 	if len(f) != 6 {
-		return Session{}, fmt.Errorf("unexpected line %q", line)
+		return Session{}, fmt.Errorf("unexpected record %q", rec)
 	}
 	created, err := strconv.ParseInt(f[1], 10, 64)
 	if err != nil {
@@ -121,7 +149,13 @@ type NewSessionOptions struct {
 
 // NewSession creates a detached session:
 //
-//	new-session -d -s NAME [-c DIR] [-x W] [-y H] [-e K=V]... -- argv...
+//	new-session -d -s NAME [-c DIR] [-x W] [-y H] [-e K=V]... -- argv... ; set-option -t =NAME: remain-on-exit off
+//
+// remain-on-exit is switched off for our session because a user's tmux.conf
+// may switch it on for all: the pane of a finished command would then stay,
+// dead, for ever, and the session would look alive. Chained in the same
+// tmux call, the option is set before the server can notice the command
+// exit, however quickly it does.
 //
 // It returns an error wrapping ErrSessionExists when the name is in use.
 func (c *Client) NewSession(ctx context.Context, o NewSessionOptions) error {
@@ -129,9 +163,21 @@ func (c *Client) NewSession(ctx context.Context, o NewSessionOptions) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.exec(ctx, args...)
-	return err
+	// A server whose last session is closing exits under a new-session that
+	// reached it in that instant ("server exited unexpectedly"): the session
+	// died with it, so asking again (which starts a fresh server) is safe. A
+	// name that did get made answers ErrSessionExists on the retry.
+	for attempt := 1; ; attempt++ {
+		_, err = c.exec(ctx, args...)
+		if err == nil || !errors.Is(err, ErrNoServer) || attempt == newSessionAttempts || ctx.Err() != nil {
+			return err
+		}
+	}
 }
+
+// newSessionAttempts bounds the retries of a new-session that met a server
+// in the middle of exiting.
+const newSessionAttempts = 3
 
 func newSessionArgs(o NewSessionOptions) ([]string, error) {
 	if err := ValidateName(o.Name); err != nil {
@@ -171,7 +217,7 @@ func newSessionArgs(o NewSessionOptions) ([]string, error) {
 			args = append(args, literalArg(a))
 		}
 	}
-	return args, nil
+	return append(args, ";", "set-option", "-t", paneTarget(o.Name), "remain-on-exit", "off"), nil
 }
 
 // literalArg makes tmux pass an argument on as it is. tmux splits its own

@@ -6,6 +6,10 @@
 // prepends `-L socket` when a socket is configured and execs tmux with an argv,
 // never through a shell. Tests inject a Runner to assert the exact argv.
 //
+// Every call carries a deadline (DefaultTimeout unless the caller's is
+// sooner): a stopped or hung tmux server costs a caller one timeout
+// (ErrTimeout), never a hang.
+//
 // Targets are always exact. tmux's default target matching is a prefix match,
 // so `-t loop-a` would hit `loop-auth`; a leading '=' makes the match exact.
 package tmux
@@ -15,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -41,7 +46,21 @@ var (
 	ErrSessionExists = errors.New("tmux session already exists")
 	// ErrInvalidName means a session name cannot be used as an exact tmux target.
 	ErrInvalidName = errors.New("invalid tmux session name")
+	// ErrTimeout means tmux did not answer within the call's deadline: its
+	// server is stopped (SIGSTOP), hung, or the socket belongs to something
+	// that accepts and never replies. The tmux client was killed.
+	ErrTimeout = errors.New("tmux did not answer")
 )
+
+// DefaultTimeout bounds every tmux call whose context has no earlier
+// deadline. A healthy tmux answers in milliseconds; a stopped or hung
+// server never does, and no caller (the Stop hook, list, kill) may hang
+// behind it.
+const DefaultTimeout = 5 * time.Second
+
+// TimeoutEnv names the environment variable that overrides DefaultTimeout
+// (a Go duration such as "500ms"), for slow machines and for tests.
+const TimeoutEnv = "AGENT_SESSIONS_TMUX_TIMEOUT"
 
 // InstallHint returns a one-line hint telling the user how to install tmux.
 func InstallHint() string {
@@ -57,10 +76,11 @@ type Runner func(ctx context.Context, argv []string) (stdout []byte, err error)
 // Client runs tmux commands against one server (the default one, or the one
 // named by a socket). The zero value is not usable; construct with New.
 type Client struct {
-	bin    string
-	socket string
-	run    Runner
-	look   *lookup // shared by copies made with WithRunner
+	bin     string
+	socket  string
+	run     Runner
+	timeout time.Duration // per-call deadline; see DefaultTimeout
+	look    *lookup       // shared by copies made with WithRunner
 }
 
 // lookup caches the PATH lookup done by Available.
@@ -72,13 +92,34 @@ type lookup struct {
 // New returns a Client for the server on socket. socket "" means tmux's
 // default server; otherwise every call gets `-L socket`.
 func New(socket string) *Client {
-	return &Client{bin: "tmux", socket: socket, run: ExecRunner, look: &lookup{}}
+	return &Client{bin: "tmux", socket: socket, run: ExecRunner, timeout: DefaultTimeout, look: &lookup{}}
 }
 
-// NewFromEnv returns a Client whose socket is taken from SocketEnv.
+// NewFromEnv returns a Client whose socket is taken from SocketEnv and
+// whose per-call timeout is taken from TimeoutEnv when that is a positive
+// duration (an unusable value keeps DefaultTimeout: a hung tmux must stay
+// bounded whatever the environment says).
 func NewFromEnv() *Client {
-	return New(os.Getenv(SocketEnv))
+	c := New(os.Getenv(SocketEnv))
+	if d, err := time.ParseDuration(os.Getenv(TimeoutEnv)); err == nil && d > 0 {
+		c.timeout = d
+	}
+	return c
 }
+
+// WithTimeout returns a copy of c whose calls each give tmux at most d
+// (d <= 0 restores DefaultTimeout).
+func (c *Client) WithTimeout(d time.Duration) *Client {
+	if d <= 0 {
+		d = DefaultTimeout
+	}
+	cp := *c
+	cp.timeout = d
+	return &cp
+}
+
+// Timeout returns the per-call deadline.
+func (c *Client) Timeout() time.Duration { return c.timeout }
 
 // WithRunner returns a copy of c that executes tmux through r. A nil r
 // restores ExecRunner.
@@ -107,24 +148,101 @@ func (c *Client) Available() error {
 }
 
 // ExecRunner is the production Runner: it execs argv directly (no shell)
-// with exec.CommandContext and returns stdout. When tmux fails, the error's
-// text is tmux's trimmed stderr and it unwraps to the underlying exec error.
+// and returns stdout. When tmux fails, the error's text is tmux's trimmed
+// stderr and it unwraps to the underlying exec error. When ctx is done it
+// kills tmux and returns at once.
+//
+// The pipes are our own rather than exec's because the tmux client hands
+// its stdout and stderr to the server (SCM_RIGHTS): a stopped server holds
+// them open, so waiting for EOF after killing the client would wait for
+// the server. After a kill, what was read is returned without waiting; after
+// a normal exit, pipeDrain bounds the wait (new-session may start the server,
+// which daemonizes and should a descendant keep them open, nothing hangs).
 func ExecRunner(ctx context.Context, argv []string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("tmux: empty argv")
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	// new-session may start the server, which daemonizes. It detaches from our
-	// pipes, but should a descendant ever keep them open, WaitDelay bounds how
-	// long Wait (and its copying goroutines) can outlive the process.
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Run(); err != nil {
-		return stdout.Bytes(), &runError{stderr: strings.TrimSpace(stderr.String()), err: err}
+	readers, writers, copies, err := attachPipes(cmd, &stdout, &stderr)
+	if err != nil {
+		return nil, err
+	}
+	closeAll := func() {
+		for _, r := range readers {
+			r.Close()
+		}
+	}
+	startErr := cmd.Start()
+	// Our copies of the write ends go now, so EOF comes when tmux (and
+	// whatever it handed them to) lets go of them.
+	for _, w := range writers {
+		w.Close()
+	}
+	if startErr != nil {
+		closeAll()
+		copies.Wait()
+		return nil, startErr
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var runErr error
+	select {
+	case runErr = <-waited:
+		drained := make(chan struct{})
+		go func() { copies.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(pipeDrain):
+		case <-ctx.Done():
+			if runErr == nil {
+				runErr = ctx.Err() // its output may be cut short
+			}
+		}
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		if runErr = <-waited; runErr == nil {
+			runErr = ctx.Err() // it had just ended: its output is not drained
+		}
+	}
+	closeAll()
+	copies.Wait()
+	if runErr != nil {
+		return stdout.Bytes(), &runError{stderr: strings.TrimSpace(stderr.String()), err: runErr}
 	}
 	return stdout.Bytes(), nil
+}
+
+// pipeDrain is how long ExecRunner waits, after tmux exited, for the last of
+// its output.
+const pipeDrain = 2 * time.Second
+
+// attachPipes gives cmd a fresh pipe for stdout and one for stderr, copied
+// into the buffers by goroutines that end when the read ends are closed (or
+// reach EOF). The caller closes the write ends once cmd has started.
+func attachPipes(cmd *exec.Cmd, stdout, stderr *bytes.Buffer) (readers, writers []*os.File, copies *sync.WaitGroup, err error) {
+	copies = &sync.WaitGroup{}
+	for _, buf := range []*bytes.Buffer{stdout, stderr} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range append(readers, writers...) {
+				f.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("tmux: %w", err)
+		}
+		readers, writers = append(readers, r), append(writers, w)
+		if buf == stdout {
+			cmd.Stdout = w
+		} else {
+			cmd.Stderr = w
+		}
+		copies.Add(1)
+		go func() { defer copies.Done(); io.Copy(buf, r) }()
+	}
+	return readers, writers, copies, nil
 }
 
 // runError carries tmux's stderr as its message and the exec error as its cause.
@@ -142,6 +260,14 @@ func (e *runError) Error() string {
 
 func (e *runError) Unwrap() error { return e.err }
 
+// socketFlag is " -L socket" when a socket is set, for messages.
+func (c *Client) socketFlag() string {
+	if c.socket == "" {
+		return ""
+	}
+	return " -L " + c.socket
+}
+
 // argv builds the full command line: the binary, `-L socket` when set, then args.
 func (c *Client) argv(args ...string) []string {
 	argv := make([]string, 0, len(args)+3)
@@ -154,14 +280,30 @@ func (c *Client) argv(args ...string) []string {
 
 // exec is the chokepoint every method uses: it builds the argv, runs it and
 // maps failures onto the sentinel errors. args[0] is the tmux subcommand.
+//
+// Every call carries a deadline (the Client's timeout, or ctx's if sooner);
+// at the deadline exec.CommandContext kills the tmux client, so a stopped
+// server costs the caller one timeout and leaves no process behind.
 func (c *Client) exec(ctx context.Context, args ...string) ([]byte, error) {
-	out, err := c.run(ctx, c.argv(args...))
+	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	start := time.Now()
+	// -u: without a UTF-8 locale in the environment (LANG, LC_CTYPE or
+	// LC_ALL — an ssh login to a host often has none) tmux prints every
+	// control character of command output as '_', the separators of
+	// list-sessions included, and no record parses. (Attach hints leave
+	// it out: there the user's terminal decides.)
+	out, err := c.run(callCtx, c.argv(append([]string{"-u"}, args...)...))
 	if err == nil {
 		return out, nil
 	}
 	sub := args[0]
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return nil, fmt.Errorf("tmux %s: %w", sub, ctxErr)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return nil, fmt.Errorf("tmux %s: %w", sub, ctx.Err())
+	}
+	if callCtx.Err() != nil {
+		return nil, fmt.Errorf("tmux %s: %w in %s (is its server stopped or hung? `tmux%s ls` in a terminal shows whether it answers): %w",
+			sub, ErrTimeout, time.Since(start).Round(time.Millisecond), c.socketFlag(), callCtx.Err())
 	}
 	if errors.Is(err, exec.ErrNotFound) {
 		return nil, fmt.Errorf("tmux %s: %w: %w", sub, ErrNotInstalled, err)

@@ -59,20 +59,20 @@ func TestArgv(t *testing.T) {
 			name:   "list-sessions",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.ListSessions(ctx); return err },
-			want: []string{"tmux", "-L", "sock", "list-sessions", "-F",
-				"#{session_name}\x1f#{session_created}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{session_path}"},
+			want: []string{"tmux", "-L", "sock", "-u", "list-sessions", "-F",
+				"#{session_name}\x1f#{session_created}\x1f#{session_attached}\x1f#{pane_pid}\x1f#{pane_dead}\x1f#{session_path}\x1e"},
 		},
 		{
 			name:   "has-session exact target",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.HasSession(ctx, "loop-a"); return err },
-			want:   []string{"tmux", "-L", "sock", "has-session", "-t", "=loop-a"},
+			want:   []string{"tmux", "-L", "sock", "-u", "has-session", "-t", "=loop-a"},
 		},
 		{
 			name:   "default server has no -L",
 			socket: "",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.HasSession(ctx, "loop-a"); return err },
-			want:   []string{"tmux", "has-session", "-t", "=loop-a"},
+			want:   []string{"tmux", "-u", "has-session", "-t", "=loop-a"},
 		},
 		{
 			name:   "new-session full",
@@ -84,8 +84,8 @@ func TestArgv(t *testing.T) {
 					Width: 120, Height: 40,
 				})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "-c", "/work dir",
-				"-x", "120", "-y", "40", "-e", "A=1", "-e", "B=x y", "--", "claude", "-p", "a;b $(x) `y`"},
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", "-c", "/work dir",
+				"-x", "120", "-y", "40", "-e", "A=1", "-e", "B=x y", "--", "claude", "-p", "a;b $(x) `y`", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session minimal",
@@ -93,7 +93,7 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"sleep", "30"}})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "sleep", "30"},
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", "--", "sleep", "30", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session single-element argv goes through env, not a shell",
@@ -101,7 +101,7 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"my prog;x"}})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a", "--", "env", "--", "my prog;x"},
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", "--", "env", "--", "my prog;x", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "new-session without argv uses the default command",
@@ -109,31 +109,31 @@ func TestArgv(t *testing.T) {
 			call: func(ctx context.Context, c *Client) error {
 				return c.NewSession(ctx, NewSessionOptions{Name: "loop-a"})
 			},
-			want: []string{"tmux", "-L", "sock", "new-session", "-d", "-s", "loop-a"},
+			want: []string{"tmux", "-L", "sock", "-u", "new-session", "-d", "-s", "loop-a", ";", "set-option", "-t", "=loop-a:", "remain-on-exit", "off"},
 		},
 		{
 			name:   "capture-pane with history",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.CapturePane(ctx, "loop-a", 200); return err },
-			want:   []string{"tmux", "-L", "sock", "capture-pane", "-p", "-J", "-t", "=loop-a:", "-S", "-200"},
+			want:   []string{"tmux", "-L", "sock", "-u", "capture-pane", "-p", "-J", "-t", "=loop-a:", "-S", "-200"},
 		},
 		{
 			name:   "capture-pane visible screen",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { _, err := c.CapturePane(ctx, "loop-a", 0); return err },
-			want:   []string{"tmux", "-L", "sock", "capture-pane", "-p", "-J", "-t", "=loop-a:"},
+			want:   []string{"tmux", "-L", "sock", "-u", "capture-pane", "-p", "-J", "-t", "=loop-a:"},
 		},
 		{
 			name:   "kill-session exact target",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { return c.KillSession(ctx, "loop-a") },
-			want:   []string{"tmux", "-L", "sock", "kill-session", "-t", "=loop-a"},
+			want:   []string{"tmux", "-L", "sock", "-u", "kill-session", "-t", "=loop-a"},
 		},
 		{
 			name:   "kill-server",
 			socket: "sock",
 			call:   func(ctx context.Context, c *Client) error { return c.KillServer(ctx) },
-			want:   []string{"tmux", "-L", "sock", "kill-server"},
+			want:   []string{"tmux", "-L", "sock", "-u", "kill-server"},
 		},
 	}
 	for _, tt := range tests {
@@ -292,8 +292,8 @@ func TestKillServerRefusesDefaultServer(t *testing.T) {
 }
 
 func TestListSessionsParses(t *testing.T) {
-	out := "loop-a\x1f1700000000\x1f0\x1f4242\x1f0\x1f/home/u/a dir\n" +
-		"loop-b\x1f1700000060\x1f2\x1f4343\x1f1\x1f/tmp\n"
+	out := "loop-a\x1f1700000000\x1f0\x1f4242\x1f0\x1f/home/u/a dir\x1e\n" +
+		"loop-b\x1f1700000060\x1f2\x1f4343\x1f1\x1f/tmp\x1e\n"
 	c, _ := fakeClient("sock", out, nil)
 	got, err := c.ListSessions(t.Context())
 	if err != nil {
@@ -308,12 +308,68 @@ func TestListSessionsParses(t *testing.T) {
 	}
 }
 
-func TestListSessionsRejectsGarbage(t *testing.T) {
-	for _, out := range []string{"just-a-name\n", "n\x1fnot-a-time\x1f0\x1f1\x1f0\x1f/\n", "n\x1f1\x1f0\x1fpid\x1f0\x1f/\n"} {
-		c, _ := fakeClient("sock", out, nil)
-		if _, err := c.ListSessions(t.Context()); err == nil {
-			t.Errorf("ListSessions(%q): got nil error", out)
+// TestListSessionsSkipsGarbage proves an unreadable record is reported
+// and skipped, never hiding the sessions around it.
+func TestListSessionsSkipsGarbage(t *testing.T) {
+	good := "loop-ok\x1f1700000000\x1f0\x1f4242\x1f0\x1f/\x1e\n"
+	for _, bad := range []string{"just-a-name\x1e\n", "n\x1fnot-a-time\x1f0\x1f1\x1f0\x1f/\x1e\n", "n\x1f1\x1f0\x1fpid\x1f0\x1f/\x1e\n", "cut\x1f1\x1f0"} {
+		out := bad + good
+		if !strings.HasSuffix(bad, "\n") {
+			out = good + bad // a record cut short can only be the last
 		}
+		c, _ := fakeClient("sock", out, nil)
+		got, err := c.ListSessions(t.Context())
+		if !errors.Is(err, ErrUnparsable) {
+			t.Errorf("ListSessions(%q): got error %v, want ErrUnparsable", bad, err)
+		}
+		if len(got) != 1 || got[0].Name != "loop-ok" {
+			t.Errorf("ListSessions(%q) = %+v, want loop-ok kept", bad, got)
+		}
+	}
+}
+
+// TestListSessionsNewlines proves a newline or tab in a session's name or
+// directory (printed verbatim by tmux) breaks nothing.
+func TestListSessionsNewlines(t *testing.T) {
+	out := "we\nird\x1f1700000000\x1f0\x1f1\x1f0\x1f/tmp/a\nb\tc\x1e\n" +
+		"loop-a\x1f1700000000\x1f0\x1f2\x1f1\x1f/\nunexpected\x1e\n"
+	c, _ := fakeClient("sock", out, nil)
+	got, err := c.ListSessions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "we\nird" || got[0].Path != "/tmp/a\nb\tc" || got[1].Name != "loop-a" || !got[1].PaneDead {
+		t.Errorf("got %+v", got)
+	}
+}
+
+// TestTimeout proves every call carries a deadline even when the caller's
+// ctx has none, that the runner's ctx is cancelled then (ExecRunner kills
+// tmux on it), and that the error is ErrTimeout.
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	hang := func(ctx context.Context, argv []string) ([]byte, error) {
+		<-ctx.Done()
+		return nil, errors.New("signal: killed")
+	}
+	c := New("sock").WithRunner(hang).WithTimeout(20 * time.Millisecond)
+	ctx := context.Background()
+	checks := map[string]error{}
+	_, checks["ListSessions"] = c.ListSessions(ctx)
+	_, checks["HasSession"] = c.HasSession(ctx, "loop-a")
+	_, checks["CapturePane"] = c.CapturePane(ctx, "loop-a", 10)
+	checks["KillSession"] = c.KillSession(ctx, "loop-a")
+	checks["NewSession"] = c.NewSession(ctx, NewSessionOptions{Name: "loop-a", Argv: []string{"sleep", "1"}})
+	for name, err := range checks {
+		if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: got %v, want ErrTimeout", name, err)
+		}
+		if errors.Is(err, ErrSessionNotFound) {
+			t.Errorf("%s: %v must not say the session is missing: nobody knows", name, err)
+		}
+	}
+	if _, err := c.HasSession(ctx, "loop-a"); err == nil || !strings.Contains(err.Error(), "-L sock ls") {
+		t.Errorf("HasSession error %v should say how to check the server", err)
 	}
 }
 
@@ -435,5 +491,59 @@ func TestImportsOnlyStandardLibrary(t *testing.T) {
 				t.Errorf("%s imports %q; package tmux may import only the standard library", file, path)
 			}
 		}
+	}
+}
+
+// TestTimeoutFromEnv: TimeoutEnv sets the per-call deadline; a value that
+// is not a positive duration keeps the default (never "no deadline").
+func TestTimeoutFromEnv(t *testing.T) {
+	for _, tt := range []struct {
+		env  string
+		want time.Duration
+	}{
+		{"", DefaultTimeout},
+		{"250ms", 250 * time.Millisecond},
+		{"10", DefaultTimeout},
+		{"0s", DefaultTimeout},
+		{"-1s", DefaultTimeout},
+	} {
+		t.Setenv(TimeoutEnv, tt.env)
+		if got := NewFromEnv().Timeout(); got != tt.want {
+			t.Errorf("%s=%q: timeout %s, want %s", TimeoutEnv, tt.env, got, tt.want)
+		}
+	}
+}
+
+// TestNewSessionRetriesExitingServer: tmux answers "server exited
+// unexpectedly" when a new-session reaches a server that is shutting down
+// because its last session just closed; the session died with it, so
+// NewSession asks again (which starts a fresh server) instead of failing.
+func TestNewSessionRetriesExitingServer(t *testing.T) {
+	calls := 0
+	c := New("sock").WithRunner(func(_ context.Context, argv []string) ([]byte, error) {
+		calls++
+		if calls == 1 {
+			return nil, &runError{stderr: "server exited unexpectedly", err: errors.New("exit status 1")}
+		}
+		return nil, nil
+	})
+	if err := c.NewSession(context.Background(), NewSessionOptions{Name: "loop-a", Argv: []string{"true"}}); err != nil {
+		t.Fatalf("NewSession after one exiting server: %v, want nil", err)
+	}
+	if calls != 2 {
+		t.Errorf("tmux ran %d times, want 2", calls)
+	}
+
+	// A server that keeps exiting is reported after a bounded number of tries.
+	calls = 0
+	c = New("sock").WithRunner(func(_ context.Context, argv []string) ([]byte, error) {
+		calls++
+		return nil, &runError{stderr: "server exited unexpectedly", err: errors.New("exit status 1")}
+	})
+	if err := c.NewSession(context.Background(), NewSessionOptions{Name: "loop-a", Argv: []string{"true"}}); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("NewSession with a server that always exits: %v, want ErrNoServer", err)
+	}
+	if calls != newSessionAttempts {
+		t.Errorf("tmux ran %d times, want %d", calls, newSessionAttempts)
 	}
 }

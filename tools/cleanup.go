@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -90,7 +91,7 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 	dry := a.DryRun == nil || *a.DryRun
 	res := CleanupResult{DryRun: dry, ProjectDir: project, Orphans: []CleanupItem{}, Zombies: []CleanupItem{}, Crashed: []CleanupItem{},
 		Stale: []CleanupItem{}, StaleLocks: []CleanupItem{}, Prunable: []CleanupItem{}, Actions: []CleanupAction{}, NextSteps: []string{}}
-	infos, _ := d.discover(ctx, project)
+	infos, warnings := d.discover(ctx, project)
 	now := d.now()
 	cutoff := now.Add(-time.Duration(a.PruneOlderThanDays) * 24 * time.Hour)
 	act := func(enabled bool, action, session string, do func() (string, error)) {
@@ -113,6 +114,17 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 		if info.Tmux != nil {
 			item.TmuxSession = info.Tmux.Name
 		}
+		if info.Tmux != nil && info.Tmux.PaneDead && info.Live.Status != state.LiveOrphan {
+			dead := item
+			dead.Detail = "its tmux session remains with a dead pane (remain-on-exit is on)"
+			res.Zombies = append(res.Zombies, dead)
+			act(a.KillOrphans, "kill_zombie", info.Name, func() (string, error) {
+				if err := d.Tmux.KillSession(ctx, info.Tmux.Name); err != nil {
+					return "", err
+				}
+				return "closed tmux session " + info.Tmux.Name + " (its pane was dead)", nil
+			})
+		}
 		switch info.Live.Status {
 		case state.LiveOrphan:
 			res.Orphans = append(res.Orphans, item)
@@ -132,6 +144,9 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 			})
 		case state.LiveCrashed:
 			item.Path = info.Layout.RunDir()
+			if n := len(engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir()).Pids); n > 0 {
+				item.Detail += fmt.Sprintf("; %d of its agent processes still run (mark_crashed or kill stops them)", n)
+			}
 			res.Crashed = append(res.Crashed, item)
 			act(a.MarkCrashed, "mark_crashed", info.Name, func() (string, error) { return d.markCrashed(info) })
 		}
@@ -171,6 +186,11 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 		}
 	}
 	res.NextSteps = cleanupNext(res, a)
+	for _, w := range warnings {
+		if strings.HasPrefix(w, "tmux did not answer") {
+			res.NextSteps = append(res.NextSteps, "tmux did not answer, so orphan and zombie tmux sessions could not be seen: run cleanup again once it answers")
+		}
+	}
 	return res, cleanupText(res), nil
 }
 
@@ -181,13 +201,19 @@ func (d *Deps) markCrashed(info sessionInfo) (string, error) {
 		return "", fmt.Errorf("it is locked again (resumed meanwhile?): %w", err)
 	}
 	defer lock.Release()
+	// Under the lock no engine runs it: whatever of it still runs is left
+	// over from the crash, and must not go on working unrecorded.
+	stopped := ""
+	if left := engine.StopLeftovers(info.ProjectDir, info.Name, info.Layout.RunDir(), 5*time.Second); len(left.Pids) > 0 {
+		stopped = fmt.Sprintf("stopped %d agent process(es) the crashed engine left running (found by %s); ", len(left.Pids), left.Mechanism)
+	}
 	store, _, err := state.Open(info.Layout, nil)
 	if err != nil {
-		return "", err
+		return stopped, err
 	}
 	st := store.State()
 	if !state.Active(st.Status) {
-		return "left alone: it is " + st.Status + " now", nil
+		return stopped + "left alone: it is " + st.Status + " now", nil
 	}
 	stage := ""
 	if st.CurrentStage < len(st.Stages) {
@@ -198,7 +224,7 @@ func (d *Deps) markCrashed(info sessionInfo) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "recorded as failed (reason crashed); start_session with mode resume still continues it", nil
+	return stopped + "recorded as failed (reason crashed); start_session with mode resume still continues it", nil
 }
 
 // archive moves a finished run directory into .archive/ — never deletes.

@@ -82,6 +82,9 @@ func toolError(err error) *ToolError {
 	case errors.Is(err, tmux.ErrNotInstalled):
 		code = CodeTmuxUnavailable
 		msg = "tmux is not installed; " + tmux.InstallHint()
+	case errors.Is(err, tmux.ErrTimeout):
+		code = CodeTmuxUnavailable
+		msg = "tmux did not answer, so nothing could be started (its server may be stopped or hung; continue it with `kill -CONT <its pid>` or end it, then retry): " + msg
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		msg = "the call was cancelled: " + msg
 	}

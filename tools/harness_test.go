@@ -180,6 +180,9 @@ func (e *testEnv) environ() []string {
 		"AGENT_SESSIONS_NOTIFY=0",
 		"AGENT_SESSIONS_KILL_GRACE=2s",
 		"AGENT_SESSIONS_MOCK_STEP=10ms",
+		// What the README tells a root user to give the server; tests that
+		// check the refusal without it set Deps.Geteuid and their own env.
+		"IS_SANDBOX=1",
 	)
 	return append(env, e.extra...)
 }

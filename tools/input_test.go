@@ -119,6 +119,12 @@ func TestBadInput(t *testing.T) {
 		c.fail("start_session", map[string]any{"session": "moded", "stage": "demo", "mode": "again"}, tools.CodeInvalidArgument)
 		c.fail("start_session", map[string]any{"session": "negative", "stage": "demo", "max_iterations": -3}, tools.CodeInvalidArgument)
 		c.fail("start_session", map[string]any{"session": "huge", "stage": "demo", "max_iterations": 100001}, tools.CodeInvalidArgument)
+		// 0 was silently taken as the stage's default; it is refused, with the
+		// call that uses the default as the option.
+		if te := c.fail("start_session", map[string]any{"session": "zero", "stage": "demo", "max_iterations": 0}, tools.CodeInvalidArgument); !strings.Contains(te.Message, "got 0; leave it out") ||
+			!hasOption(te.Options, "start_session", map[string]any{"session": "zero", "stage": "demo", "mode": "new"}) {
+			t.Errorf("max_iterations 0: %+v", te)
+		}
 		c.fail("start_session", map[string]any{"session": "nowhere", "stage": "demo", "project_dir": "/does/not/exist"}, tools.CodeInvalidArgument)
 		c.fail("start_session", map[string]any{"session": "outside", "stage": "demo", "inputs": []any{"/etc/passwd"}, "dry_run": true}, tools.CodeInvalidArgument)
 		// Still serving.

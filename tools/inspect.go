@@ -27,7 +27,10 @@ type sessionInfo struct {
 	Rebuilt    bool
 	Lock       state.LockStatus
 	Tmux       *tmux.Session
-	Live       state.Liveness
+	// TmuxErr is why tmux could not be asked (it did not answer, or is
+	// missing); Tmux is then nil whatever tmux holds.
+	TmuxErr error
+	Live    state.Liveness
 }
 
 // tmuxName is the session's tmux session name: the live one, else what
@@ -45,12 +48,29 @@ func (s *sessionInfo) tmuxName() string {
 }
 
 // listTmux lists tmux sessions in one call. A missing tmux or server means
-// an empty list; the error is returned for warnings.
+// an empty list; the error is returned for warnings. A list with records it
+// could not read still holds every session it could (tmux.ErrUnparsable).
 func (d *Deps) listTmux(ctx context.Context) ([]tmux.Session, error) {
 	if err := d.Tmux.Available(); err != nil {
 		return nil, err
 	}
 	return d.Tmux.ListSessions(ctx)
+}
+
+// tmuxWarning turns listTmux's error into a warning for the caller, or ""
+// when there is nothing to say.
+func tmuxWarning(err error) string {
+	switch {
+	case err == nil, errors.Is(err, tmux.ErrNoServer):
+		return ""
+	case errors.Is(err, tmux.ErrNotInstalled):
+		return "tmux is not installed, so tmux sessions cannot be seen; " + tmux.InstallHint()
+	case errors.Is(err, tmux.ErrTimeout):
+		return "tmux did not answer (its server may be stopped or hung), so tmux sessions could not be seen; engines were judged by their locks alone: " + err.Error()
+	case errors.Is(err, tmux.ErrUnparsable):
+		return "some tmux sessions could not be read and were left out: " + err.Error()
+	}
+	return "listing tmux sessions failed: " + err.Error()
 }
 
 // findTmux returns the tmux session of a session in a project: loop-<name>
@@ -179,7 +199,7 @@ func (d *Deps) resolve(ctx context.Context, name, projectArg string) (sessionInf
 	if err != nil {
 		return sessionInfo{}, err
 	}
-	tmuxList, _ := d.listTmux(ctx)
+	tmuxList, tmuxErr := d.listTmux(ctx)
 	info := d.inspect(project, name, tmuxList)
 	if info.Live.Status == "" && projectArg == "" {
 		for _, t := range tmuxList {
@@ -188,6 +208,9 @@ func (d *Deps) resolve(ctx context.Context, name, projectArg string) (sessionInf
 				break
 			}
 		}
+	}
+	if errors.Is(tmuxErr, tmux.ErrTimeout) {
+		info.TmuxErr = tmuxErr
 	}
 	if info.Live.Status == "" && !info.Lock.Exists {
 		return info, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %q in %s (no run directory, lock or tmux session loop-%s/pipeline-%s)", name, project, name, name)}).
@@ -208,12 +231,8 @@ func (d *Deps) discover(ctx context.Context, project string) ([]sessionInfo, []s
 func (d *Deps) discoverAt(ctx context.Context, project string, dp depth) ([]sessionInfo, []string) {
 	var warnings []string
 	tmuxList, err := d.listTmux(ctx)
-	if err != nil && !errors.Is(err, tmux.ErrNoServer) {
-		if errors.Is(err, tmux.ErrNotInstalled) {
-			warnings = append(warnings, "tmux is not installed, so tmux sessions cannot be seen; "+tmux.InstallHint())
-		} else {
-			warnings = append(warnings, "listing tmux sessions failed: "+err.Error())
-		}
+	if w := tmuxWarning(err); w != "" {
+		warnings = append(warnings, w)
 	}
 	type key struct{ project, name string }
 	seen := map[key]bool{}
@@ -302,6 +321,8 @@ type Summary struct {
 	CompletionReason   string  `json:"completion_reason,omitempty" jsonschema:"why it ended"`
 	Error              string  `json:"error,omitempty" jsonschema:"the error it failed with"`
 	CostUSD            float64 `json:"cost_usd" jsonschema:"spend reported by the agents so far, in US dollars"`
+	Commits            *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
+	FailedIterations   int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	ProjectDir         string  `json:"project_dir" jsonschema:"project directory"`
 	TmuxSession        string  `json:"tmux_session" jsonschema:"tmux session name"`
 	RunDir             string  `json:"run_dir" jsonschema:"run directory"`
@@ -328,6 +349,8 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 		s.StartedAt = st.StartedAt.Format(time.RFC3339)
 		s.CompletionReason, s.Error = st.CompletionReason, truncate(st.Error, 500)
 		s.CostUSD = st.Cost.USD
+		s.Commits = commitCount(st)
+		s.FailedIterations = st.FailedIterations
 	}
 	if info.StateErr != nil {
 		s.Why += " (" + truncate(info.StateErr.Error(), 200) + ")"

@@ -37,6 +37,10 @@ type KillResult struct {
 	BeadsRemaining     *int     `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left"`
 	FinalOutputFile    string   `json:"final_output_file,omitempty" jsonschema:"where the last screen was saved"`
 	AgentsStopped      int      `json:"agents_stopped" jsonschema:"agent processes that had to be stopped by kill itself (0 when the engine stopped them)"`
+	StoppedProcesses   int      `json:"stopped_processes" jsonschema:"agent processes of the session that were running when kill began and were ended (by the engine or by kill itself)"`
+	ProcessesLeft      []int    `json:"processes_left,omitempty" jsonschema:"pids of agent processes still running after the kill (should be empty)"`
+	Containment        string   `json:"containment" jsonschema:"how the session's agents are contained: cgroup, subreaper, pgroup, marker (a run without containment info, found by environment) or none"`
+	EngineSignal       string   `json:"engine_signal,omitempty" jsonschema:"the signal that ended the engine: SIGTERM, or SIGKILL when it outlived the grace; empty when no engine ran"`
 	Steps              []string `json:"steps" jsonschema:"what kill did, in order"`
 	RestartHint        string   `json:"restart_hint" jsonschema:"how to continue or start over"`
 }
@@ -59,19 +63,32 @@ func (d *Deps) kill(ctx context.Context, _ mcp.CallToolRequest, a KillArgs) (Kil
 		return KillResult{}, "", err
 	}
 	res := KillResult{Session: a.Session, StatusBefore: info.Live.Status, Steps: []string{}}
+	before := engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir())
+	res.Containment = containmentOf(info, before)
 	switch info.Live.Status {
 	case state.LiveRunning, state.LiveStarting, state.LiveWaiting, state.LiveParked, state.LiveZombie, state.LiveOrphan:
+		res.Killed = true
+		res.EngineSignal = d.stopSession(ctx, info, &res.Steps, &res.AgentsStopped)
 	default:
-		fillKill(&res, info)
-		res.Status = info.Live.Status
-		res.Steps = append(res.Steps, fmt.Sprintf("nothing to do: %s is not running (%s)", a.Session, info.Live.Why))
-		if info.Live.StaleLock {
-			res.Steps = append(res.Steps, "its lock file is stale; cleanup with remove_stale_locks removes it")
+		if len(before.Pids) == 0 {
+			fillKill(&res, info)
+			res.Status = info.Live.Status
+			res.Steps = append(res.Steps, fmt.Sprintf("nothing to do: %s is not running (%s)", a.Session, info.Live.Why))
+			if info.Live.StaleLock {
+				res.Steps = append(res.Steps, "its lock file is stale; cleanup with remove_stale_locks removes it")
+			}
+			return res, killText(res), nil
 		}
-		return res, killText(res), nil
+		// No engine, but its agents live on (the engine was kill -9'd).
+		res.Killed = true
+		d.stopLeftovers(info, &res.Steps, &res.AgentsStopped)
+		d.markKilled(info, &res.Steps)
 	}
-	res.Killed = true
-	d.stopSession(ctx, info, &res.Steps, &res.AgentsStopped)
+	res.StoppedProcesses, res.ProcessesLeft = stoppedSince(info, before)
+	res.StoppedProcesses = max(res.StoppedProcesses, res.AgentsStopped)
+	if len(res.ProcessesLeft) > 0 {
+		res.Steps = append(res.Steps, fmt.Sprintf("%d agent process(es) still running: %v", len(res.ProcessesLeft), res.ProcessesLeft))
+	}
 	final := d.inspect(info.ProjectDir, info.Name, nil)
 	if info.HasRunDir {
 		res.FinalOutputFile = info.Layout.FinalOutput()
@@ -99,8 +116,11 @@ func (d *Deps) kill(ctx context.Context, _ mcp.CallToolRequest, a KillArgs) (Kil
 //  3. close the tmux session (SIGHUP) if it is still there;
 //  4. stop any agent process still carrying the run directory's marker;
 //  5. if the engine could not record killed itself, record it.
-func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]string, agentsStopped *int) {
+func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]string, agentsStopped *int) (engineSignal string) {
 	name := info.tmuxName()
+	if info.TmuxErr != nil {
+		*steps = append(*steps, "tmux did not answer (its server may be stopped or hung): the screen was not saved and the tmux session, if any, was left; the engine is stopped by signal")
+	}
 	if info.Tmux != nil {
 		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, 2000); err == nil && info.HasRunDir {
 			if err := state.WriteFileAtomic(info.Layout.FinalOutput(), []byte(screen+"\n"), 0o644); err == nil {
@@ -113,9 +133,14 @@ func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]strin
 		if info.Lock.Info != nil {
 			pid = info.Lock.Info.PID
 		}
-		if err := engine.StopEngine(ctx, info.Layout, d.grace()); err != nil {
+		sig, err := engine.StopEngineSignal(ctx, info.Layout, d.grace())
+		engineSignal = sig
+		switch {
+		case err != nil:
 			*steps = append(*steps, "the engine did not stop: "+err.Error())
-		} else {
+		case sig == "SIGKILL":
+			*steps = append(*steps, fmt.Sprintf("the engine (pid %d) did not stop within %s of SIGTERM and was killed with SIGKILL; its agents are stopped below", pid, d.grace()))
+		case sig == "SIGTERM":
 			*steps = append(*steps, fmt.Sprintf("stopped the engine (pid %d) with SIGTERM; it stopped its agents and released its lock", pid))
 		}
 	}
@@ -135,13 +160,50 @@ func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]strin
 			*steps = append(*steps, "tmux session "+name+" closed with its engine")
 		}
 	}
-	if info.HasRunDir {
-		if n := engine.StopAgents(info.Layout.RunDir(), 5*time.Second); n > 0 {
-			*agentsStopped = n
-			*steps = append(*steps, fmt.Sprintf("stopped %d leftover agent process(es)", n))
+	d.stopLeftovers(info, steps, agentsStopped)
+	d.markKilled(info, steps)
+	return engineSignal
+}
+
+// stopLeftovers ends agent processes no engine owns any more: the
+// session's cgroup killed whole, or (without one) those carrying the run
+// directory's environment marker.
+func (d *Deps) stopLeftovers(info sessionInfo, steps *[]string, agentsStopped *int) {
+	// Leftovers had their chance at SIGTERM from their engine already (or
+	// their engine is long dead): at most 5 s more.
+	left := engine.StopLeftovers(info.ProjectDir, info.Name, info.Layout.RunDir(), min(d.grace(), 5*time.Second))
+	if n := len(left.Pids); n > 0 {
+		*agentsStopped += n
+		*steps = append(*steps, fmt.Sprintf("stopped %d leftover agent process(es), found by %s", n, left.Mechanism))
+	}
+}
+
+// containmentOf says how a session's agents are contained: what its engine
+// recorded, else how its processes can be found.
+func containmentOf(info sessionInfo, agents engine.Leftovers) string {
+	if s, ok := engine.ReadContainment(info.Layout); ok {
+		return s.Mechanism
+	}
+	if agents.Mechanism != "" {
+		return agents.Mechanism
+	}
+	return "none"
+}
+
+// stoppedSince counts the agent processes alive before the kill that are
+// gone now, and lists any still running.
+func stoppedSince(info sessionInfo, before engine.Leftovers) (stopped int, left []int) {
+	after := engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir())
+	still := map[int]bool{}
+	for _, p := range after.Pids {
+		still[p] = true
+	}
+	for _, p := range before.Pids {
+		if !still[p] {
+			stopped++
 		}
 	}
-	d.markKilled(info, steps)
+	return stopped, after.Pids
 }
 
 // markKilled records `killed` for a session whose engine died without
@@ -211,7 +273,7 @@ func fillKill(res *KillResult, info sessionInfo) {
 func killText(r KillResult) string {
 	var b strings.Builder
 	if r.Killed {
-		fmt.Fprintf(&b, "Stopped %s (was %s); state is now %s.\n", r.Session, r.StatusBefore, r.Status)
+		fmt.Fprintf(&b, "Stopped %s (was %s); state is now %s. %d agent process(es) ended (containment: %s).\n", r.Session, r.StatusBefore, r.Status, r.StoppedProcesses, r.Containment)
 	} else {
 		fmt.Fprintf(&b, "%s is not running (status %s); nothing was stopped.\n", r.Session, r.StatusBefore)
 	}

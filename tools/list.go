@@ -158,6 +158,9 @@ func listText(r ListResult) string {
 			if s.CompletionReason != "" {
 				fmt.Fprintf(&b, " · %s", s.CompletionReason)
 			}
+			if s.Commits != nil {
+				fmt.Fprintf(&b, " · %d commit(s)", *s.Commits)
+			}
 			b.WriteString("\n")
 		}
 	}

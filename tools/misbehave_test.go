@@ -28,7 +28,8 @@ func TestMisbehavingAgentsThroughTheTools(t *testing.T) {
 		warning     string // in the last iteration's warning
 		check       func(t *testing.T, m tools.MonitorResult, st state.State)
 	}{
-		{name: "hangs past its timeout", agent: "hang-agent", max: 2, extra: "timeout: 1\n", status: state.LiveComplete, warning: "timeout",
+		// Every iteration timed out: the stage fails, however short.
+		{name: "hangs past its timeout", agent: "hang-agent", max: 2, extra: "timeout: 1\n", status: state.LiveFailed, warning: "timeout",
 			check: func(t *testing.T, m tools.MonitorResult, st state.State) {
 				for _, h := range st.History {
 					if h.ExitCode != engine.ExitTimeout {
@@ -50,6 +51,12 @@ func TestMisbehavingAgentsThroughTheTools(t *testing.T) {
 				}
 				if !strings.Contains(m.Why+m.Error, "fail") {
 					t.Errorf("monitor does not say why it failed: why %q error %q", m.Why, m.Error)
+				}
+			}},
+		{name: "fails once of two", agent: "fail-agent", max: 2, env: []string{"FAIL_AT=1"}, status: state.LiveComplete,
+			check: func(t *testing.T, m tools.MonitorResult, st state.State) {
+				if m.FailedIterations != 1 || st.FailedIterations != 1 {
+					t.Errorf("monitor failed_iterations %d, state.json %d; want 1", m.FailedIterations, st.FailedIterations)
 				}
 			}},
 		{name: "closes stdout at once", agent: "closeout-agent", max: 2, status: state.LiveComplete},
@@ -85,8 +92,8 @@ func TestMisbehavingAgentsThroughTheTools(t *testing.T) {
 			if !waitUntil(5*time.Second, func() bool { return len(engine.FindAgents(e.layout("bad").RunDir())) == 0 }) {
 				t.Errorf("agent processes left: %v", engine.FindAgents(e.layout("bad").RunDir()))
 			}
-			if s, _ := summary(c.list(nil), "bad"); s.Status != tc.status {
-				t.Errorf("list says %s, want %s", s.Status, tc.status)
+			if s, _ := summary(c.list(nil), "bad"); s.Status != tc.status || s.FailedIterations != st.FailedIterations {
+				t.Errorf("list says %s with %d failed iterations, want %s with %d", s.Status, s.FailedIterations, tc.status, st.FailedIterations)
 			}
 			t.Logf("%s: %s after %d iteration(s); last warning: %s", tc.agent, m.Status, len(st.History), fmt.Sprint(m.LastIteration.Warning))
 		})

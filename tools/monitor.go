@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -100,11 +99,15 @@ type MonitorResult struct {
 	ProgressTail       string            `json:"progress_tail,omitempty" jsonschema:"the end of the progress file"`
 	BeadsRemaining     *int              `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left for this session"`
 	Cost               CostSummary       `json:"cost" jsonschema:"spend so far"`
+	Changes            *ChangesSummary   `json:"changes,omitempty" jsonschema:"git projects: commits so far and the last iteration's change record"`
+	FailedIterations   int               `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	Warnings           []string          `json:"warnings" jsonschema:"things that need attention"`
 	Waited             *WaitOutcome      `json:"waited,omitempty" jsonschema:"how the wait ended, when one was asked for"`
 	TmuxSession        string            `json:"tmux_session" jsonschema:"tmux session"`
 	RunDir             string            `json:"run_dir" jsonschema:"run directory"`
 	ProjectDir         string            `json:"project_dir" jsonschema:"project directory"`
+	Containment        string            `json:"containment,omitempty" jsonschema:"how the engine contains its agents and all they start: cgroup (one cgroup v2 per agent, killed whole), subreaper (process-tree walk) or pgroup (process group and environment marker)"`
+	ContainmentDetail  string            `json:"containment_detail,omitempty" jsonschema:"the session's cgroup, or why a weaker mechanism is in use"`
 }
 
 // Monitor is the monitor tool.
@@ -169,6 +172,15 @@ func (d *Deps) monitor(ctx context.Context, _ mcp.CallToolRequest, a MonitorArgs
 		return MonitorResult{}, "", err
 	}
 	var waited *WaitOutcome
+	busy := false
+	if a.Wait != WaitNone {
+		release, ok := d.takeWaitSlot()
+		if !ok {
+			busy, a.Wait = true, WaitNone
+		} else {
+			defer release()
+		}
+	}
 	if a.Wait != WaitNone {
 		info, waited, err = d.wait(ctx, info, a, progress)
 		if err != nil {
@@ -179,7 +191,35 @@ func (d *Deps) monitor(ctx context.Context, _ mcp.CallToolRequest, a MonitorArgs
 	}
 	res := d.snapshot(ctx, info, a.Lines)
 	res.Waited = waited
+	if busy {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d monitor waits are already pending, the most at once, so this call did not wait and answers now; call again later, or once a pending wait returns", d.maxWaits()))
+	}
 	return res, monitorText(res), nil
+}
+
+// DefaultMaxWaits is how many monitor waits may be pending at once. The
+// stdio server runs calls on 64 workers and a wait holds its worker for up
+// to 10 minutes: with at most 32 waits, kill and every other short call
+// always find a free worker instead of queueing behind waits.
+const DefaultMaxWaits = 32
+
+func (d *Deps) maxWaits() int {
+	if d.MaxWaits > 0 {
+		return d.MaxWaits
+	}
+	return DefaultMaxWaits
+}
+
+// takeWaitSlot reserves one of the wait slots; ok is false when all are
+// taken. release gives it back.
+func (d *Deps) takeWaitSlot() (release func(), ok bool) {
+	d.waitsOnce.Do(func() { d.waits = make(chan struct{}, d.maxWaits()) })
+	select {
+	case d.waits <- struct{}{}:
+		return func() { <-d.waits }, true
+	default:
+		return nil, false
+	}
 }
 
 // wait polls the session's state until the wait is met, the session ends,
@@ -274,6 +314,17 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	if w := sessionWarning(sum); w != "" {
 		res.Warnings = append(res.Warnings, w)
 	}
+	if info.TmuxErr != nil {
+		res.Warnings = append(res.Warnings, "tmux did not answer (its server may be stopped or hung): no live pane; the status comes from the lock and state files")
+	}
+	if sc, ok := engine.ReadContainment(info.Layout); ok {
+		res.Containment, res.ContainmentDetail = sc.Mechanism, first(sc.Cgroup, sc.Why)
+	}
+	if sum.Status == state.LiveCrashed {
+		if n := len(engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir()).Pids); n > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the engine is gone but %d of its agent processes still run; kill, resume or cleanup mark_crashed stops them", n))
+		}
+	}
 	if info.Rebuilt {
 		res.Warnings = append(res.Warnings, "state.json was missing or corrupt; this view was rebuilt from events.jsonl (the engine rewrites it on resume)")
 	}
@@ -298,6 +349,7 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	}
 	res.IterationRunning = info.Lock.Held && st.IterationStarted != nil
 	res.Cost = CostSummary{USD: st.Cost.USD, InputTokens: st.Cost.InputTokens, OutputTokens: st.Cost.OutputTokens}
+	res.FailedIterations = st.FailedIterations
 	if n := len(st.History); n > 0 {
 		h := st.History[n-1]
 		files := info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration)
@@ -308,6 +360,7 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 			li.OutputExcerpt, _ = tailText(text, excerptLimit)
 		}
 		res.LastIteration = li
+		res.Changes = changesSummary(st, files.Result)
 		if h.Warning != "" && h.Decision == engine.DecisionError {
 			res.Warnings = append(res.Warnings, "last iteration: "+h.Warning)
 		}
@@ -336,17 +389,15 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 
 // tailFile returns the last n lines of a file, reading at most max bytes
 // from its end.
+// Agents write some of these files (progress, output): a FIFO or device
+// there is refused, never opened for a blocking read.
 func tailFile(path string, n int, max int64) (string, error) {
-	f, err := os.Open(path)
+	f, size, err := state.OpenRegularFile(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	off := info.Size() - max
+	off := size - max
 	if off < 0 {
 		off = 0
 	}
@@ -416,6 +467,16 @@ func monitorText(r MonitorResult) string {
 		}
 		if li.Reasoning != "" {
 			fmt.Fprintf(&b, " — %s", li.Reasoning)
+		}
+		b.WriteString("\n")
+	}
+	if c := r.Changes; c != nil {
+		fmt.Fprintf(&b, "Git: %d commit(s) this session", c.Commits)
+		if c.Last != nil {
+			fmt.Fprintf(&b, "; last iteration %d commit(s), %d file(s) +%d −%d", c.Last.CommitCount, c.Last.FilesChanged, c.Last.Insertions, c.Last.Deletions)
+		}
+		if c.Dirty {
+			b.WriteString(", uncommitted changes")
 		}
 		b.WriteString("\n")
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -106,11 +106,14 @@ func (d *Deps) sessionResource(kind string) server.ResourceTemplateHandlerFunc {
 			if st := info.State; st != nil && st.Type == engine.KindPipeline && st.CurrentStage < len(st.Stages) {
 				path = info.Layout.StageProgressFile(st.CurrentStage, st.Stages[st.CurrentStage].Name)
 			}
-			data, err := os.ReadFile(path)
+			data, err := tailFile(path, math.MaxInt32, 256<<10)
+			if errors.Is(err, state.ErrNotRegular) {
+				return nil, fmt.Errorf("session %s: %w", name, err)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("session %s has no progress file yet (%s)", name, path)
 			}
-			text, _ := tailText(string(data), TextLimit)
+			text, _ := tailText(data, TextLimit)
 			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/markdown", Text: text}}, nil
 		default:
 			text, err := tailFile(info.Layout.LogFile(), 400, 256<<10)

@@ -98,7 +98,7 @@ func StartSession(d *Deps) server.ServerTool {
 	return server.ServerTool{Tool: tool, Handler: typed(d.startSession)}
 }
 
-func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
+func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
 	if a.Mode == "" {
 		a.Mode = engine.ModeNew
 	}
@@ -109,8 +109,17 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 		suggestion := state.SuggestSession(a.Session)
 		return StartResult{}, "", invalidf("%v", err).with(Option{Tool: "start_session", Arguments: map[string]any{"session": suggestion}, Description: "use the suggested name"})
 	}
-	if a.MaxIterations < 0 || a.MaxIterations > engine.MaxCount {
-		return StartResult{}, "", invalidf("max_iterations must be between 1 and %d, got %d", engine.MaxCount, a.MaxIterations)
+	if _, given := req.GetArguments()["max_iterations"]; a.MaxIterations < 0 || a.MaxIterations > engine.MaxCount || (given && a.MaxIterations == 0) {
+		// 0 was once taken silently as "the stage's default"; a user who
+		// wrote 0 meant something else, so say what 0 cannot mean.
+		without := map[string]any{"session": a.Session}
+		for k, v := range map[string]string{"stage": a.Stage, "pipeline": a.Pipeline, "mode": a.Mode} {
+			if v != "" {
+				without[k] = v
+			}
+		}
+		return StartResult{}, "", invalidf("max_iterations must be between 1 and %d, got %d; leave it out to use the stage's own max_iterations", engine.MaxCount, a.MaxIterations).
+			with(Option{Tool: "start_session", Arguments: without, Description: "start it with the stage's own max_iterations"})
 	}
 	if err := checkText(a); err != nil {
 		return StartResult{}, "", err
@@ -136,7 +145,8 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 	}
 	var tmuxList []tmux.Session
 	if tmuxErr == nil {
-		if tmuxList, err = d.Tmux.ListSessions(ctx); err != nil && !errors.Is(err, tmux.ErrNoServer) {
+		// A list with unreadable records still holds every session it could read.
+		if tmuxList, err = d.Tmux.ListSessions(ctx); err != nil && !errors.Is(err, tmux.ErrNoServer) && !errors.Is(err, tmux.ErrUnparsable) {
 			return StartResult{}, "", toolError(fmt.Errorf("list tmux sessions: %w", err))
 		}
 	}
@@ -177,6 +187,9 @@ func (d *Deps) startSession(ctx context.Context, _ mcp.CallToolRequest, a StartA
 		}
 		res.ResumeAt = fmt.Sprintf("stage %d/%d (%s), iteration %d", info.State.CurrentStage+1, len(plan.Stages),
 			plan.Stages[info.State.CurrentStage].Name, info.State.IterationCompleted+1)
+	}
+	if err := engine.CheckSandbox(plan, d.geteuid(), d.environ()); err != nil {
+		return StartResult{}, "", prepareError(err, a)
 	}
 	res.Type, res.Definition = plan.Kind, plan.Name
 	res.TmuxSession = state.TmuxName(a.Session, plan.Multi())
@@ -580,6 +593,12 @@ func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFi
 		}
 		alive, _ := d.Tmux.HasSession(ctx, tmuxName)
 		if !alive {
+			// An engine that said why it could not start did not start,
+			// whatever state is there: it may be another start's, one that
+			// ran and finished before this one's tmux session could exist.
+			if err := reportedFailure(errFile); err != nil {
+				return "", err
+			}
 			// Did it run and finish already, or die at once?
 			if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
 				return state.StatusRunning, nil
@@ -604,7 +623,9 @@ func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFi
 	}
 }
 
-func (d *Deps) startFailure(l state.Layout, errFile string) error {
+// reportedFailure is the failure an engine wrote to its start-error file,
+// or nil when it wrote none.
+func reportedFailure(errFile string) error {
 	var f StartFailure
 	if data, err := os.ReadFile(errFile); err == nil && len(data) > 0 && json.Unmarshal(data, &f) == nil && f.Message != "" {
 		code := f.Code
@@ -612,6 +633,13 @@ func (d *Deps) startFailure(l state.Layout, errFile string) error {
 			code = CodeInternal
 		}
 		return &ToolError{Code: code, Options: []Option{}, Message: "the engine could not start: " + f.Message}
+	}
+	return nil
+}
+
+func (d *Deps) startFailure(l state.Layout, errFile string) error {
+	if err := reportedFailure(errFile); err != nil {
+		return err
 	}
 	msg := "the engine exited at once without saying why"
 	if data, err := os.ReadFile(l.LogFile()); err == nil && len(data) > 0 {

@@ -235,6 +235,28 @@ func TestStartSession(t *testing.T) {
 				t.Error("a run dir was created despite the missing agent")
 			}
 		})
+
+		// As root without IS_SANDBOX=1, every claude iteration would exit 1
+		// at once: refused before anything is created, naming the fix.
+		t.Run("root_without_sandbox", func(t *testing.T) {
+			e.deps.Geteuid = func() int { return 0 }
+			e.setEnv("IS_SANDBOX=")
+			defer func() { e.deps.Geteuid = nil; e.setEnv("IS_SANDBOX=1") }()
+			before := len(e.rec.Created())
+			te := c.fail("start_session", map[string]any{"session": "root-claude", "stage": "quick", "provider": "claude"}, tools.CodeAgentUnavailable)
+			if !strings.Contains(te.Message, "IS_SANDBOX=1") || !strings.Contains(te.Message, "-e IS_SANDBOX=1") {
+				t.Errorf("message %q does not name the fix", te.Message)
+			}
+			if got := e.rec.Created()[before:]; len(got) != 0 {
+				t.Errorf("tmux sessions created: %q", got)
+			}
+			if _, err := os.Stat(e.layout("root-claude").RunDir()); err == nil {
+				t.Error("a run dir was created")
+			}
+			// The mock provider needs no sandbox.
+			e.deps.Geteuid = func() int { return 0 }
+			c.ok("start_session", map[string]any{"session": "root-mock", "stage": "quick", "provider": "mock", "dry_run": true}, nil)
+		})
 	})
 }
 

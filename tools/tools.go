@@ -16,6 +16,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -49,6 +50,9 @@ type Deps struct {
 	ProjectDir string
 	// Environ is the environment handed to engines (default os.Environ).
 	Environ func() []string
+	// Geteuid is the effective user id engines run as (default
+	// os.Geteuid); claude refuses root without IS_SANDBOX=1.
+	Geteuid func() int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// StartTimeout bounds how long start_session waits for the engine to
@@ -60,6 +64,12 @@ type Deps struct {
 	// Poll is how often waits and the reminder watcher look (default 250 ms
 	// for waits; the watcher uses 8× this).
 	Poll time.Duration
+	// MaxWaits is how many monitor waits may be pending at once (default
+	// DefaultMaxWaits); a wait beyond it answers at once with a warning.
+	MaxWaits int
+
+	waitsOnce sync.Once
+	waits     chan struct{} // one token per pending wait
 }
 
 func (d *Deps) now() time.Time {
@@ -74,6 +84,13 @@ func (d *Deps) environ() []string {
 		return d.Environ()
 	}
 	return os.Environ()
+}
+
+func (d *Deps) geteuid() int {
+	if d.Geteuid != nil {
+		return d.Geteuid()
+	}
+	return os.Geteuid()
 }
 
 func (d *Deps) poll() time.Duration {
@@ -165,7 +182,46 @@ func Serve(ctx context.Context, d *Deps, version string, stdin io.Reader, stdout
 	server.WithWorkerPoolSize(64)(stdio)
 	server.WithQueueSize(1024)(stdio)
 	stdio.SetErrorLogger(log.New(errLog, "agent-sessions: ", log.LstdFlags))
-	return stdio.Listen(ctx, stdin, stdout)
+	in := &eofReader{r: stdin, eof: make(chan struct{})}
+	served := make(chan error, 1)
+	go func() { served <- stdio.Listen(ctx, in, stdout) }()
+	// Listen returns only when every call in flight has returned. A call
+	// stuck where nothing can cancel it must not keep the server alive once
+	// its client has gone (stdin closed) or it was told to stop: after
+	// shutdownGrace the stuck call is abandoned (it ends with the process).
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	case <-in.eof:
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-time.After(shutdownGrace):
+		fmt.Fprintf(errLog, "agent-sessions: a call still running after %s was abandoned at shutdown\n", shutdownGrace)
+		return nil
+	}
+}
+
+// shutdownGrace is how long Serve waits for calls in flight once stdin has
+// closed or its context has ended.
+const shutdownGrace = 3 * time.Second
+
+// eofReader closes eof when reading r first fails (end of input, or an
+// error: either way no more requests will come).
+type eofReader struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
 }
 
 // annotations are set deliberately on every tool: mcp.NewTool defaults to

@@ -55,8 +55,16 @@ type Request struct {
 
 // Messages is a fake Anthropic Messages API. Turns come from the queue given
 // to Enqueue, or from Script when it is set (it wins). When both are empty
-// the fake answers a plain "ok" text turn, so a stray extra request (the CLI
-// sometimes makes one, e.g. for a title) never hangs a test.
+// the fake answers a plain "ok" text turn, so a stray extra request never
+// hangs a test: after a run_in_background shell ends, for one, `claude -p`
+// asks the model again about the task's notification.
+//
+// What Claude Code 2.1.332 calls, measured with this fake (hermetic env,
+// nonessential traffic off): only streaming POST /v1/messages, with --model
+// sonnet sent as claude-sonnet-5-5. 401 and 529 answers were retried up to
+// CLAUDE_CODE_MAX_RETRIES times (printed as system/api_retry lines); a 429
+// with x-should-retry: false was not. Other paths answer 404 (count_tokens
+// and HEAD / answer minimally, should a later version call them).
 type Messages struct {
 	URL string // http://127.0.0.1:PORT — use as ANTHROPIC_BASE_URL
 

@@ -1,9 +1,12 @@
 package tools
 
 import (
+	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // guardrailArgs checks start_session's max_cost_usd and max_runtime
@@ -36,4 +39,28 @@ func guardrailFlags(a StartArgs) []string {
 		argv = append(argv, "--max-runtime", a.MaxRuntime)
 	}
 	return argv
+}
+
+// guardrailsOf is what SPEC §15 adds to a session's summary: its spending
+// cap, its open question (cut to max bytes) and its park.
+func guardrailsOf(st *state.State, max int) (maxCost float64, question, parkedUntil, parkedReason string) {
+	if st.Question != nil {
+		question = truncate(st.Question.Question, max)
+	}
+	if st.ParkedUntil != nil && st.Status == state.StatusParked {
+		parkedUntil, parkedReason = st.ParkedUntil.Local().Format(time.RFC3339), st.ParkedReason
+	}
+	return st.MaxCostUSD, question, parkedUntil, parkedReason
+}
+
+// guardrailNote is what the reminder adds about a waiting or parked
+// session: the question to put to the user, or when it goes on.
+func guardrailNote(s Summary) string {
+	switch {
+	case s.Status == state.LiveWaiting && s.Question != "":
+		return fmt.Sprintf(". **It asks:** %q — ask the user, then `reply {\"session\": %q, \"answer\": …}` with their answer", s.Question, s.Session)
+	case s.Status == state.LiveParked:
+		return fmt.Sprintf(". Parked (%s) until %s; it goes on by itself", s.ParkedReason, s.ParkedUntil)
+	}
+	return ""
 }

@@ -323,6 +323,10 @@ type Summary struct {
 	CostUSD            float64 `json:"cost_usd" jsonschema:"spend reported by the agents so far, in US dollars"`
 	Commits            *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
 	FailedIterations   int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
+	MaxCostUSD         float64 `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost_usd (absent: none)"`
+	Question           string  `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
+	ParkedUntil        string  `json:"parked_until,omitempty" jsonschema:"parked: when it goes on by itself (RFC 3339)"`
+	ParkedReason       string  `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
 	ProjectDir         string  `json:"project_dir" jsonschema:"project directory"`
 	TmuxSession        string  `json:"tmux_session" jsonschema:"tmux session name"`
 	RunDir             string  `json:"run_dir" jsonschema:"run directory"`
@@ -351,6 +355,7 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 		s.CostUSD = st.Cost.USD
 		s.Commits = commitCount(st)
 		s.FailedIterations = st.FailedIterations
+		s.MaxCostUSD, s.Question, s.ParkedUntil, s.ParkedReason = guardrailsOf(st, 300)
 	}
 	if info.StateErr != nil {
 		s.Why += " (" + truncate(info.StateErr.Error(), 200) + ")"

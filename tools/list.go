@@ -31,6 +31,8 @@ type Counts struct {
 	Orphan   int `json:"orphan" jsonschema:"tmux sessions with no run directory"`
 	Zombie   int `json:"zombie" jsonschema:"tmux sessions whose engine is gone"`
 	Stale    int `json:"stale" jsonschema:"running for more than 2 hours"`
+	Waiting  int `json:"waiting,omitempty" jsonschema:"waiting for the user's answer to a question (reply)"`
+	Parked   int `json:"parked,omitempty" jsonschema:"waiting out a usage or rate limit; they go on by themselves"`
 }
 
 // ListResult is list's result.
@@ -94,6 +96,10 @@ func (c *Counts) add(s Summary) {
 		c.Running++
 	case state.LiveStarting:
 		c.Starting++
+	case state.LiveWaiting:
+		c.Waiting++
+	case state.LiveParked:
+		c.Parked++
 	case state.LiveComplete:
 		c.Complete++
 	case state.LiveFailed:

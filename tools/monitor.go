@@ -68,6 +68,9 @@ type WaitOutcome struct {
 	Met      bool    `json:"met" jsonschema:"what was waited for happened"`
 	TimedOut bool    `json:"timed_out" jsonschema:"the timeout passed first"`
 	Seconds  float64 `json:"seconds" jsonschema:"how long it waited"`
+	// Paused: the wait returned because the session stopped running
+	// agents meanwhile, for a question or a limit (SPEC §15).
+	Paused string `json:"paused,omitempty" jsonschema:"waiting (its agent asks the user something, see question: nothing moves until reply) or parked (it began waiting out a limit during the wait, until parked_until): the wait returned for it"`
 }
 
 // MonitorResult is monitor's result.
@@ -101,6 +104,11 @@ type MonitorResult struct {
 	Cost               CostSummary       `json:"cost" jsonschema:"spend so far"`
 	Changes            *ChangesSummary   `json:"changes,omitempty" jsonschema:"git projects: commits so far and the last iteration's change record"`
 	FailedIterations   int               `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
+	MaxCostUSD         float64           `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost (absent: none)"`
+	Question           string            `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
+	AnswerOptions      []string          `json:"answer_options,omitempty" jsonschema:"waiting: the answers the agent offered (the user may give another)"`
+	ParkedUntil        string            `json:"parked_until,omitempty" jsonschema:"parked: when it goes on by itself (RFC 3339)"`
+	ParkedReason       string            `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
 	Warnings           []string          `json:"warnings" jsonschema:"things that need attention"`
 	Waited             *WaitOutcome      `json:"waited,omitempty" jsonschema:"how the wait ended, when one was asked for"`
 	TmuxSession        string            `json:"tmux_session" jsonschema:"tmux session"`
@@ -234,6 +242,7 @@ func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progre
 		return i.State.CurrentStage, i.State.IterationCompleted
 	}
 	stage0, done0 := key(info)
+	status0 := info.Live.Status
 	lastKey := fmt.Sprint(stage0, done0)
 	timeout := time.NewTimer(time.Duration(a.TimeoutSeconds) * time.Second)
 	defer timeout.Stop()
@@ -248,8 +257,13 @@ func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progre
 			out.Met = a.Wait == WaitComplete || (stage != stage0 || done != done0)
 		case a.Wait == WaitIteration && (stage != stage0 || done > done0):
 			out.Met = true
+		case info.Live.Status == state.LiveWaiting || (info.Live.Status == state.LiveParked && status0 != state.LiveParked):
+			// Nothing moves until the user answers; a park that began
+			// during the wait is news (one that was known goes on by
+			// itself, so the wait goes on with it).
+			out.Paused = info.Live.Status
 		}
-		if out.Met || !alive {
+		if out.Met || !alive || out.Paused != "" {
 			out.Seconds = time.Since(start).Seconds()
 			return info, out, nil
 		}
@@ -310,6 +324,10 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 		Iteration: sum.Iteration, IterationCompleted: sum.IterationCompleted, MaxIterations: sum.MaxIterations,
 		CompletionReason: sum.CompletionReason, Error: sum.Error, StartedAt: sum.StartedAt, Age: sum.Age, AgeSeconds: sum.AgeSeconds,
 		Stale: sum.Stale, TmuxSession: sum.TmuxSession, RunDir: sum.RunDir, ProjectDir: info.ProjectDir, Warnings: []string{},
+		MaxCostUSD: sum.MaxCostUSD, ParkedUntil: sum.ParkedUntil, ParkedReason: sum.ParkedReason,
+	}
+	if info.State != nil && info.State.Question != nil {
+		res.Question, res.AnswerOptions = info.State.Question.Question, info.State.Question.Options
 	}
 	if w := sessionWarning(sum); w != "" {
 		res.Warnings = append(res.Warnings, w)

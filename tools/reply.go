@@ -68,6 +68,7 @@ func (d *Deps) reply(ctx context.Context, _ mcp.CallToolRequest, a ReplyArgs) (R
 	}
 	res.Answered, res.Question = true, q.Question
 	if state.Alive(info.Live.Status) {
+		res.Status = d.awaitAnswerTaken(ctx, info)
 		res.Note = fmt.Sprintf("answered; session %s goes on with iteration %d, which receives the answer as ${ANSWER}", a.Session, q.Iteration+1)
 		monitor.Arguments["wait"] = "iteration"
 		res.NextSteps = append(res.NextSteps, monitor)
@@ -78,6 +79,29 @@ func (d *Deps) reply(ctx context.Context, _ mcp.CallToolRequest, a ReplyArgs) (R
 		res.NextSteps = append(res.NextSteps, Option{Tool: "start_session", Arguments: map[string]any{"session": a.Session, "mode": "resume"}, Description: "resume it"})
 	}
 	return res, res.Note, nil
+}
+
+// answerTakeWait bounds how long reply waits for the engine to take the
+// answer (it polls answer.json twice a second).
+const answerTakeWait = 3 * time.Second
+
+// awaitAnswerTaken waits (briefly) until the engine has recorded the
+// answer, so the status reply returns — and what monitor says next — is the
+// session going on, not still waiting. It returns the status it saw last.
+func (d *Deps) awaitAnswerTaken(ctx context.Context, info sessionInfo) string {
+	deadline := time.Now().Add(answerTakeWait)
+	status := info.Live.Status
+	for time.Now().Before(deadline) {
+		if st, _, err := state.LoadSummary(info.Layout); err == nil && st.Question == nil {
+			return state.LiveRunning
+		}
+		select {
+		case <-ctx.Done():
+			return status
+		case <-time.After(min(d.poll(), 100*time.Millisecond)):
+		}
+	}
+	return status
 }
 
 // checkAnswer refuses an answer that cannot be one: empty, a NUL byte

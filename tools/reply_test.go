@@ -24,11 +24,19 @@ func TestReplyAnswersAWaitingSession(t *testing.T) {
 	e.setEnv("STATUS_DECISION=ask", "STATUS_AT=1", "STATUS_QUESTION=Postgres or SQLite?", `STATUS_OPTIONS=["postgres","sqlite"]`,
 		"FAKE_AGENT_PROMPT_DIR="+prompts)
 	c := e.connect(modernVersion)
-	c.start(map[string]any{"session": "asks", "stage": "asker"})
-	eventually(t, 20*time.Second, "the session waits", func() bool {
-		s, ok := summary(c.list(nil), "asks")
-		return ok && s.Status == state.LiveWaiting
-	})
+	c.start(map[string]any{"session": "asks", "stage": "asker", "max_cost_usd": 5})
+	// A wait returns when the session starts waiting for the user.
+	if m := c.monitorWait("asks", "complete", 60); m.Waited == nil || m.Waited.Paused != state.LiveWaiting || m.Question != "Postgres or SQLite?" ||
+		len(m.AnswerOptions) != 2 || m.MaxCostUSD != 5 {
+		t.Fatalf("monitor wait over a question: %+v", m)
+	}
+	l := c.list(nil)
+	if s, ok := summary(l, "asks"); !ok || s.Status != state.LiveWaiting || s.Question != "Postgres or SQLite?" || s.MaxCostUSD != 5 || l.Counts.Waiting != 1 {
+		t.Fatalf("list: %+v (counts %+v)", s, l.Counts)
+	}
+	if text, err := c.readResource("sessions://reminder"); err != nil || !strings.Contains(text, "Postgres or SQLite?") || !strings.Contains(text, "reply") {
+		t.Errorf("the reminder does not put the question: %q, %v", text, err)
+	}
 
 	c.fail("reply", map[string]any{"session": "asks", "answer": "  "}, tools.CodeInvalidArgument)
 	c.fail("reply", map[string]any{"session": "asks", "answer": "a\x00b"}, tools.CodeInvalidArgument)
@@ -36,7 +44,7 @@ func TestReplyAnswersAWaitingSession(t *testing.T) {
 
 	var res tools.ReplyResult
 	c.ok("reply", map[string]any{"session": "asks", "answer": "postgres, version 16"}, &res)
-	if !res.Answered || res.Question != "Postgres or SQLite?" || res.Status != state.LiveWaiting || len(res.NextSteps) == 0 {
+	if !res.Answered || res.Question != "Postgres or SQLite?" || res.Status != state.LiveRunning || len(res.NextSteps) == 0 {
 		t.Fatalf("reply = %+v", res)
 	}
 	if m := c.monitorWait("asks", "complete", 60); m.Status != state.LiveComplete {

@@ -151,6 +151,7 @@ func templateArg(req mcp.ReadResourceRequest, key string) string {
 // active is a session that needs the user's attention before Claude stops.
 type active struct {
 	name, line string
+	waiting    bool // its agent asked the user something: shown first
 }
 
 // activeInfos lists the sessions still running (or starting), and zombies
@@ -205,8 +206,10 @@ func (d *Deps) activeSessions(ctx context.Context, project string) []active {
 		default:
 			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`; watch it: `%s`", s.Session, strings.Join(d.Tmux.AttachCommand(s.TmuxSession, true), " "))
 		}
-		out = append(out, active{name: s.Session, line: b.String()})
+		b.WriteString(guardrailNote(s))
+		out = append(out, active{name: s.Session, line: b.String(), waiting: s.Status == state.LiveWaiting})
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].waiting && !out[j].waiting })
 	return out
 }
 

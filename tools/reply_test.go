@@ -76,6 +76,9 @@ func TestKillWhileWaiting(t *testing.T) {
 		s, ok := summary(c.list(nil), "kw")
 		return ok && s.Status == state.LiveWaiting
 	})
+	// Waiting is alive: a new start of the name is a conflict with a running
+	// session, not a resumable one.
+	c.fail("start_session", map[string]any{"session": "kw", "stage": "asker"}, tools.CodeConflictRunning)
 	var k tools.KillResult
 	c.ok("kill", map[string]any{"session": "kw"}, &k)
 	if !k.Killed || k.StatusBefore != state.LiveWaiting || k.Status != state.LiveKilled {

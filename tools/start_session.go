@@ -323,7 +323,7 @@ func newConflict(info sessionInfo, a StartArgs) error {
 			break
 		}
 		return nil
-	case state.LiveRunning, state.LiveStarting:
+	case state.LiveRunning, state.LiveStarting, state.LiveWaiting, state.LiveParked:
 		return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is already running (%s)", name, info.Live.Why)}).
 			with(monitor, Option{Tool: "kill", Arguments: map[string]any{"session": name}, Description: "stop it"}, force, other)
 	case state.LiveOrphan, state.LiveZombie:

@@ -205,18 +205,20 @@ func (r *Runner) park(ctx context.Context, i, it int, c parkCause) (stageEnd, bo
 			"%s until %s would keep the session parked %s in all, past max_park %s; resume it after then (or raise max_park)",
 			c.reason, c.until.Local().Format("2006-01-02 15:04:05"), (parked + wait).Round(time.Second), limit)}, false
 	}
-	data := c.cost
-	data.Until, data.Reason, data.Provider = c.until.UTC(), c.reason, sp.Provider
-	if err := r.record(state.Event{Type: state.EventSessionParked, StageIndex: i, Stage: sp.Name, Iteration: it, Data: state.MustData(data)}); err != nil {
-		return r.failEngine(err), false
-	}
-	r.addSpend(data.CostUSD)
+	// Shared first: the sooner other engines see the wall, the fewer
+	// agents they start into it.
 	if !c.shared && r.HostDir != "" {
 		p := state.Park{Provider: sp.Provider, Until: c.until.UTC(), Reason: c.reason, BySession: r.Plan.Session, ProjectDir: r.Plan.ProjectDir, Since: r.now().UTC()}
 		if err := state.WritePark(r.HostDir, p); err != nil {
 			r.printf("■ could not share the park with other sessions on this host: %v\n", err)
 		}
 	}
+	data := c.cost
+	data.Until, data.Reason, data.Provider = c.until.UTC(), c.reason, sp.Provider
+	if err := r.record(state.Event{Type: state.EventSessionParked, StageIndex: i, Stage: sp.Name, Iteration: it, Data: state.MustData(data)}); err != nil {
+		return r.failEngine(err), false
+	}
+	r.addSpend(data.CostUSD)
 	until := c.until
 	r.notify(NotifyParked, c.reason, "", &until)
 	r.printf("■ parked (%s) until %s; no agent runs meanwhile, then iteration %d runs again\n", c.reason, c.until.Local().Format("2006-01-02 15:04:05"), it)

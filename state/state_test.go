@@ -546,3 +546,72 @@ func TestResumeRaisesMaxAndSurvivesRebuild(t *testing.T) {
 		t.Errorf("resume without max changed it: %d/%d", st.MaxIterations, st.Stages[0].MaxIterations)
 	}
 }
+
+// TestLockSurvivesDeletedOrReplacedFile: the engine socket, not the lock
+// file, says an engine is alive. Deleting the file or replacing it with
+// another's (git reset --hard, a person) neither makes the holder look dead
+// nor lets a second holder in; the heartbeat puts the file back.
+func TestLockSurvivesDeletedOrReplacedFile(t *testing.T) {
+	if !engineSocketSupported {
+		t.Skip("no engine sockets on this platform")
+	}
+	path := filepath.Join(t.TempDir(), ".claude", "locks", "s.lock")
+	l, err := AcquireLock(context.Background(), path, "s", 0, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	foreign := []byte(`{"session":"s","pid":999999,"started_at":"2020-01-01T00:00:00Z"}`)
+	for _, harm := range []struct {
+		name string
+		do   func() error
+	}{
+		{"deleted", func() error { return os.Remove(path) }},
+		{"locks dir deleted", func() error { return os.RemoveAll(filepath.Dir(path)) }},
+		{"replaced", func() error {
+			tmp := path + ".other"
+			if err := os.WriteFile(tmp, foreign, 0o644); err != nil {
+				return err
+			}
+			return os.Rename(tmp, path)
+		}},
+	} {
+		if err := harm.do(); err != nil {
+			t.Fatal(err)
+		}
+		ls, err := ProbeLock(path)
+		if err != nil || !ls.Held || ls.Info == nil || ls.Info.PID != os.Getpid() || ls.Via != "socket" {
+			t.Errorf("%s: probe = %+v (%v), want held by pid %d via the socket", harm.name, ls, err, os.Getpid())
+		}
+		_, err = AcquireLock(context.Background(), path, "s", 30*time.Millisecond, 0)
+		var le *LockedError
+		if !errors.As(err, &le) || le.Info == nil || le.Info.PID != os.Getpid() {
+			t.Errorf("%s: second acquire = %v, want LockedError naming pid %d", harm.name, err, os.Getpid())
+		}
+		if removed, err := RemoveStaleLock(path); removed || err != nil {
+			t.Errorf("%s: RemoveStaleLock removed the live engine's lock file (%v)", harm.name, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ls, _ := probeLockFile(path)
+			if ls.Held && ls.Info != nil && ls.Info.PID == os.Getpid() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the heartbeat never put the lock file back: %+v", harm.name, ls)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := ProbeLock(path); ls.Held || ls.Exists {
+		t.Errorf("after release: probe = %+v, want no engine, no file", ls)
+	}
+	l2, err := AcquireLock(context.Background(), path, "s", 0, 0)
+	if err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	l2.Release()
+}

@@ -430,6 +430,12 @@ func TestClassify(t *testing.T) {
 		}
 		return s
 	}
+	resumed := func(started, resumedAgo time.Duration) *State {
+		s := st("running", started)
+		r := now.Add(-resumedAgo)
+		s.ResumedAt = &r
+		return s
+	}
 	old := &TmuxFacts{Name: "loop-s", Created: now.Add(-time.Hour)}
 	fresh := &TmuxFacts{Name: "loop-s", Created: now.Add(-time.Second)}
 	held := LockStatus{Exists: true, Held: true}
@@ -444,6 +450,8 @@ func TestClassify(t *testing.T) {
 		{"running", Facts{HasRunDir: true, State: st("running", time.Minute), Lock: held, Tmux: old}, LiveRunning, false, false},
 		{"running foreground", Facts{HasRunDir: true, State: st("running", time.Minute), Lock: held}, LiveRunning, false, false},
 		{"running stale", Facts{HasRunDir: true, State: st("running", 3*time.Hour), Lock: held, Tmux: old}, LiveRunning, true, false},
+		{"resumed a minute ago after 5h dead", Facts{HasRunDir: true, State: resumed(5*time.Hour, time.Minute), Lock: held, Tmux: old}, LiveRunning, false, false},
+		{"resumed 3h ago", Facts{HasRunDir: true, State: resumed(5*time.Hour, 3*time.Hour), Lock: held, Tmux: old}, LiveRunning, true, false},
 		{"complete", Facts{HasRunDir: true, State: st("complete", time.Hour)}, LiveComplete, false, false},
 		{"failed", Facts{HasRunDir: true, State: st("failed", time.Hour)}, LiveFailed, false, false},
 		{"killed", Facts{HasRunDir: true, State: st("killed", time.Hour)}, LiveKilled, false, false},
@@ -465,6 +473,9 @@ func TestClassify(t *testing.T) {
 		}
 		if got.Status != "" && got.Why == "" {
 			t.Errorf("%s: no explanation", tt.name)
+		}
+		if strings.HasPrefix(tt.name, "resumed a minute") && got.Age != time.Minute {
+			t.Errorf("%s: age %s, want 1m0s (since the resume)", tt.name, got.Age)
 		}
 	}
 }

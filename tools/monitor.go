@@ -68,6 +68,9 @@ type WaitOutcome struct {
 	Met      bool    `json:"met" jsonschema:"what was waited for happened"`
 	TimedOut bool    `json:"timed_out" jsonschema:"the timeout passed first"`
 	Seconds  float64 `json:"seconds" jsonschema:"how long it waited"`
+	// EngineDied: the engine stopped without recording an end (crashed,
+	// or its tmux session left as a zombie); a complete-wait is not met.
+	EngineDied bool `json:"engine_died,omitempty" jsonschema:"the engine died without recording how the session ended (crashed); resume it with start_session mode resume"`
 }
 
 // MonitorResult is monitor's result.
@@ -245,7 +248,10 @@ func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progre
 		stage, done := key(info)
 		switch {
 		case !alive:
-			out.Met = a.Wait == WaitComplete || (stage != stage0 || done != done0)
+			// A session only completes when its engine records the end; an
+			// engine that died mid-run left it unfinished.
+			out.EngineDied = !state.Terminal(info.Live.Status)
+			out.Met = (a.Wait == WaitComplete && !out.EngineDied) || (stage != stage0 || done != done0)
 		case a.Wait == WaitIteration && (stage != stage0 || done > done0):
 			out.Met = true
 		}
@@ -452,6 +458,8 @@ func monitorText(r MonitorResult) string {
 	}
 	if r.Waited != nil {
 		switch {
+		case r.Waited.EngineDied && !r.Waited.Met:
+			fmt.Fprintf(&b, "Waited %.0fs for %s: the engine died first (%s) without recording an end; resume it with start_session mode resume.\n", r.Waited.Seconds, r.Waited.Kind, r.Status)
 		case r.Waited.Met:
 			fmt.Fprintf(&b, "Waited %.0fs for %s: done.\n", r.Waited.Seconds, r.Waited.Kind)
 		case r.Waited.TimedOut:

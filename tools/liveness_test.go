@@ -1,0 +1,75 @@
+package tools_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tools"
+)
+
+// A lost or replaced lock file does not make a healthy engine look dead:
+// list says running, cleanup kill_orphans leaves it alone, and kill stops
+// the real engine (the pid it names itself), not the one a replaced file
+// names.
+func TestLockFileLossToolsSeeRunning(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("long", longStage)
+	c := e.connect(modernVersion)
+	c.start(map[string]any{"session": "keep", "stage": "long"})
+	c.monitorWait("keep", "iteration", 60)
+	l := e.layout("keep")
+	pid := e.enginePID("keep")
+	harms := []func() error{
+		func() error { return os.Remove(l.LockFile()) },
+		func() error {
+			tmp := filepath.Join(t.TempDir(), "x.lock")
+			os.WriteFile(tmp, []byte(`{"session":"keep","pid":1,"started_at":"2020-01-01T00:00:00Z"}`), 0o644)
+			return os.Rename(tmp, l.LockFile())
+		},
+	}
+	for i, harm := range harms {
+		if err := harm(); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := summary(c.list(nil), "keep"); s.Status != state.LiveRunning || s.StaleLock {
+			t.Errorf("harm %d: listed as %s (stale lock %v), want running", i, s.Status, s.StaleLock)
+		}
+		var r tools.CleanupResult
+		c.ok("cleanup", map[string]any{"dry_run": false, "kill_orphans": true, "remove_stale_locks": true, "mark_crashed": true}, &r)
+		if len(r.Zombies)+len(r.Crashed)+len(r.StaleLocks) > 0 || processDead(pid) {
+			t.Errorf("harm %d: cleanup acted on a healthy engine: %+v (engine dead: %v)", i, r, processDead(pid))
+		}
+		if got := e.enginePID("keep"); got != pid {
+			t.Errorf("harm %d: engine pid %d, want %d", i, got, pid)
+		}
+	}
+	var k tools.KillResult
+	c.ok("kill", map[string]any{"session": "keep"}, &k)
+	if !k.Killed || k.Status != state.StatusKilled {
+		t.Errorf("kill: %+v, want killed", k)
+	}
+	eventually(t, 10*time.Second, "the engine to stop", func() bool { return processDead(pid) })
+}
+
+// monitor wait=complete over an engine that dies says so: not met, the
+// engine died, resume it.
+func TestMonitorCompleteWaitSaysEngineDied(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("step", stepStage)
+	c := e.connect(modernVersion)
+	crash(t, e, c, "dies")
+	var m tools.MonitorResult
+	text := c.ok("monitor", map[string]any{"session": "dies", "wait": "complete", "timeout_seconds": 30}, &m)
+	if m.Waited == nil || m.Waited.Met || !m.Waited.EngineDied {
+		t.Errorf("waited = %+v, want not met, engine died", m.Waited)
+	}
+	if !strings.Contains(text, "engine died") || !strings.Contains(text, "resume") {
+		t.Errorf("text does not say the engine died and how to go on:\n%s", text)
+	}
+}

@@ -166,16 +166,7 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 				lockItem.Detail += fmt.Sprintf(" (it names pid %d, started %s)", info.Lock.Info.PID, info.Lock.Info.StartedAt.Format(time.RFC3339))
 			}
 			res.StaleLocks = append(res.StaleLocks, lockItem)
-			act(a.RemoveStaleLocks, "remove_stale_lock", info.Name, func() (string, error) {
-				removed, err := state.RemoveStaleLock(info.Layout.LockFile())
-				if err != nil {
-					return "", err
-				}
-				if !removed {
-					return "left alone: a process holds it now", nil
-				}
-				return "removed " + info.Layout.LockFile(), nil
-			})
+			act(a.RemoveStaleLocks, "remove_stale_lock", info.Name, func() (string, error) { return removeStaleLock(info.Layout.LockFile()) })
 		}
 		if a.PruneOlderThanDays > 0 && info.State != nil && state.Terminal(info.State.Status) && info.State.CompletedAt != nil &&
 			info.State.CompletedAt.Before(cutoff) && info.Tmux == nil && !info.Lock.Held {
@@ -192,6 +183,30 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 		}
 	}
 	return res, cleanupText(res), nil
+}
+
+// removeStaleLock removes a lock file no engine holds and says what became
+// of it. A file that is gone already was not "held by a process": an
+// earlier action of the same cleanup (mark_crashed takes the lock and
+// releases it, which removes the file) or someone else removed it.
+func removeStaleLock(path string) (string, error) {
+	removed, err := state.RemoveStaleLock(path)
+	if err != nil {
+		return "", err
+	}
+	if removed {
+		return "removed " + path, nil
+	}
+	ls, _ := state.ProbeLock(path)
+	switch {
+	case ls.Held && ls.Info != nil && ls.Info.PID > 0:
+		return fmt.Sprintf("left alone: an engine runs the session again (pid %d)", ls.Info.PID), nil
+	case ls.Held:
+		return "left alone: an engine runs the session again", nil
+	case !ls.Exists:
+		return "already gone (released by an earlier action, or removed meanwhile)", nil
+	}
+	return "left alone: it was in use a moment ago; run cleanup again", nil
 }
 
 // markCrashed records a crashed session as failed, under its lock.

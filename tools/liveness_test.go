@@ -73,3 +73,29 @@ func TestMonitorCompleteWaitSaysEngineDied(t *testing.T) {
 		t.Errorf("text does not say the engine died and how to go on:\n%s", text)
 	}
 }
+
+// cleanup with mark_crashed and remove_stale_locks together: marking takes
+// and releases the crashed session's lock, which removes the file; the
+// lock's own action must not then claim a process holds it.
+func TestCleanupSaysWhatBecameOfTheLock(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("step", stepStage)
+	c := e.connect(modernVersion)
+	crash(t, e, c, "gone")
+	var r tools.CleanupResult
+	c.ok("cleanup", map[string]any{"dry_run": false, "mark_crashed": true, "remove_stale_locks": true}, &r)
+	found := false
+	for _, a := range r.Actions {
+		if a.Action != "remove_stale_lock" {
+			continue
+		}
+		found = true
+		if strings.Contains(a.Result, "holds") || !a.Done {
+			t.Errorf("remove_stale_lock: %+v, want done without claiming a holder", a)
+		}
+	}
+	if !found || pathExists(e.layout("gone").LockFile()) {
+		t.Errorf("actions %+v; lock file still there: %v", r.Actions, pathExists(e.layout("gone").LockFile()))
+	}
+}

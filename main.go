@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/remote"
@@ -180,14 +179,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	o.Compile.Inputs = inputs
 	o.Stdout = stdout
-	if g := os.Getenv("AGENT_SESSIONS_KILL_GRACE"); g != "" {
-		d, err := time.ParseDuration(g)
-		if err != nil {
-			fmt.Fprintf(stderr, "agent-sessions run: AGENT_SESSIONS_KILL_GRACE=%q is not a duration (e.g. 10s)\n", g)
-			return exitUsage
-		}
-		o.Grace = d
+	grace, err := engine.GraceFromEnv(os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions run: %s\n", errorText(err))
+		reportStartFailure(err) // the pane closes with us: tell start_session why
+		return exitUsage
 	}
+	o.Grace = grace
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)

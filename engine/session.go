@@ -177,6 +177,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := CheckPathRoom(dir); err != nil {
+		return Result{}, err
+	}
 	o.ProjectDir = dir
 	layout := state.NewLayout(dir, o.Session)
 

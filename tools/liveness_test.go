@@ -1,6 +1,7 @@
 package tools_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,60 @@ func TestCleanupSaysWhatBecameOfTheLock(t *testing.T) {
 	}
 	if !found || pathExists(e.layout("gone").LockFile()) {
 		t.Errorf("actions %+v; lock file still there: %v", r.Actions, pathExists(e.layout("gone").LockFile()))
+	}
+}
+
+// AGENT_SESSIONS_KILL_GRACE without a unit, or a project path so long the
+// engine's files under it cannot be made, is refused before anything
+// starts, naming what is wrong — never answered "running" while the engine
+// dies at once.
+func TestStartValidatesWhatKillsTheEngine(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("step", stepStage)
+	e.extra = append(e.extra, "AGENT_SESSIONS_KILL_GRACE=10")
+	c := e.connect(modernVersion)
+	te := c.fail("start_session", map[string]any{"session": "grace", "stage": "step"}, tools.CodeInvalidArgument)
+	if !strings.Contains(te.Message, "AGENT_SESSIONS_KILL_GRACE") || !strings.Contains(te.Message, "10s") {
+		t.Errorf("message %q does not name the variable and a fix", te.Message)
+	}
+
+	e2 := newEnv(t)
+	deep := e2.project
+	for len(deep) < 3900 {
+		deep = filepath.Join(deep, strings.Repeat("d", min(200, 3900-len(deep))))
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c2 := e2.connect(modernVersion)
+	te = c2.fail("start_session", map[string]any{"session": "deep", "stage": "demo", "provider": "mock", "project_dir": deep}, tools.CodeInvalidArgument)
+	if !strings.Contains(te.Message, "too long") {
+		t.Errorf("message %q does not say the path is too long", te.Message)
+	}
+	if got := append(e.rec.Created(), e2.rec.Created()...); len(got) != 0 {
+		t.Errorf("tmux sessions were started: %v", got)
+	}
+}
+
+// The handoff file (the server's whole environment) never outlives a start
+// whose engine did not read it.
+func TestHandoffRemovedWhenEngineNeverStarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("step", stepStage)
+	mark := fmt.Sprintf("HANDOFF_MARK_%d", time.Now().UnixNano())
+	e.extra = append(e.extra, mark+"=1")
+	e.deps.Executable = filepath.Join(t.TempDir(), "no-such-binary")
+	c := e.connect(modernVersion)
+	r := c.call("start_session", map[string]any{"session": "never", "stage": "step"})
+	if !r.IsError {
+		t.Errorf("start_session with no engine binary succeeded: %s", r.Text)
+	}
+	files, _ := filepath.Glob(filepath.Join(os.TempDir(), "agent-sessions-handoff-*.json"))
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil && strings.Contains(string(data), mark) {
+			t.Errorf("handoff file %s left behind", f)
+		}
 	}
 }

@@ -132,6 +132,14 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if err != nil {
 		return StartResult{}, "", err
 	}
+	// What would make the engine die at once is refused here, where the
+	// caller can still be told, not after the engine was handed over.
+	if err := engine.CheckPathRoom(project); err != nil {
+		return StartResult{}, "", toolError(err)
+	}
+	if _, err := engine.GraceFromEnv(d.environ()); err != nil {
+		return StartResult{}, "", toolError(err)
+	}
 	tmuxErr := d.Tmux.Available()
 	if tmuxErr != nil && !a.DryRun {
 		return StartResult{}, "", &ToolError{Code: CodeTmuxUnavailable, Options: []Option{},
@@ -235,12 +243,14 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if err != nil {
 		return StartResult{}, "", toolError(err)
 	}
+	// The handoff holds the server's whole environment, API keys included:
+	// it must not outlive this call. An engine that started has read and
+	// removed it already; on every other path (tmux failed, the engine
+	// never ran or died first) it goes here.
+	defer os.Remove(handoffFile)
 	res.EngineCommand = d.engineArgv(plan, a, project, handoffFile)
 	env := []string{StartErrorFileEnv + "=" + errFile.Name()}
 	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
-	if err != nil {
-		os.Remove(handoffFile) // no engine will read it
-	}
 	if errors.Is(err, tmux.ErrSessionExists) {
 		return StartResult{}, "", (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
 			with(Option{Tool: "monitor", Arguments: map[string]any{"session": a.Session}, Description: "look at the session that is running"},
@@ -258,6 +268,14 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	status, err := d.confirmStart(ctx, l, res.TmuxSession, errFile.Name(), previous)
 	if err != nil {
 		return StartResult{}, "", err
+	}
+	if status == "starting" && os.Remove(handoffFile) == nil {
+		// The engine has not even read its handoff: it never ran, and now
+		// that the file is gone it cannot. Close its tmux session and say
+		// so, rather than report a session that will never start.
+		d.Tmux.KillSession(context.WithoutCancel(ctx), res.TmuxSession)
+		return StartResult{}, "", &ToolError{Code: CodeInternal, Options: []Option{},
+			Message: fmt.Sprintf("the engine did not start within %s (tmux session %s never ran it); its tmux session was closed — try again, and check that %s runs", d.startTimeout(), res.TmuxSession, d.Executable)}
 	}
 	res.Status = status
 	res.NextSteps = []string{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -625,4 +626,38 @@ func TestLockSurvivesDeletedOrReplacedFile(t *testing.T) {
 		t.Fatalf("acquire after release: %v", err)
 	}
 	l2.Release()
+}
+
+// TestEventsDurableBeforeState (SPEC §14): what is fsynced is the event log
+// (and the directories on create), never state.json, which is rebuilt from
+// the log — so an iteration (two events) costs two fsyncs.
+func TestEventsDurableBeforeState(t *testing.T) {
+	var synced []string
+	syncHook = func(name string) { synced = append(synced, name) }
+	defer func() { syncHook = nil }()
+	l := NewLayout(t.TempDir(), "s")
+	s, err := Create(l, nil, startData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{RunsDir(l.ProjectDir), l.EventsFile(), l.RunDir()}
+	if !slices.Equal(synced, want) {
+		t.Errorf("create synced %q, want %q", synced, want)
+	}
+	synced = nil
+	before := Fsyncs()
+	complete(t, s, 0, 1)
+	if got := Fsyncs() - before; got != 2 {
+		t.Errorf("an iteration made %d fsyncs, want 2", got)
+	}
+	if want := []string{l.EventsFile(), l.EventsFile()}; !slices.Equal(synced, want) {
+		t.Errorf("an iteration synced %q, want %q", synced, want)
+	}
+	// A state.json lost with its unsynced content is rebuilt from the log.
+	os.WriteFile(l.StateFile(), nil, 0o644)
+	s2, rec, err := Open(l, nil)
+	if err != nil || !rec.Rebuilt || s2.State().IterationCompleted != 1 {
+		t.Errorf("open after an empty state.json: rebuilt %v, err %v", rec.Rebuilt, err)
+	}
+	s2.ReleaseReserve()
 }

@@ -262,6 +262,7 @@ func (l *Lock) restore() error {
 		return fmt.Errorf("restore lock %s: %w", l.path, err)
 	}
 	tmp := f.Name()
+	f.Chmod(0o644) // as AcquireLock makes it: people and probes read it
 	f.Close()
 	fl := flock.New(tmp, flock.SetFlag(os.O_RDWR), flock.SetPermissions(0o644))
 	if ok, err := fl.TryLock(); !ok || err != nil {

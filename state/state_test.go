@@ -614,6 +614,11 @@ func TestLockSurvivesDeletedOrReplacedFile(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		if fi, err := os.Stat(path); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: restored lock file mode %v, want 0644", harm.name, fi.Mode())
+		}
 	}
 	if err := l.Release(); err != nil {
 		t.Fatal(err)

@@ -89,12 +89,15 @@ func ExcludeEngineFiles(ctx context.Context, dir string) ([]string, error) {
 }
 
 // gitLocation asks git (argv, no shell) for the repository's common dir
-// (shared by its worktrees) and dir's path inside its work tree. ok is
+// (shared by its worktrees) and dir's path inside its work tree, prefix
+// ending in "/" or empty. ok is
 // false when dir is not in a git work tree or git is not installed.
 func gitLocation(ctx context.Context, dir string) (common, prefix string, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, gitTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--path-format=absolute", "--git-common-dir", "--show-prefix")
+	// --git-common-dir is relative to dir unless made absolute; git
+	// before 2.31 has no --path-format, so the path is joined here.
+	cmd := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--git-common-dir", "--show-prefix")
 	cmd.Env = gitEnv(os.Environ())
 	out, err := cmd.Output()
 	if err != nil {
@@ -107,7 +110,11 @@ func gitLocation(ctx context.Context, dir string) (common, prefix string, ok boo
 	if len(lines) > 1 {
 		prefix = lines[1]
 	}
-	return lines[0], prefix, true
+	common = lines[0]
+	if !filepath.IsAbs(common) {
+		common = filepath.Join(dir, common)
+	}
+	return common, prefix, true
 }
 
 // gitEnv drops the variables that would point git at another repository

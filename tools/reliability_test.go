@@ -255,7 +255,9 @@ func killTrial(e *testEnv, c *mcpClient, name string, rng *rand.Rand) (killed bo
 	ls, _ := state.ProbeLock(l.LockFile())
 	if ls.Held && ls.Info != nil && ls.Info.PID > 0 {
 		pid := ls.Info.PID
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		// ESRCH: the engine finished and exited between the probe and the
+		// kill; the checks below then find the session complete.
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return false, "", fmt.Errorf("kill -9 %d: %w", pid, err)
 		}
 		if !waitUntil(10*time.Second, func() bool { return processDead(pid) }) {

@@ -144,6 +144,13 @@ func (d *Deps) inspectAt(project, name string, tmuxList []tmux.Session, dp depth
 			break // still running, still unlocked: crashed
 		}
 	}
+	if info.State != nil && info.State.Status == state.StatusRunning && !info.Lock.Held {
+		// An engine killed between its last event and the state.json
+		// replace left the file a step behind the log: judge by the log.
+		if st, moved, err := state.CatchUp(l, *info.State); err == nil && moved {
+			info.State = &st
+		}
+	}
 	info.Tmux = findTmux(tmuxList, project, name)
 	facts := state.Facts{HasRunDir: info.HasRunDir, State: info.State, Lock: info.Lock, Now: d.now()}
 	if info.Tmux != nil {

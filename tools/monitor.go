@@ -371,10 +371,7 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 			res.Warnings = append(res.Warnings, "last iteration: "+h.Warning)
 		}
 	}
-	progressFile := info.Layout.ProgressFile()
-	if st.Type == engine.KindPipeline && st.CurrentStage < len(st.Stages) {
-		progressFile = info.Layout.StageProgressFile(st.CurrentStage, st.Stages[st.CurrentStage].Name)
-	}
+	progressFile := info.Layout.ProgressOf(st)
 	if text, err := tailFile(progressFile, 30, 64<<10); err == nil {
 		res.ProgressFile = progressFile
 		res.ProgressTail, _ = tailText(text, progressTailLimit)

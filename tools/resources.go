@@ -102,10 +102,7 @@ func (d *Deps) sessionResource(kind string) server.ResourceTemplateHandlerFunc {
 			data, _ := json.MarshalIndent(map[string]any{"status": info.Live.Status, "why": info.Live.Why, "rebuilt_from_events": info.Rebuilt, "state": info.State}, "", "  ")
 			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: boundText(string(data), 64<<10)}}, nil
 		case "progress":
-			path := info.Layout.ProgressFile()
-			if st := info.State; st != nil && st.Type == engine.KindPipeline && st.CurrentStage < len(st.Stages) {
-				path = info.Layout.StageProgressFile(st.CurrentStage, st.Stages[st.CurrentStage].Name)
-			}
+			path := info.Layout.ProgressOf(info.State)
 			data, err := tailFile(path, math.MaxInt32, 256<<10)
 			if errors.Is(err, state.ErrNotRegular) {
 				return nil, fmt.Errorf("session %s: %w", name, err)

@@ -197,14 +197,11 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	}
 	l := info.Layout
 	res.RunDir, res.StateFile, res.LogFile = l.RunDir(), l.StateFile(), l.LogFile()
-	res.ProgressFile = l.ProgressFile()
-	if plan.Multi() {
-		cur := 0
-		if a.Mode == engine.ModeResume {
-			cur = info.State.CurrentStage
-		}
-		res.ProgressFile = l.StageProgressFile(cur, plan.Stages[cur].Name)
+	cur := 0
+	if a.Mode == engine.ModeResume {
+		cur = info.State.CurrentStage
 	}
+	res.ProgressFile = l.Progress(len(plan.Stages), cur, plan.Stages[cur].Name)
 	res.AttachCommand = strings.Join(d.Tmux.AttachCommand(res.TmuxSession, false), " ")
 	for _, sp := range plan.Stages {
 		res.Stages = append(res.Stages, StagePreview{Name: sp.Name, Uses: sp.Ref, Completion: sp.Completion, MaxIterations: sp.MaxIterations,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tools"
 )
 
 // TestOneStagePipelineProgress: a pipeline of one stage keeps its progress
@@ -29,5 +30,29 @@ func TestOneStagePipelineProgress(t *testing.T) {
 	text, err := c.readResource("sessions://session/solo-1/progress")
 	if err != nil || !strings.Contains(text, "mock agent") {
 		t.Errorf("progress resource = %q, %v", text, err)
+	}
+}
+
+// TestNestedSessionsRefused: a server running inside an agent (its
+// environment has AGENT_SESSIONS_SESSION) refuses to start sessions, unless
+// a person allowed it with AGENT_SESSIONS_ALLOW_NESTED=1.
+func TestNestedSessionsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("quick", quickStage)
+	e.setEnv(tools.SessionEnv + "=outer")
+	c := e.connect(modernVersion)
+	te := c.fail("start_session", map[string]any{"session": "inner", "stage": "quick"}, tools.CodeNotAllowed)
+	if !strings.Contains(te.Message, tools.AllowNestedEnv+"=1") {
+		t.Errorf("message %q does not say how to allow it", te.Message)
+	}
+	if e.hasTmux("loop-inner") {
+		t.Error("a refused start created a tmux session")
+	}
+	var dry tools.StartResult
+	c.ok("start_session", map[string]any{"session": "inner", "stage": "quick", "dry_run": true}, &dry)
+	e.setEnv(tools.AllowNestedEnv + "=1")
+	if res := c.start(map[string]any{"session": "inner", "stage": "quick"}); res.Status == "" {
+		t.Errorf("allowed nested start: %+v", res)
 	}
 }

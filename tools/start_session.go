@@ -95,7 +95,44 @@ func StartSession(d *Deps) server.ServerTool {
 	return server.ServerTool{Tool: tool, Handler: typed(d.startSession)}
 }
 
+// Environment variables of nested sessions (SPEC §13).
+const (
+	// SessionEnv is set in every agent's environment; a server that sees
+	// it runs inside an agent (Claude Code loads the user's MCP servers in
+	// every iteration).
+	SessionEnv = "AGENT_SESSIONS_SESSION"
+	// AllowNestedEnv=1 lets such a server start sessions anyway.
+	AllowNestedEnv = "AGENT_SESSIONS_ALLOW_NESTED"
+)
+
+// refuseNested stops an agent from starting sessions of its own: each one
+// would run agents that can start more, without a person watching.
+func (d *Deps) refuseNested() error {
+	env := d.environ()
+	outer := envValue(env, SessionEnv)
+	if outer == "" || envValue(env, AllowNestedEnv) == "1" {
+		return nil
+	}
+	return &ToolError{Code: CodeNotAllowed, Options: []Option{}, Message: fmt.Sprintf(
+		"this server runs inside agent session %s (%s is set), and agents may not start sessions of their own; "+
+			"a person who wants nested sessions sets %s=1 in this server's environment", outer, SessionEnv, AllowNestedEnv)}
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
+	if !a.DryRun {
+		if err := d.refuseNested(); err != nil {
+			return StartResult{}, "", err
+		}
+	}
 	if a.Mode == "" {
 		a.Mode = engine.ModeNew
 	}

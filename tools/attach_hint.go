@@ -25,7 +25,7 @@ type AttachResult struct {
 	Status          string   `json:"status" jsonschema:"classifier status of the session"`
 	Command         string   `json:"command" jsonschema:"the command to give the user (read-only when read_only was asked)"`
 	ReadOnlyCommand string   `json:"read_only_command,omitempty" jsonschema:"when command is not read-only: attach to watch without being able to type into it"`
-	SwitchCommand   string   `json:"switch_command,omitempty" jsonschema:"when the server runs inside tmux: switch the current client to the session instead of nesting"`
+	SwitchCommand   string   `json:"switch_command" jsonschema:"from inside tmux: switch the current client to the session instead of nesting an attach"`
 	DetachKeys      string   `json:"detach_keys" jsonschema:"how to detach and leave it running"`
 	Warnings        []string `json:"warnings" jsonschema:"what not to do while attached"`
 
@@ -88,9 +88,6 @@ func (d *Deps) attachHint(ctx context.Context, _ mcp.CallToolRequest, a AttachAr
 	text := attachText(res)
 	if a.ReadOnly {
 		res.ReadOnlyCommand = "" // command is the read-only one
-	}
-	if !res.InsideTmux {
-		res.SwitchCommand = ""
 	}
 	return res, text, nil
 }

@@ -196,11 +196,17 @@ func (d *Deps) activeSessions(ctx context.Context, project string) []active {
 		if s.ProjectDir != project {
 			fmt.Fprintf(&b, ", in %s", s.ProjectDir)
 		}
+		// The reminder is read by Claude (the resource) and by a person (the
+		// reminder command, the Stop hook): name the call and the command.
+		cli := "agent-sessions kill " + s.Session
+		if s.ProjectDir != project {
+			cli = fmt.Sprintf("agent-sessions kill --project %s %s", s.ProjectDir, s.Session)
+		}
 		switch s.Status {
 		case state.LiveOrphan, state.LiveZombie:
-			fmt.Fprintf(&b, ". Close it: `cleanup {\"dry_run\": false, \"kill_orphans\": true}`")
+			fmt.Fprintf(&b, ". Close it: `cleanup {\"dry_run\": false, \"kill_orphans\": true}`, or in a terminal `%s`", cli)
 		default:
-			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`; watch it: `%s`", s.Session, strings.Join(d.Tmux.AttachCommand(s.TmuxSession, true), " "))
+			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`, or in a terminal `%s`; watch it: `%s`", s.Session, cli, strings.Join(d.Tmux.AttachCommand(s.TmuxSession, true), " "))
 		}
 		out = append(out, active{name: s.Session, line: b.String()})
 	}

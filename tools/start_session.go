@@ -66,6 +66,7 @@ type StartResult struct {
 	Definition    string         `json:"definition" jsonschema:"the stage or pipeline"`
 	Mode          string         `json:"mode,omitempty" jsonschema:"resume or force (a new session leaves it out)"`
 	ResumeAt      string         `json:"resume_at,omitempty" jsonschema:"resume: where it continues"`
+	MovedAside    string         `json:"moved_aside,omitempty" jsonschema:"force: where the previous run was moved (nothing is deleted)"`
 	RunDir        string         `json:"run_dir" jsonschema:"run directory: state.json, session.log, the progress file, stage-NN-name/iterations/NNN/output.md"`
 	AttachCommand string         `json:"attach_command,omitempty" jsonschema:"command for the user to watch it live (detach with Ctrl+b d; Ctrl+C stops it)"`
 	Stages        []StagePreview `json:"stages" jsonschema:"the resolved plan"`
@@ -221,8 +222,9 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 			return StartResult{}, "", prepareError(err, a)
 		}
 		plan = prep.Plan
-		if info.HasRunDir {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the previous run of %s will be moved aside to %s.<timestamp> (nothing is deleted)", a.Session, info.Layout.RunDir()))
+		if info.HasRunDir && a.DryRun {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("starting would move the previous run of %s aside to %s.%s (the start time, UTC; nothing is deleted)",
+				a.Session, info.Layout.RunDir(), d.now().UTC().Format("20060102T150405")))
 		}
 	case engine.ModeResume:
 		plan, err = d.resumePlan(info, a)
@@ -283,6 +285,11 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if err := d.clearForStart(ctx, info, a.Mode); err != nil {
 		return StartResult{}, "", err
 	}
+	// force: the engine moves the old run aside; say where it went.
+	var asideBefore map[string]bool
+	if a.Mode == engine.ModeForce && info.HasRunDir {
+		asideBefore = asideDirs(l.RunDir())
+	}
 	errFile, err := os.CreateTemp("", "agent-sessions-start-*.json")
 	if err != nil {
 		return StartResult{}, "", toolError(err)
@@ -330,6 +337,9 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 		d.Tmux.KillSession(context.WithoutCancel(ctx), res.TmuxSession)
 		return StartResult{}, "", &ToolError{Code: CodeInternal, Options: []Option{},
 			Message: fmt.Sprintf("the engine did not start within %s (tmux session %s never ran it); its tmux session was closed — try again, and check that %s runs", d.startTimeout(), res.TmuxSession, d.Executable)}
+	}
+	if asideBefore != nil {
+		res.MovedAside = newAside(l.RunDir(), asideBefore)
 	}
 	res.Status = status
 	res.NextSteps = []Option{
@@ -418,6 +428,26 @@ func iterationOf(info sessionInfo) int {
 		return 0
 	}
 	return info.State.IterationCompleted
+}
+
+// asideDirs lists the run dirs moved aside from runDir (runDir.<suffix>).
+func asideDirs(runDir string) map[string]bool {
+	found := map[string]bool{}
+	matches, _ := filepath.Glob(runDir + ".*")
+	for _, m := range matches {
+		found[m] = true
+	}
+	return found
+}
+
+// newAside is the run dir moved aside since before was taken ("" if none).
+func newAside(runDir string, before map[string]bool) string {
+	for m := range asideDirs(runDir) {
+		if !before[m] {
+			return m
+		}
+	}
+	return ""
 }
 
 // freeName suggests the first of name-2, name-3… that no session of the
@@ -746,6 +776,9 @@ func startText(r StartResult) string {
 	}
 	if r.Status != "dry_run" {
 		fmt.Fprintf(&b, "Run dir: %s\nWatch live (the user, in a terminal): %s — detach with Ctrl+b d, never Ctrl+C\n", r.RunDir, r.AttachCommand)
+	}
+	if r.MovedAside != "" {
+		fmt.Fprintf(&b, "The previous run was moved aside to %s (nothing was deleted).\n", r.MovedAside)
 	}
 	for _, n := range r.NextSteps {
 		fmt.Fprintf(&b, "Next: %s\n", callText(n))

@@ -94,10 +94,11 @@ func TestErrorOptionsSucceedAsGiven(t *testing.T) {
 	c.start(map[string]any{"session": "done", "stage": "quick"})
 	c.monitorWait("done", "complete", 60)
 	execOptions(t, c, "attach to an ended session", c.fail("attach_hint", map[string]any{"session": "done"}, tools.CodeNotFound))
-	execOptions(t, c, "resume of a complete session", c.fail("start_session", map[string]any{"session": "done", "mode": "resume"}, tools.CodeConflictComplete))
 	// A taken name's other-name option must skip names in use too.
 	c.start(map[string]any{"session": "done-2", "stage": "quick"})
+	c.monitorWait("done-2", "complete", 60)
 	execOptions(t, c, "complete name taken", c.fail("start_session", map[string]any{"session": "done", "stage": "quick"}, tools.CodeConflictComplete))
+	execOptions(t, c, "resume of a complete session", c.fail("start_session", map[string]any{"session": "done-2", "mode": "resume"}, tools.CodeConflictComplete))
 
 	c.start(map[string]any{"session": "busy", "stage": "long"})
 	execOptions(t, c, "running name taken", c.fail("start_session", map[string]any{"session": "busy", "stage": "long"}, tools.CodeConflictRunning))

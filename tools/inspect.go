@@ -316,7 +316,7 @@ const LiveStaleLock = "stale_lock"
 type Summary struct {
 	Session          string  `json:"session" jsonschema:"session name"`
 	Status           string  `json:"status" jsonschema:"running, starting, complete, failed, killed, crashed (resumable), orphan (tmux session without run dir), zombie (tmux alive, engine gone) or stale_lock (a lock file no process holds, nothing else)"`
-	Why              string  `json:"why,omitempty" jsonschema:"zombies and stale locks: why it has that status"`
+	Why              string  `json:"why,omitempty" jsonschema:"zombies, stale locks and finished sessions whose tmux session is still open: why it has that status"`
 	Definition       string  `json:"definition,omitempty" jsonschema:"the stage or pipeline it runs"`
 	Stage            string  `json:"stage,omitempty" jsonschema:"multi-stage sessions: the current stage as N/M name"`
 	Iterations       string  `json:"iterations,omitempty" jsonschema:"iterations of the current stage completed / its limit, e.g. 7/25"`
@@ -329,7 +329,7 @@ type Summary struct {
 	Commits          *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
 	FailedIterations int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	ProjectDir       string  `json:"project_dir,omitempty" jsonschema:"its project, when not the one listed"`
-	TmuxSession      string  `json:"tmux_session,omitempty" jsonschema:"orphans and zombies: the tmux session left open"`
+	TmuxSession      string  `json:"tmux_session,omitempty" jsonschema:"orphans, zombies and finished sessions: the tmux session left open"`
 
 	Type               string `json:"-"`
 	Pipeline           string `json:"-"`
@@ -342,6 +342,8 @@ type Summary struct {
 	StartedAt          string `json:"-"`
 	AgeSeconds         int64  `json:"-"`
 	RunDir             string `json:"-"`
+	// TmuxOpen: its tmux session still exists.
+	TmuxOpen bool `json:"-"`
 }
 
 func (d *Deps) summarize(info sessionInfo) Summary {
@@ -349,6 +351,7 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 		Session: info.Name, Status: info.Live.Status, Why: info.Live.Why, Stale: info.Live.Stale, StaleLock: info.Live.StaleLock,
 		ProjectDir: info.ProjectDir, TmuxSession: info.tmuxName(), AgeSeconds: int64(info.Live.Age.Seconds()), Age: humanDuration(info.Live.Age),
 	}
+	s.TmuxOpen = info.Tmux != nil
 	if s.Status == "" && info.Lock.Exists && !info.Lock.Held {
 		s.Status, s.StaleLock = LiveStaleLock, true
 		s.Why = "a lock file no process holds, with no run directory or tmux session; cleanup with remove_stale_locks removes it"
@@ -385,10 +388,14 @@ func (s Summary) compact(project string) Summary {
 	if c.ProjectDir == project {
 		c.ProjectDir = ""
 	}
-	if c.Status != state.LiveOrphan && c.Status != state.LiveZombie {
+	// What needs a word: zombies, orphans, stale locks, and a finished
+	// session whose tmux session is still open (a dead pane, say).
+	unusual := c.Status == state.LiveOrphan || c.Status == state.LiveZombie || c.Status == LiveStaleLock ||
+		(c.TmuxOpen && c.Status != state.LiveRunning && c.Status != state.LiveStarting)
+	if !unusual || c.Status == LiveStaleLock {
 		c.TmuxSession = ""
 	}
-	if c.Status != state.LiveZombie && c.Status != LiveStaleLock {
+	if !unusual || c.Status == state.LiveOrphan {
 		c.Why = ""
 	}
 	if c.StaleLock && c.Status == LiveStaleLock {

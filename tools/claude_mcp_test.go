@@ -99,6 +99,9 @@ func claudeAsClient(t *testing.T, cli, era string) {
 		}
 		return testkit.Text("All done.")
 	}
+	// The fake reads Script under its lock: taking that lock once (Enqueue
+	// of nothing) orders the lines above before any request it serves.
+	api.Enqueue()
 
 	env := testkit.NewEnv(t, api.URL)
 	tapDir := t.TempDir()

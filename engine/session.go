@@ -304,7 +304,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		store.Record(state.Event{Type: state.EventStaleLockRemoved, Data: state.MustData(lock.Stale)})
 	}
 	if !plan.Multi() {
-		if err := state.InitProgress(layout.ProgressFile(), o.Session); err != nil {
+		if err := state.InitProgress(layout.Progress(len(plan.Stages), 0, plan.Stages[0].Name), o.Session); err != nil {
 			return Result{}, err
 		}
 	}

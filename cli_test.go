@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,7 +123,10 @@ func TestDemoLeavesNothingRunning(t *testing.T) {
 		t.Fatalf("demo exited with %v\n%s", err, out)
 	}
 	text := string(out)
-	for _, want := range []string{"1/7", "start_session", "monitor", "list", "kill", `"mode": "resume"`, "7/7", "complete: plateau", "Nothing is left running", "-L " + sock} {
+	// The hint to connect Claude Code names an absolute path and the user
+	// scope; the directory to look at is a real iteration's.
+	for _, want := range []string{"1/7", "start_session", "monitor", "list", "kill", `"mode":"resume"`, "7/7", "complete: plateau", "Nothing is left running", "-L " + sock,
+		"claude mcp add --scope user agent-sessions -- " + binary + " serve", filepath.Join("stage-01-demo", "iterations", "001")} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q\n%s", want, text)
 		}
@@ -232,7 +237,7 @@ func TestReminder(t *testing.T) {
 		return ls.Held
 	})
 	code, out, _ = runBinary(t, cliEnv(sock), "reminder", "--project", project)
-	if code != 0 || !strings.Contains(out, "**busy**") || !strings.Contains(out, `kill {"session": "busy"}`) {
+	if code != 0 || !strings.Contains(out, "**busy**") || !strings.Contains(out, `kill {"session": "busy"}`) || !strings.Contains(out, "`agent-sessions kill busy`") {
 		t.Errorf("reminder with a running session: exit %d\n%s", code, out)
 	}
 	hook = exec.Command(binary, "reminder", "--hook")
@@ -245,8 +250,37 @@ func TestReminder(t *testing.T) {
 	if err != nil || json.Unmarshal(raw, &msg) != nil || !strings.Contains(msg.SystemMessage, "busy") {
 		t.Errorf("hook with a running session: %v, %q", err, raw)
 	}
-	p.cmd.Process.Signal(os.Interrupt)
-	p.wait(t, 20*time.Second)
+	// The commands the reminder names work: list shows it, kill stops it.
+	code, out, errOut := runBinaryIn(t, project, cliEnv(sock), "list")
+	if code != 0 || !strings.Contains(out, "- busy [running]") {
+		t.Errorf("agent-sessions list: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runBinaryIn(t, project, cliEnv(sock), "kill", "busy")
+	if code != 0 || !strings.Contains(out, "Stopped busy") {
+		t.Errorf("agent-sessions kill busy: exit %d\n%s%s", code, out, errOut)
+	}
+	if code := p.wait(t, 20*time.Second); code != exitKilled {
+		t.Errorf("engine exit %d after agent-sessions kill, want %d", code, exitKilled)
+	}
+	code, out, _ = runBinaryIn(t, project, cliEnv(sock), "kill", "nobody")
+	if code != 1 || !strings.Contains(out, "Error (not_found)") {
+		t.Errorf("agent-sessions kill nobody: exit %d\n%s", code, out)
+	}
+}
+
+// Run by hand in a terminal, serve says what it is and how to stop it
+// instead of waiting in silence; under Claude Code (a pipe) it says nothing.
+func TestServeInATerminalSaysWhatItIs(t *testing.T) {
+	defer func(f func(io.Reader) bool) { stdinIsTerminal = f }(stdinIsTerminal)
+	for _, tty := range []bool{true, false} {
+		stdinIsTerminal = func(io.Reader) bool { return tty }
+		var stdout, stderr bytes.Buffer
+		code := dispatch([]string{"serve", "--project", t.TempDir()}, strings.NewReader(""), &stdout, &stderr)
+		said := strings.Contains(stderr.String(), "this is the MCP server") && strings.Contains(stderr.String(), "Ctrl+C")
+		if code != 0 || said != tty {
+			t.Errorf("terminal %v: exit %d, stderr %q", tty, code, stderr.String())
+		}
+	}
 }
 
 // Claude Code's own CLI connects to the server and lists its tools.

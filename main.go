@@ -63,6 +63,10 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return lintCmd(args, stdout, stderr)
 	case "hosts":
 		return hostsCmd(args, stdout, stderr)
+	case "list":
+		return listCmd(args, stdout, stderr)
+	case "kill":
+		return killCmd(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "agent-sessions %s\n", version)
 		return 0
@@ -85,6 +89,8 @@ commands:
   install   install the skill and register the server with Claude Code
   run       run one session in this process until it ends (what tmux executes)
   reminder  print the orphan reminder (--hook: as a Claude Code Stop hook)
+  list      list the sessions (what the list tool answers Claude)
+  kill      stop a session: agent-sessions kill NAME (the kill tool)
   lint      validate stages and pipelines
   hosts     check the hosts of hosts.yaml (reachable, versions, tmux, claude)
   version   print the version
@@ -187,14 +193,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	o.Compile.Inputs = inputs
 	o.Stdout = stdout
-	if g := os.Getenv("AGENT_SESSIONS_KILL_GRACE"); g != "" {
-		d, err := time.ParseDuration(g)
-		if err != nil {
-			fmt.Fprintf(stderr, "agent-sessions run: AGENT_SESSIONS_KILL_GRACE=%q is not a duration (e.g. 10s)\n", g)
-			return exitUsage
-		}
-		o.Grace = d
+	grace, err := engine.GraceFromEnv(os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions run: %s\n", errorText(err))
+		reportStartFailure(err) // the pane closes with us: tell start_session why
+		return exitUsage
 	}
+	o.Grace = grace
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -359,10 +364,110 @@ func serveCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agent-sessions serve: %v\n", err)
 		return exitUsage
 	}
+	if stdinIsTerminal(stdin) {
+		// A person ran it by hand: without a word it would look hung.
+		fmt.Fprint(stderr, serveTerminalNote)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := tools.Serve(ctx, d, version, stdin, stdout, stderr); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "agent-sessions serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serveTerminalNote is what serve says when a person starts it in a
+// terminal: it is a server speaking JSON-RPC on stdin, not a prompt.
+const serveTerminalNote = `agent-sessions: this is the MCP server (stdio) that Claude Code starts; it reads JSON-RPC on stdin and has nothing to show here.
+  Stop it with Ctrl+C (or Ctrl+D).
+  Try it by hand instead: agent-sessions demo (a one-minute tour), agent-sessions debug (call the tools), agent-sessions list.
+  Connect Claude Code: claude mcp add --scope user agent-sessions -- /full/path/to/agent-sessions serve
+`
+
+// stdinIsTerminal reports whether stdin is a terminal (a character device
+// other than /dev/null, which is what a service gets). A variable so that
+// tests can stand in for a terminal.
+var stdinIsTerminal = func(stdin io.Reader) bool {
+	f, ok := stdin.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
+		return false
+	}
+	return true
+}
+
+// listCmd prints what the list tool answers: the same handler, through
+// the registry, for a person at a terminal.
+func listCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	project := fs.String("project", "", "project directory (default: current directory)")
+	catalog := fs.Bool("catalog", false, "also list the stages and pipelines that can be started")
+	active := fs.Bool("active", false, "only sessions still running (or needing attention)")
+	offset := fs.Int("offset", 0, "skip this many sessions (paging)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agent-sessions list: unexpected argument %q (flags only: --project, --catalog, --active, --offset)\n", fs.Arg(0))
+		return exitUsage
+	}
+	call := map[string]any{"include_catalog": *catalog, "offset": *offset}
+	if *active {
+		call["include_finished"] = false
+	}
+	return cliTool("list", *project, call, stdout, stderr)
+}
+
+// killCmd stops a session as the kill tool does: agent-sessions kill NAME.
+func killCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	project := fs.String("project", "", "project directory of the session (default: current directory, else where its tmux session runs)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) > 1 { // flags after the name
+		if err := fs.Parse(rest[1:]); err != nil {
+			return exitUsage
+		}
+		rest = append(rest[:1], fs.Args()...)
+	}
+	if len(rest) != 1 {
+		fmt.Fprintln(stderr, "usage: agent-sessions kill [--project DIR] NAME   (agent-sessions list shows the names)")
+		return exitUsage
+	}
+	call := map[string]any{"session": rest[0]}
+	if *project != "" {
+		call["project_dir"] = *project
+	}
+	return cliTool("kill", *project, call, stdout, stderr)
+}
+
+// cliTool runs one tool for a person and maps its answer to an exit code:
+// 0 answered, 1 the tool reported an error, 2 it could not be asked.
+func cliTool(tool, project string, call map[string]any, stdout, stderr io.Writer) int {
+	d, err := newDeps(project)
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions %s: %v\n", tool, err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	isErr, err := tools.CLI(ctx, d, version, tool, call, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "agent-sessions %s: %v\n", tool, err)
+		return exitUsage
+	}
+	if isErr {
 		return 1
 	}
 	return 0

@@ -181,6 +181,14 @@ func runBinary(t *testing.T, env []string, args ...string) (code int, stdout, st
 	return code, p.stdout.String(), p.stderr.String()
 }
 
+// runBinaryIn runs the binary to its end in dir.
+func runBinaryIn(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	p := startBinaryIn(t, dir, env, args...)
+	code = p.wait(t, 90*time.Second)
+	return code, p.stdout.String(), p.stderr.String()
+}
+
 // writeFile writes content to path, creating its directory.
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()

@@ -21,7 +21,7 @@ import (
 // The engine's own cost per iteration (issue 5): a stage whose agent
 // is `true`, delay 0, so what is measured is everything the engine does
 // around the agent — the iteration_start and iteration_complete records
-// (event append + atomic state.json replace with fsync, each), the prompt
+// (fsynced event append + atomic state.json replace, each), the prompt
 // render and prompt.md, output.md, result.json, the transcript, the env —
 // plus the spawn of `true` itself.
 //
@@ -211,9 +211,11 @@ func benchIteration(b *testing.B) {
 	project := noopProject(b)
 	session := fmt.Sprintf("bench-%d", b.N)
 	settle(b)
+	syncs := state.Fsyncs()
 	b.ResetTimer()
 	res, err := Run(context.Background(), benchRunOptions(project, session, b.N))
 	b.StopTimer()
+	syncs = state.Fsyncs() - syncs
 	if err != nil || res.Status != state.StatusComplete {
 		b.Fatalf("run: %v %+v", err, res)
 	}
@@ -245,6 +247,8 @@ func benchIteration(b *testing.B) {
 	b.ReportMetric(msf(sp), "spawn-ms")
 	b.ReportMetric(float64(it)/float64(sp), "x-spawn")
 	b.ReportMetric(msf(it-sp), "overhead-ms")
+	// The session's start and end add a handful; per iteration it is two.
+	b.ReportMetric(float64(syncs)/float64(b.N), "fsyncs/iter")
 	if fi, err := os.Stat(state.NewLayout(project, session).StateFile()); err == nil {
 		b.ReportMetric(float64(fi.Size()), "state-bytes")
 	}

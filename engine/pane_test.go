@@ -32,8 +32,11 @@ func TestPaneWriterNeverBlocks(t *testing.T) {
 		t.Errorf("no drop note in %q", out)
 	}
 	shown := strings.Count(out, line)
-	if shown == 0 || shown > 11 { // the first write goes straight to the pane, 10 more fit the buffer
-		t.Errorf("%d lines shown, want 1 to 11", shown)
+	// At most one chunk in flight (the writer took up to the 1000-byte limit
+	// before the pane stopped draining; how much depends on when its
+	// goroutine ran) plus a full pending buffer: 20 lines of 100 bytes.
+	if shown == 0 || shown > 20 {
+		t.Errorf("%d lines shown, want 1 to 20", shown)
 	}
 	if p.Write([]byte("late")); strings.Contains(out, "late") {
 		t.Error("a write after Close reached the pane")

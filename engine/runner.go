@@ -195,10 +195,7 @@ func killedBy(ctx context.Context) stageEnd {
 }
 
 func (r *Runner) progressFile(i int) string {
-	if r.Plan.Multi() {
-		return r.layout.StageProgressFile(i, r.Plan.Stages[i].Name)
-	}
-	return r.layout.ProgressFile()
+	return r.layout.Progress(len(r.Plan.Stages), i, r.Plan.Stages[i].Name)
 }
 
 func (r *Runner) runStage(ctx context.Context, i int) stageEnd {

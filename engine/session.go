@@ -194,6 +194,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := CheckPathRoom(dir); err != nil {
+		return Result{}, err
+	}
 	o.ProjectDir = dir
 	layout := state.NewLayout(dir, o.Session)
 
@@ -207,6 +210,10 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("%w: mode %q: use new, resume or force", ErrInvalid, o.Mode)
 	}
+
+	// Before the first file of ours is made: an agent's git must never
+	// see them (see engineDirs). A failure is reported, not fatal.
+	excluded, excludeErr := ExcludeEngineFiles(ctx, dir)
 
 	if o.Mode == ModeForce {
 		if _, err := stopLiveEngine(ctx, layout, o.Grace); err != nil {
@@ -318,7 +325,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		store.Record(state.Event{Type: state.EventStaleLockRemoved, Data: state.MustData(lock.Stale)})
 	}
 	if !plan.Multi() {
-		if err := state.InitProgress(layout.ProgressFile(), o.Session); err != nil {
+		if err := state.InitProgress(layout.Progress(len(plan.Stages), 0, plan.Stages[0].Name), o.Session); err != nil {
 			return Result{}, err
 		}
 	}
@@ -335,6 +342,12 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		fmt.Fprintf(logw, "■ recovered: %s\n", resumeNote)
 	}
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
+	if len(excluded) > 0 {
+		fmt.Fprintf(logw, "■ kept out of git (info/exclude): %s\n", strings.Join(excluded, " "))
+	}
+	if excludeErr != nil {
+		fmt.Fprintf(logw, "■ warning: %v; add .claude/pipeline-runs/, .claude/locks/ and .claude/worktrees/ to .gitignore by hand\n", excludeErr)
+	}
 	if n := len(left.Pids); n > 0 {
 		fmt.Fprintf(logw, "■ stopped %d agent process(es) the previous engine left running (found by %s)\n", n, left.Mechanism)
 	}

@@ -57,7 +57,7 @@ func TestRemoteSessionLifecycle(t *testing.T) {
 		t.Fatalf("tmux session on the host's socket %s: %v", sock, err)
 	}
 	mon := call(t, c, "monitor", map[string]any{"session": "r1", "project_dir": project})
-	if mon["alive"] != true {
+	if mon["status"] != "running" { // monitor's status says it; there is no separate alive field
 		t.Fatalf("monitor: %v", mon)
 	}
 	if text, err := c.ReadResource(ctx, "sessions://catalog"); err != nil || !strings.Contains(text, "demo") {

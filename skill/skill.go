@@ -44,8 +44,10 @@ type InstallResult struct {
 }
 
 // Install writes the skill into dir (for example ~/.claude/skills/sessions).
-// An existing skill there that differs in any way is moved aside to
-// dir.bak-<timestamp> first, so edits a user made are never lost.
+// An existing skill there that differs in any way is moved aside first, so
+// edits a user made are never lost: to <parent>.bak/<name>-<timestamp>
+// (~/.claude/skills.bak/sessions-…), outside the directory Claude Code
+// loads skills from.
 func Install(dir string) (InstallResult, error) {
 	res := InstallResult{Dir: dir}
 	if info, err := os.Stat(dir); err == nil {
@@ -60,7 +62,15 @@ func Install(dir string) (InstallResult, error) {
 			res.Unchanged = true
 			return res, nil
 		}
-		aside := fmt.Sprintf("%s.bak-%s", dir, time.Now().UTC().Format("20060102T150405"))
+		// Outside the skills directory: Claude Code loads every
+		// skills/*/SKILL.md, and a copy beside the new one would be a second
+		// skill named sessions.
+		clean := filepath.Clean(dir)
+		backups := filepath.Dir(clean) + ".bak"
+		if err := os.MkdirAll(backups, 0o755); err != nil {
+			return res, fmt.Errorf("make %s for the existing skill: %w", backups, err)
+		}
+		aside := filepath.Join(backups, fmt.Sprintf("%s-%s", filepath.Base(clean), time.Now().UTC().Format("20060102T150405")))
 		if err := os.Rename(dir, aside); err != nil {
 			return res, fmt.Errorf("move the existing skill aside: %w", err)
 		}

@@ -333,6 +333,15 @@ func TestInstallWritesEveryFileAndKeepsEdits(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(res.MovedAside, "SKILL.md")); string(got) != "my notes" {
 		t.Errorf("the user's edit was lost: %q", got)
 	}
+	// Claude Code loads every skills/*/SKILL.md: the copy must not sit
+	// beside the new skill, or there would be two skills named sessions.
+	skills := filepath.Dir(dir)
+	if rel, err := filepath.Rel(skills, res.MovedAside); err != nil || !strings.HasPrefix(rel, "..") {
+		t.Errorf("moved aside to %s, inside the skills directory %s", res.MovedAside, skills)
+	}
+	if loaded, _ := filepath.Glob(filepath.Join(skills, "*", "SKILL.md")); len(loaded) != 1 {
+		t.Errorf("skills Claude Code would load: %q, want one", loaded)
+	}
 }
 
 func TestMergeMCPConfigKeepsOtherServers(t *testing.T) {

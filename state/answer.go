@@ -37,7 +37,7 @@ func WriteAnswer(l Layout, a AnswerFile) error {
 	if err != nil {
 		return fmt.Errorf("encode answer: %w", err)
 	}
-	return writeFileAtomic(l.AnswerPath(), append(data, '\n'), 0o644, false)
+	return writeFileAtomic(l.AnswerPath(), append(data, '\n'), 0o644, false, true)
 }
 
 // ReadAnswer reads answer.json; ok is false when there is none.

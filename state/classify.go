@@ -94,7 +94,10 @@ func classify(f Facts) Liveness {
 	lv.StaleLock = f.Lock.Exists && !f.Lock.Held
 	young := f.Tmux != nil && !f.Tmux.Created.IsZero() && f.Now.Sub(f.Tmux.Created) < StartGrace
 	if f.State != nil {
-		lv.Age = f.Now.Sub(f.State.StartedAt)
+		// A running session's age counts from its last (re)start: the
+		// hours it lay dead before a resume are not time spent running,
+		// and must not make it look stale (and get it killed).
+		lv.Age = f.Now.Sub(LastStart(f.State))
 		if f.State.CompletedAt != nil && Terminal(f.State.Status) {
 			lv.Age = f.State.CompletedAt.Sub(f.State.StartedAt)
 		}
@@ -149,10 +152,19 @@ func classify(f Facts) Liveness {
 			lv.Why = "killed"
 		}
 	}
-	if Alive(lv.Status) && lv.Status != LiveStarting && f.State != nil && f.Now.Sub(f.State.StartedAt) > StaleAfter {
+	if Alive(lv.Status) && lv.Status != LiveStarting && f.State != nil && f.Now.Sub(LastStart(f.State)) > StaleAfter {
 		lv.Stale = true
 	}
 	return lv
+}
+
+// LastStart is when the session's engine last started: resumed_at when it
+// was resumed, else started_at.
+func LastStart(st *State) time.Time {
+	if st.ResumedAt != nil && st.ResumedAt.After(st.StartedAt) {
+		return *st.ResumedAt
+	}
+	return st.StartedAt
 }
 
 // TmuxName is the tmux session name of a session: loop-<session> for a

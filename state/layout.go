@@ -69,6 +69,26 @@ func (l Layout) StageProgressFile(stageIndex int, name string) string {
 	return filepath.Join(l.StageDir(stageIndex, name), "progress.md")
 }
 
+// Progress is THE rule for where a stage's progress file lives, and every
+// reader and writer asks it: a session of one stage — a loop, or a pipeline
+// of one stage — keeps progress-<session>.md; each stage of a multi-stage
+// session keeps its own progress.md. The session's type does not decide it
+// (a one-stage pipeline was once looked for where no engine writes).
+func (l Layout) Progress(stageCount, stageIndex int, stageName string) string {
+	if stageCount > 1 {
+		return l.StageProgressFile(stageIndex, stageName)
+	}
+	return l.ProgressFile()
+}
+
+// ProgressOf is the current stage's progress file of a session in state st.
+func (l Layout) ProgressOf(st *State) string {
+	if st == nil || st.CurrentStage >= len(st.Stages) {
+		return l.ProgressFile()
+	}
+	return l.Progress(len(st.Stages), st.CurrentStage, st.Stages[st.CurrentStage].Name)
+}
+
 // IterationDir is iterations/<NNN> of a stage, NNN the 1-based iteration on
 // three digits (more digits past 999).
 func (l Layout) IterationDir(stageIndex int, name string, iteration int) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -412,4 +413,67 @@ func Rebuild(events []Event) (State, error) {
 		return State{}, errors.New("no session_start event")
 	}
 	return st, nil
+}
+
+// CatchUp reconciles st with events.jsonl the way Open does for a resume:
+// the log is the commit point and state.json is replaced after it, so an
+// engine killed between the two leaves a state.json one step behind (say,
+// "running" while the log already says complete). Callers about to judge a
+// session crashed ask this first. It reads the log only when its last line
+// is newer than st; history is kept only when st had it.
+func CatchUp(l Layout, st State) (State, bool, error) {
+	last, err := lastEventSeq(l.EventsFile())
+	if err != nil || last <= st.EventSeq {
+		return st, false, err
+	}
+	events, _, err := ReadEvents(l.EventsFile())
+	if err != nil {
+		return st, false, err
+	}
+	keepHistory := st.History != nil
+	out := st.Clone()
+	for _, ev := range events {
+		if ev.Seq > out.EventSeq {
+			if err := Apply(&out, ev); err != nil {
+				return st, false, err
+			}
+		}
+	}
+	if !keepHistory {
+		out.History, out.Spec = nil, nil
+	}
+	return out, true, nil
+}
+
+// lastEventSeq reads the sequence number of the last complete line of an
+// events log, looking only at its tail.
+func lastEventSeq(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, err
+	}
+	const tail = 16 << 10
+	off := max(fi.Size()-tail, 0)
+	buf := make([]byte, fi.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	lines := bytes.Split(bytes.TrimRight(buf, "\n"), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		var ev struct {
+			Seq int64 `json:"seq"`
+		}
+		if json.Unmarshal(lines[i], &ev) == nil && ev.Seq > 0 {
+			return ev.Seq, nil
+		}
+	}
+	return 0, nil
 }

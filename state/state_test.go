@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -430,6 +431,12 @@ func TestClassify(t *testing.T) {
 		}
 		return s
 	}
+	resumed := func(started, resumedAgo time.Duration) *State {
+		s := st("running", started)
+		r := now.Add(-resumedAgo)
+		s.ResumedAt = &r
+		return s
+	}
 	old := &TmuxFacts{Name: "loop-s", Created: now.Add(-time.Hour)}
 	fresh := &TmuxFacts{Name: "loop-s", Created: now.Add(-time.Second)}
 	held := LockStatus{Exists: true, Held: true}
@@ -444,6 +451,8 @@ func TestClassify(t *testing.T) {
 		{"running", Facts{HasRunDir: true, State: st("running", time.Minute), Lock: held, Tmux: old}, LiveRunning, false, false},
 		{"running foreground", Facts{HasRunDir: true, State: st("running", time.Minute), Lock: held}, LiveRunning, false, false},
 		{"running stale", Facts{HasRunDir: true, State: st("running", 3*time.Hour), Lock: held, Tmux: old}, LiveRunning, true, false},
+		{"resumed a minute ago after 5h dead", Facts{HasRunDir: true, State: resumed(5*time.Hour, time.Minute), Lock: held, Tmux: old}, LiveRunning, false, false},
+		{"resumed 3h ago", Facts{HasRunDir: true, State: resumed(5*time.Hour, 3*time.Hour), Lock: held, Tmux: old}, LiveRunning, true, false},
 		{"complete", Facts{HasRunDir: true, State: st("complete", time.Hour)}, LiveComplete, false, false},
 		{"failed", Facts{HasRunDir: true, State: st("failed", time.Hour)}, LiveFailed, false, false},
 		{"killed", Facts{HasRunDir: true, State: st("killed", time.Hour)}, LiveKilled, false, false},
@@ -465,6 +474,9 @@ func TestClassify(t *testing.T) {
 		}
 		if got.Status != "" && got.Why == "" {
 			t.Errorf("%s: no explanation", tt.name)
+		}
+		if strings.HasPrefix(tt.name, "resumed a minute") && got.Age != time.Minute {
+			t.Errorf("%s: age %s, want 1m0s (since the resume)", tt.name, got.Age)
 		}
 	}
 }
@@ -545,4 +557,112 @@ func TestResumeRaisesMaxAndSurvivesRebuild(t *testing.T) {
 	if st := s.State(); st.MaxIterations != 7 || st.Stages[0].MaxIterations != 7 {
 		t.Errorf("resume without max changed it: %d/%d", st.MaxIterations, st.Stages[0].MaxIterations)
 	}
+}
+
+// TestLockSurvivesDeletedOrReplacedFile: the engine socket, not the lock
+// file, says an engine is alive. Deleting the file or replacing it with
+// another's (git reset --hard, a person) neither makes the holder look dead
+// nor lets a second holder in; the heartbeat puts the file back.
+func TestLockSurvivesDeletedOrReplacedFile(t *testing.T) {
+	if !engineSocketSupported {
+		t.Skip("no engine sockets on this platform")
+	}
+	path := filepath.Join(t.TempDir(), ".claude", "locks", "s.lock")
+	l, err := AcquireLock(context.Background(), path, "s", 0, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	foreign := []byte(`{"session":"s","pid":999999,"started_at":"2020-01-01T00:00:00Z"}`)
+	for _, harm := range []struct {
+		name string
+		do   func() error
+	}{
+		{"deleted", func() error { return os.Remove(path) }},
+		{"locks dir deleted", func() error { return os.RemoveAll(filepath.Dir(path)) }},
+		{"replaced", func() error {
+			tmp := path + ".other"
+			if err := os.WriteFile(tmp, foreign, 0o644); err != nil {
+				return err
+			}
+			return os.Rename(tmp, path)
+		}},
+	} {
+		if err := harm.do(); err != nil {
+			t.Fatal(err)
+		}
+		ls, err := ProbeLock(path)
+		if err != nil || !ls.Held || ls.Info == nil || ls.Info.PID != os.Getpid() || ls.Via != "socket" {
+			t.Errorf("%s: probe = %+v (%v), want held by pid %d via the socket", harm.name, ls, err, os.Getpid())
+		}
+		_, err = AcquireLock(context.Background(), path, "s", 30*time.Millisecond, 0)
+		var le *LockedError
+		if !errors.As(err, &le) || le.Info == nil || le.Info.PID != os.Getpid() {
+			t.Errorf("%s: second acquire = %v, want LockedError naming pid %d", harm.name, err, os.Getpid())
+		}
+		if removed, err := RemoveStaleLock(path); removed || err != nil {
+			t.Errorf("%s: RemoveStaleLock removed the live engine's lock file (%v)", harm.name, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ls, _ := probeLockFile(path)
+			if ls.Held && ls.Info != nil && ls.Info.PID == os.Getpid() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the heartbeat never put the lock file back: %+v", harm.name, ls)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if fi, err := os.Stat(path); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: restored lock file mode %v, want 0644", harm.name, fi.Mode())
+		}
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := ProbeLock(path); ls.Held || ls.Exists {
+		t.Errorf("after release: probe = %+v, want no engine, no file", ls)
+	}
+	l2, err := AcquireLock(context.Background(), path, "s", 0, 0)
+	if err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+	l2.Release()
+}
+
+// TestEventsDurableBeforeState (SPEC §14): what is fsynced is the event log
+// (and the directories on create), never state.json, which is rebuilt from
+// the log — so an iteration (two events) costs two fsyncs.
+func TestEventsDurableBeforeState(t *testing.T) {
+	var synced []string
+	syncHook = func(name string) { synced = append(synced, name) }
+	defer func() { syncHook = nil }()
+	l := NewLayout(t.TempDir(), "s")
+	s, err := Create(l, nil, startData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{RunsDir(l.ProjectDir), l.EventsFile(), l.RunDir()}
+	if !slices.Equal(synced, want) {
+		t.Errorf("create synced %q, want %q", synced, want)
+	}
+	synced = nil
+	before := Fsyncs()
+	complete(t, s, 0, 1)
+	if got := Fsyncs() - before; got != 2 {
+		t.Errorf("an iteration made %d fsyncs, want 2", got)
+	}
+	if want := []string{l.EventsFile(), l.EventsFile()}; !slices.Equal(synced, want) {
+		t.Errorf("an iteration synced %q, want %q", synced, want)
+	}
+	// A state.json lost with its unsynced content is rebuilt from the log.
+	os.WriteFile(l.StateFile(), nil, 0o644)
+	s2, rec, err := Open(l, nil)
+	if err != nil || !rec.Rebuilt || s2.State().IterationCompleted != 1 {
+		t.Errorf("open after an empty state.json: rebuilt %v, err %v", rec.Rebuilt, err)
+	}
+	s2.ReleaseReserve()
 }

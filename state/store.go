@@ -74,6 +74,10 @@ func Create(l Layout, now func() time.Time, start SessionStartData) (*Store, err
 	if err := os.MkdirAll(l.RunDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create run dir: %w", diskFull(err, l.ProjectDir, thenStart))
 	}
+	// The run dir's name is durable before its first event is.
+	if err := syncDir(RunsDir(l.ProjectDir)); err != nil {
+		return nil, err
+	}
 	s := &Store{layout: l, now: now}
 	if err := s.pinRunDir(); err != nil {
 		return nil, err
@@ -338,7 +342,8 @@ func (s *Store) Record(ev Event) error {
 		return fmt.Errorf("encode %s event: %w", ev.Type, err)
 	}
 	line = append(line, '\n')
-	appendEvent := func() error { return appendFile(s.layout.EventsFile(), line, false) }
+	// The event is durable before state.json moves past it (SPEC §14).
+	appendEvent := func() error { return appendFile(s.layout.EventsFile(), line, false, true) }
 	if err := retry(appendEvent(), appendEvent); err != nil {
 		return err
 	}
@@ -355,15 +360,17 @@ func (s *Store) Record(ev Event) error {
 }
 
 // writeSnapshot replaces state.json with the current state: temp file,
-// fsync, rename (WriteFileAtomic). The engine does this twice per
-// iteration, so the encoding is kept cheap (see snapshotEncoder); the
-// durability is not traded for it.
+// rename. It is not fsynced: every event it folds in is already durable
+// in events.jsonl, from which Open rebuilds (or replays onto) a state.json
+// a crash left behind or empty — so the engine's iteration costs two
+// fsyncs, the log's. The engine does this twice per iteration, so the
+// encoding is kept cheap (see snapshotEncoder).
 func (s *Store) writeSnapshot() error {
 	data, err := s.encodeSnapshot()
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.layout.StateFile(), data, 0o644, false); err != nil {
+	if err := writeFileAtomic(s.layout.StateFile(), data, 0o644, false, false); err != nil {
 		return err
 	}
 	s.wrote = true

@@ -22,15 +22,17 @@ type AttachArgs struct {
 // AttachResult is attach_hint's result.
 type AttachResult struct {
 	Session         string   `json:"session" jsonschema:"session name"`
-	TmuxSession     string   `json:"tmux_session" jsonschema:"tmux session name"`
 	Status          string   `json:"status" jsonschema:"classifier status of the session"`
 	Command         string   `json:"command" jsonschema:"the command to give the user (read-only when read_only was asked)"`
-	AttachCommand   string   `json:"attach_command" jsonschema:"attach with keyboard input"`
-	ReadOnlyCommand string   `json:"read_only_command" jsonschema:"attach read-only: watch without being able to type into it"`
-	SwitchCommand   string   `json:"switch_command" jsonschema:"from inside tmux: switch the current client to the session instead of nesting"`
-	InsideTmux      bool     `json:"inside_tmux" jsonschema:"the server itself runs inside tmux (so the user probably does too)"`
+	ReadOnlyCommand string   `json:"read_only_command,omitempty" jsonschema:"when command is not read-only: attach to watch without being able to type into it"`
+	SwitchCommand   string   `json:"switch_command" jsonschema:"from inside tmux: switch the current client to the session instead of nesting an attach"`
 	DetachKeys      string   `json:"detach_keys" jsonschema:"how to detach and leave it running"`
 	Warnings        []string `json:"warnings" jsonschema:"what not to do while attached"`
+
+	// For the text and the tests, not sent: they repeat command.
+	TmuxSession   string `json:"-"`
+	AttachCommand string `json:"-"`
+	InsideTmux    bool   `json:"-"`
 }
 
 // AttachHint is the attach_hint tool.
@@ -69,8 +71,8 @@ func (d *Deps) attachHint(ctx context.Context, _ mcp.CallToolRequest, a AttachAr
 		InsideTmux:      os.Getenv("TMUX") != "",
 		DetachKeys:      "Ctrl+b then d (detaches; the session keeps running)",
 		Warnings: []string{
-			"Do not press Ctrl+C in the session: it stops the engine and the session ends as killed. Detach with Ctrl+b then d instead.",
-			"Typing into the pane goes to the engine, not the agent; use the read-only attach to watch safely.",
+			"Ctrl+C in the session stops the engine (the session ends killed); detach with Ctrl+b then d.",
+			"Typing goes to the engine, not the agent; the read-only attach watches safely.",
 		},
 	}
 	res.Command = res.AttachCommand
@@ -78,12 +80,16 @@ func (d *Deps) attachHint(ctx context.Context, _ mcp.CallToolRequest, a AttachAr
 		res.Command = res.ReadOnlyCommand
 	}
 	if res.InsideTmux {
-		res.Warnings = append(res.Warnings, "You are inside tmux: use the switch command rather than nesting an attach.")
+		res.Warnings = append(res.Warnings, "Inside tmux: use switch_command rather than nesting an attach.")
 	}
 	if d.Tmux.Socket() != "" {
 		res.Warnings = append(res.Warnings, "Sessions run on the private tmux server -L "+d.Tmux.Socket()+"; plain `tmux ls` will not show them.")
 	}
-	return res, attachText(res), nil
+	text := attachText(res)
+	if a.ReadOnly {
+		res.ReadOnlyCommand = "" // command is the read-only one
+	}
+	return res, text, nil
 }
 
 func attachText(r AttachResult) string {

@@ -33,10 +33,11 @@ type CleanupArgs struct {
 // CleanupItem is one finding.
 type CleanupItem struct {
 	Session     string `json:"session" jsonschema:"session name"`
-	Status      string `json:"status" jsonschema:"classifier status"`
 	Detail      string `json:"detail" jsonschema:"what was found"`
-	TmuxSession string `json:"tmux_session,omitempty" jsonschema:"tmux session, when there is one"`
-	Path        string `json:"path,omitempty" jsonschema:"file or directory concerned"`
+	TmuxSession string `json:"tmux_session,omitempty" jsonschema:"orphans and zombies: the tmux session"`
+
+	Status string `json:"-"` // the group says it
+	Path   string `json:"-"` // follows from the session and project
 }
 
 // CleanupAction is one thing done (or that would be done).
@@ -47,18 +48,20 @@ type CleanupAction struct {
 	Result  string `json:"result" jsonschema:"what happened"`
 }
 
-// CleanupResult is cleanup's result.
+// CleanupResult is cleanup's result; empty groups are left out.
 type CleanupResult struct {
 	DryRun     bool            `json:"dry_run" jsonschema:"nothing was changed"`
-	ProjectDir string          `json:"project_dir" jsonschema:"project examined"`
-	Orphans    []CleanupItem   `json:"orphans" jsonschema:"loop-*/pipeline-* tmux sessions with no run directory"`
-	Zombies    []CleanupItem   `json:"zombies" jsonschema:"tmux sessions whose engine is gone"`
-	Crashed    []CleanupItem   `json:"crashed" jsonschema:"sessions whose engine died while running (resumable)"`
-	Stale      []CleanupItem   `json:"stale" jsonschema:"sessions running for more than 2 hours"`
-	StaleLocks []CleanupItem   `json:"stale_locks" jsonschema:"lock files no process holds"`
-	Prunable   []CleanupItem   `json:"prunable" jsonschema:"run directories of sessions that ended before the prune cutoff"`
-	Actions    []CleanupAction `json:"actions" jsonschema:"what was done, or would be done without dry_run"`
-	NextSteps  []string        `json:"next_steps" jsonschema:"what to do next"`
+	Orphans    []CleanupItem   `json:"orphans,omitempty" jsonschema:"loop-*/pipeline-* tmux sessions with no run directory"`
+	Zombies    []CleanupItem   `json:"zombies,omitempty" jsonschema:"tmux sessions whose engine is gone"`
+	Crashed    []CleanupItem   `json:"crashed,omitempty" jsonschema:"sessions whose engine died while running (resumable)"`
+	Stale      []CleanupItem   `json:"stale,omitempty" jsonschema:"sessions running for more than 2 hours"`
+	StaleLocks []CleanupItem   `json:"stale_locks,omitempty" jsonschema:"lock files no process holds"`
+	Prunable   []CleanupItem   `json:"prunable,omitempty" jsonschema:"run directories of sessions that ended before the prune cutoff"`
+	Actions    []CleanupAction `json:"actions,omitempty" jsonschema:"what was done, or would be done without dry_run"`
+	Warnings   []string        `json:"warnings,omitempty" jsonschema:"what could not be seen"`
+	NextSteps  []Option        `json:"next_steps,omitempty" jsonschema:"calls to make next, with complete arguments"`
+
+	ProjectDir string `json:"-"` // the one asked for, or the server's
 }
 
 // Cleanup is the cleanup tool.
@@ -89,8 +92,7 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 		return CleanupResult{}, "", err
 	}
 	dry := a.DryRun == nil || *a.DryRun
-	res := CleanupResult{DryRun: dry, ProjectDir: project, Orphans: []CleanupItem{}, Zombies: []CleanupItem{}, Crashed: []CleanupItem{},
-		Stale: []CleanupItem{}, StaleLocks: []CleanupItem{}, Prunable: []CleanupItem{}, Actions: []CleanupAction{}, NextSteps: []string{}}
+	res := CleanupResult{DryRun: dry, ProjectDir: project}
 	infos, warnings := d.discover(ctx, project)
 	now := d.now()
 	cutoff := now.Add(-time.Duration(a.PruneOlderThanDays) * 24 * time.Hour)
@@ -166,16 +168,7 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 				lockItem.Detail += fmt.Sprintf(" (it names pid %d, started %s)", info.Lock.Info.PID, info.Lock.Info.StartedAt.Format(time.RFC3339))
 			}
 			res.StaleLocks = append(res.StaleLocks, lockItem)
-			act(a.RemoveStaleLocks, "remove_stale_lock", info.Name, func() (string, error) {
-				removed, err := state.RemoveStaleLock(info.Layout.LockFile())
-				if err != nil {
-					return "", err
-				}
-				if !removed {
-					return "left alone: a process holds it now", nil
-				}
-				return "removed " + info.Layout.LockFile(), nil
-			})
+			act(a.RemoveStaleLocks, "remove_stale_lock", info.Name, func() (string, error) { return removeStaleLock(info.Layout.LockFile()) })
 		}
 		if a.PruneOlderThanDays > 0 && info.State != nil && state.Terminal(info.State.Status) && info.State.CompletedAt != nil &&
 			info.State.CompletedAt.Before(cutoff) && info.Tmux == nil && !info.Lock.Held {
@@ -188,10 +181,34 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 	res.NextSteps = cleanupNext(res, a)
 	for _, w := range warnings {
 		if strings.HasPrefix(w, "tmux did not answer") {
-			res.NextSteps = append(res.NextSteps, "tmux did not answer, so orphan and zombie tmux sessions could not be seen: run cleanup again once it answers")
+			res.Warnings = append(res.Warnings, "tmux did not answer, so orphan and zombie tmux sessions could not be seen: run cleanup again once it answers")
 		}
 	}
 	return res, cleanupText(res), nil
+}
+
+// removeStaleLock removes a lock file no engine holds and says what became
+// of it. A file that is gone already was not "held by a process": an
+// earlier action of the same cleanup (mark_crashed takes the lock and
+// releases it, which removes the file) or someone else removed it.
+func removeStaleLock(path string) (string, error) {
+	removed, err := state.RemoveStaleLock(path)
+	if err != nil {
+		return "", err
+	}
+	if removed {
+		return "removed " + path, nil
+	}
+	ls, _ := state.ProbeLock(path)
+	switch {
+	case ls.Held && ls.Info != nil && ls.Info.PID > 0:
+		return fmt.Sprintf("left alone: an engine runs the session again (pid %d)", ls.Info.PID), nil
+	case ls.Held:
+		return "left alone: an engine runs the session again", nil
+	case !ls.Exists:
+		return "already gone (released by an earlier action, or removed meanwhile)", nil
+	}
+	return "left alone: it was in use a moment ago; run cleanup again", nil
 }
 
 // markCrashed records a crashed session as failed, under its lock.
@@ -245,25 +262,43 @@ func archive(info sessionInfo) (string, error) {
 	return msg, nil
 }
 
-func cleanupNext(r CleanupResult, a CleanupArgs) []string {
-	var next []string
+// cleanupNext are the calls that follow a cleanup report, each complete.
+func cleanupNext(r CleanupResult, a CleanupArgs) []Option {
+	var next []Option
+	act := func(args map[string]any, why string) {
+		args["dry_run"] = false
+		if a.ProjectDir != "" {
+			args["project_dir"] = a.ProjectDir
+		}
+		next = append(next, Option{Tool: "cleanup", Arguments: args, Description: why})
+	}
 	if r.DryRun && len(r.Actions) > 0 {
-		next = append(next, "run cleanup again with dry_run false (and the same flags) to do the actions listed")
+		args := map[string]any{}
+		for k, v := range map[string]bool{"kill_orphans": a.KillOrphans, "kill_stale": a.KillStale, "mark_crashed": a.MarkCrashed, "remove_stale_locks": a.RemoveStaleLocks} {
+			if v {
+				args[k] = true
+			}
+		}
+		if a.PruneOlderThanDays > 0 {
+			args["prune_older_than_days"] = a.PruneOlderThanDays
+		}
+		act(args, "do the actions listed")
 	}
 	if len(r.Orphans)+len(r.Zombies) > 0 && !a.KillOrphans {
-		next = append(next, "kill_orphans: true closes the orphan and zombie tmux sessions")
+		act(map[string]any{"kill_orphans": true}, "close the orphan and zombie tmux sessions")
 	}
-	if len(r.Crashed) > 0 {
-		next = append(next, "crashed sessions can be continued: start_session with mode resume; or recorded as failed with mark_crashed: true")
+	if len(r.Crashed) > 0 && a.ProjectDir == "" {
+		next = append(next, Option{Tool: "start_session", Arguments: map[string]any{"session": r.Crashed[0].Session, "mode": "resume"},
+			Description: fmt.Sprintf("continue crashed %s (%d crashed)", r.Crashed[0].Session, len(r.Crashed))})
+	}
+	if len(r.Crashed) > 0 && !a.MarkCrashed {
+		act(map[string]any{"mark_crashed": true}, "record the crashed sessions as failed (they stay resumable)")
 	}
 	if len(r.Stale) > 0 && !a.KillStale {
-		next = append(next, "stale sessions: check them with monitor; kill_stale: true stops them")
+		act(map[string]any{"kill_stale": true}, "stop the sessions running for over 2 hours")
 	}
 	if len(r.StaleLocks) > 0 && !a.RemoveStaleLocks {
-		next = append(next, "remove_stale_locks: true removes lock files no process holds")
-	}
-	if next == nil {
-		next = []string{}
+		act(map[string]any{"remove_stale_locks": true}, "remove the lock files no process holds")
 	}
 	return next
 }
@@ -287,8 +322,11 @@ func cleanupText(r CleanupResult) string {
 	for _, a := range r.Actions {
 		fmt.Fprintf(&b, "* %s %s: %s\n", a.Action, a.Session, a.Result)
 	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "Warning: %s\n", w)
+	}
 	for _, n := range r.NextSteps {
-		fmt.Fprintf(&b, "Next: %s\n", n)
+		fmt.Fprintf(&b, "Next: %s\n", callText(n))
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

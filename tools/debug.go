@@ -150,7 +150,16 @@ func toolArgs(t mcp.Tool) string {
 		Properties map[string]any `json:"properties"`
 		Required   []string       `json:"required"`
 	}
-	json.Unmarshal(t.RawInputSchema, &schema)
+	// A tool that came over the wire has its schema in InputSchema, not
+	// RawInputSchema (which only a tool built in this process fills):
+	// read it from the tool's JSON, as any client sees it.
+	var wire struct {
+		InputSchema json.RawMessage `json:"inputSchema"`
+	}
+	if raw, err := json.Marshal(t); err == nil {
+		json.Unmarshal(raw, &wire)
+	}
+	json.Unmarshal(wire.InputSchema, &schema)
 	required := map[string]bool{}
 	for _, r := range schema.Required {
 		required[r] = true

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 )
 
@@ -50,7 +53,7 @@ func Demo(ctx context.Context, d *Deps, version string, out io.Writer) error {
 	if _, err := lc.callInto(ctx, "start_session", map[string]any{"session": session, "stage": "demo", "project_dir": d.ProjectDir}, &st); err != nil {
 		return fmt.Errorf("start_session: %w", err)
 	}
-	res("%s in tmux session %s; files in %s", st.Status, st.TmuxSession, st.RunDir)
+	res("%s; files in %s", st.Status, st.RunDir)
 	res("watch it live from another terminal: %s -r   (detach: Ctrl+b d)", strings.TrimSuffix(st.AttachCommand, " -r"))
 	say("")
 
@@ -76,7 +79,7 @@ func Demo(ctx context.Context, d *Deps, version string, out io.Writer) error {
 		return fmt.Errorf("list: %w", err)
 	}
 	for _, s := range l.Sessions {
-		res("%s [%s] %s iteration %d/%d · %s", s.Session, s.Status, s.Definition, s.IterationCompleted, s.MaxIterations, s.Age)
+		res("%s [%s] %s iterations %s · %s", s.Session, s.Status, s.Definition, s.Iterations, s.Age)
 	}
 	say("")
 
@@ -85,8 +88,10 @@ func Demo(ctx context.Context, d *Deps, version string, out io.Writer) error {
 	if _, err := lc.callInto(ctx, "kill", map[string]any{"session": session, "project_dir": d.ProjectDir}, &k); err != nil {
 		return fmt.Errorf("kill: %w", err)
 	}
-	res("%s at iteration %d (%d completed); last screen saved to %s", k.Status, k.Iteration, k.IterationCompleted, k.FinalOutputFile)
-	res("restart hint: %s", k.RestartHint)
+	res("%s: %s; last screen saved to final-output.txt in the run dir", k.Status, k.RemainingWork)
+	for _, n := range k.NextSteps {
+		res("next: %s", callText(n))
+	}
 	say("")
 
 	step(5, fmt.Sprintf(`start_session {"session": %q, "mode": "resume"}`, session), "continues exactly where it stopped: history is kept, nothing is redone twice")
@@ -111,7 +116,7 @@ func Demo(ctx context.Context, d *Deps, version string, out io.Writer) error {
 	}
 	res("%s", strings.TrimSpace(strings.TrimPrefix(text, "# Agent sessions\n\n")))
 	say("")
-	demoNext(out, d, st.RunDir)
+	demoNext(out, d, state.NewLayout(d.ProjectDir, session).IterationDir(0, "demo", 1))
 	return nil
 }
 
@@ -123,26 +128,35 @@ func demoForeground(ctx context.Context, d *Deps, session string, out io.Writer,
 		return err
 	}
 	fmt.Fprintf(out, "\nThe session ended %s (%s).\n\n", res.Status, res.Reason)
-	demoNext(out, d, "")
+	demoNext(out, d, state.NewLayout(d.ProjectDir, session).IterationDir(0, "demo", 1))
 	if res.Status != "complete" {
 		return errors.New("demo session did not complete: " + res.Status)
 	}
 	return nil
 }
 
-func demoNext(out io.Writer, d *Deps, runDir string) {
+// demoNext says what to try next. iterationDir is the first iteration's
+// directory (the one real path a newcomer wants to open).
+func demoNext(out io.Writer, d *Deps, iterationDir string) {
 	fmt.Fprintln(out, "What to try next:")
-	if runDir != "" {
-		fmt.Fprintf(out, "  - read what the session left: ls %s  (state.json, events.jsonl, session.log, iterations/)\n", runDir)
+	if iterationDir != "" {
+		fmt.Fprintf(out, "  - read what the first agent was given and wrote: ls %s  (prompt.md, output.md, result.json;\n"+
+			"    the run dir above it has state.json, events.jsonl, session.log)\n", iterationDir)
 	}
 	exe := d.Executable
-	if strings.Contains(exe, "/go-build") {
-		// Built by `go run` into a directory that is about to vanish.
-		fmt.Fprintln(out, "  - build a binary that stays: go build -o ~/.local/bin/agent-sessions .")
-		exe = "agent-sessions"
+	if strings.Contains(exe, "/go-build") || !filepath.IsAbs(exe) {
+		// Built by `go run` into a directory that is about to vanish:
+		// point at where a lasting binary goes, as an absolute path, since
+		// Claude Code starts the server without this shell's PATH.
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = "~"
+		}
+		exe = filepath.Join(home, ".local", "bin", "agent-sessions")
+		fmt.Fprintf(out, "  - build a binary that stays: go build -o %s .\n", exe)
 	}
 	fmt.Fprintf(out, "  - drive the same tools by hand: %s debug\n", exe)
-	fmt.Fprintf(out, "  - connect Claude Code: claude mcp add agent-sessions -- %s serve\n", exe)
+	fmt.Fprintf(out, "  - connect Claude Code (every project): claude mcp add --scope user %s -- %s serve\n", ServerName, exe)
 	fmt.Fprintf(out, "  - install the skill that teaches Claude the workflows: %s install\n", exe)
 	fmt.Fprintln(out, "Nothing is left running.")
 }

@@ -157,7 +157,7 @@ func TestEndToEnd(t *testing.T) {
 			// start → list → monitor (wait complete, with progress).
 			var started tools.StartResult
 			sdkCall(t, cs, "start_session", map[string]any{"session": "e2e", "stage": "refine"}, nil, &started)
-			if started.Status != state.StatusRunning || started.TmuxSession != "loop-e2e" || !strings.Contains(started.AttachCommand, "-L "+e.socket) {
+			if started.Status != state.StatusRunning || !strings.Contains(started.AttachCommand, "=loop-e2e") || !strings.Contains(started.AttachCommand, "-L "+e.socket) {
 				t.Errorf("start = %+v", started)
 			}
 			var l tools.ListResult

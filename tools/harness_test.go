@@ -638,10 +638,26 @@ func (c *mcpClient) monitorWait(session, wait string, timeout int) tools.Monitor
 }
 
 // list calls list.
+// list calls list and, when it pages (more than 30 sessions), follows
+// its offsets so that the result holds every session.
 func (c *mcpClient) list(args map[string]any) tools.ListResult {
 	c.t.Helper()
 	var res tools.ListResult
 	c.ok("list", args, &res)
+	for len(res.Sessions) < res.Counts.Total {
+		page := map[string]any{"offset": len(res.Sessions)}
+		for k, v := range args {
+			if k != "offset" && k != "limit" {
+				page[k] = v
+			}
+		}
+		var more tools.ListResult
+		c.ok("list", page, &more)
+		if len(more.Sessions) == 0 {
+			break
+		}
+		res.Sessions = append(res.Sessions, more.Sessions...)
+	}
 	return res
 }
 

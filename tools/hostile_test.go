@@ -78,8 +78,8 @@ func TestHostileSessionNames(t *testing.T) {
 	// Still serving, and a valid name still works.
 	var res tools.StartResult
 	c.ok("start_session", map[string]any{"session": "fine-1", "stage": "demo", "provider": "mock", "dry_run": true}, &res)
-	if res.TmuxSession != "loop-fine-1" {
-		t.Errorf("tmux session %q, want loop-fine-1", res.TmuxSession)
+	if !strings.HasSuffix(res.RunDir, "/fine-1") {
+		t.Errorf("run dir %q, want one of fine-1", res.RunDir)
 	}
 }
 
@@ -139,12 +139,12 @@ func TestHostileProjectDir(t *testing.T) {
 	}
 	var dry tools.StartResult
 	c.ok("start_session", map[string]any{"session": "via-link", "stage": "quick", "project_dir": link, "dry_run": true}, &dry)
-	if dry.ProjectDir != e.project || !strings.HasPrefix(dry.RunDir, e.project+string(filepath.Separator)) {
-		t.Errorf("dry run through a symlink: project %q run dir %q, want them in %q", dry.ProjectDir, dry.RunDir, e.project)
+	if !strings.HasPrefix(dry.RunDir, e.project+string(filepath.Separator)) {
+		t.Errorf("dry run through a symlink: run dir %q, want it in %q", dry.RunDir, e.project)
 	}
 	res := c.start(map[string]any{"session": "via-link", "stage": "quick", "project_dir": link})
-	if res.ProjectDir != e.project {
-		t.Errorf("project_dir = %q, want the resolved %q", res.ProjectDir, e.project)
+	if want := state.NewLayout(e.project, "via-link").RunDir(); res.RunDir != want {
+		t.Errorf("run_dir = %q, want it in the resolved %q", res.RunDir, e.project)
 	}
 	if m := c.monitorWait("via-link", "complete", 60); m.Status != state.LiveComplete {
 		t.Fatalf("session through a symlinked project: %q (%s)", m.Status, m.Why)
@@ -343,8 +343,8 @@ func TestHostileSemicolonPaths(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "prompt.md"), "Session ${SESSION} in ${RUN_DIR}")
 	c := e.connect(modernVersion)
 	res := c.start(map[string]any{"session": "semi", "stage": "echo", "project_dir": project, "model": "my-model;"})
-	if res.ProjectDir != project {
-		t.Errorf("project_dir = %q, want %q", res.ProjectDir, project)
+	if want := state.NewLayout(project, "semi").RunDir(); res.RunDir != want {
+		t.Errorf("run_dir = %q, want %q", res.RunDir, want)
 	}
 	if m := c.call("monitor", map[string]any{"session": "semi", "project_dir": project, "wait": "complete", "timeout_seconds": 60}); m.IsError {
 		t.Fatalf("monitor: %s", m.Text)

@@ -144,6 +144,13 @@ func (d *Deps) inspectAt(project, name string, tmuxList []tmux.Session, dp depth
 			break // still running, still unlocked: crashed
 		}
 	}
+	if info.State != nil && info.State.Status == state.StatusRunning && !info.Lock.Held {
+		// An engine killed between its last event and the state.json
+		// replace left the file a step behind the log: judge by the log.
+		if st, moved, err := state.CatchUp(l, *info.State); err == nil && moved {
+			info.State = &st
+		}
+	}
 	info.Tmux = findTmux(tmuxList, project, name)
 	facts := state.Facts{HasRunDir: info.HasRunDir, State: info.State, Lock: info.Lock, Now: d.now()}
 	if info.Tmux != nil {
@@ -214,8 +221,7 @@ func (d *Deps) resolve(ctx context.Context, name, projectArg string) (sessionInf
 	}
 	if info.Live.Status == "" && !info.Lock.Exists {
 		return info, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %q in %s (no run directory, lock or tmux session loop-%s/pipeline-%s)", name, project, name, name)}).
-			with(Option{Tool: "list", Description: "see the sessions that exist"},
-				Option{Tool: "start_session", Arguments: map[string]any{"session": name}, Description: "start a session with this name"})
+			with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the sessions that exist, and the stages and pipelines a session of this name could run"})
 	}
 	return info, nil
 }
@@ -299,43 +305,60 @@ func rank(status string) int {
 	return len(order)
 }
 
-// Summary is one session as list, kill and cleanup report it.
+// LiveStaleLock is list's status for a lock file no process holds, with
+// no run directory or tmux session behind it: the classifier has nothing
+// to name, and an empty status told the reader nothing.
+const LiveStaleLock = "stale_lock"
+
+// Summary is one session as list reports it: compact, since Claude reads
+// every byte of it, and with what needs a person's attention. The fields
+// tagged "-" are for the other tools and the text.
 type Summary struct {
-	Session            string  `json:"session" jsonschema:"session name"`
-	Status             string  `json:"status" jsonschema:"running, starting, complete, failed, killed, crashed (resumable), orphan (tmux session without run dir) or zombie (tmux alive, engine gone)"`
-	Why                string  `json:"why" jsonschema:"why the session has that status"`
-	Type               string  `json:"type,omitempty" jsonschema:"loop (one stage) or pipeline"`
-	Definition         string  `json:"definition,omitempty" jsonschema:"the stage or pipeline it runs"`
-	Pipeline           string  `json:"pipeline,omitempty" jsonschema:"the pipeline it runs (multi-stage sessions)"`
-	Stage              string  `json:"stage,omitempty" jsonschema:"current stage"`
-	StageNumber        int     `json:"stage_number,omitempty" jsonschema:"current stage, 1-based"`
-	StageCount         int     `json:"stage_count,omitempty" jsonschema:"number of stages"`
-	Iteration          int     `json:"iteration" jsonschema:"current (or last) iteration of the current stage"`
-	IterationCompleted int     `json:"iteration_completed" jsonschema:"iterations of the current stage completed"`
-	MaxIterations      int     `json:"max_iterations" jsonschema:"iteration limit of the current stage"`
-	StartedAt          string  `json:"started_at,omitempty" jsonschema:"when it started (RFC 3339)"`
-	Age                string  `json:"age,omitempty" jsonschema:"how long it has run (or ran)"`
-	AgeSeconds         int64   `json:"age_seconds" jsonschema:"age in seconds"`
-	Stale              bool    `json:"stale" jsonschema:"running for more than 2 hours"`
-	StaleLock          bool    `json:"stale_lock" jsonschema:"a lock file exists that no process holds"`
-	CompletionReason   string  `json:"completion_reason,omitempty" jsonschema:"why it ended"`
-	Error              string  `json:"error,omitempty" jsonschema:"the error it failed with"`
-	CostUSD            float64 `json:"cost_usd" jsonschema:"spend reported by the agents so far, in US dollars"`
-	Commits            *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
-	FailedIterations   int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
-	MaxCostUSD         float64 `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost_usd (absent: none)"`
-	Question           string  `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
-	ParkedUntil        string  `json:"parked_until,omitempty" jsonschema:"parked: when it goes on by itself (RFC 3339)"`
-	ParkedReason       string  `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
-	ProjectDir         string  `json:"project_dir" jsonschema:"project directory"`
-	TmuxSession        string  `json:"tmux_session" jsonschema:"tmux session name"`
-	RunDir             string  `json:"run_dir" jsonschema:"run directory"`
+	Session          string  `json:"session" jsonschema:"session name"`
+	Status           string  `json:"status" jsonschema:"running, starting, complete, failed, killed, crashed (resumable), orphan (tmux session without run dir), zombie (tmux alive, engine gone) or stale_lock (a lock file no process holds, nothing else)"`
+	Why              string  `json:"why,omitempty" jsonschema:"zombies, stale locks and finished sessions whose tmux session is still open: why it has that status"`
+	Definition       string  `json:"definition,omitempty" jsonschema:"the stage or pipeline it runs"`
+	Stage            string  `json:"stage,omitempty" jsonschema:"multi-stage sessions: the current stage as N/M name"`
+	Iterations       string  `json:"iterations,omitempty" jsonschema:"iterations of the current stage completed / its limit, e.g. 7/25"`
+	Age              string  `json:"age,omitempty" jsonschema:"how long it has run (or ran)"`
+	Stale            bool    `json:"stale,omitempty" jsonschema:"running for more than 2 hours"`
+	StaleLock        bool    `json:"stale_lock,omitempty" jsonschema:"a lock file exists that no process holds"`
+	CompletionReason string  `json:"completion_reason,omitempty" jsonschema:"why it ended"`
+	Error            string  `json:"error,omitempty" jsonschema:"the start of the error it failed with (monitor shows all of it)"`
+	CostUSD          float64 `json:"cost_usd,omitempty" jsonschema:"spend reported by the agents, in US dollars"`
+	Commits          *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
+	FailedIterations int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
+	MaxCostUSD       float64 `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost_usd (absent: none)"`
+	Question         string  `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
+	ParkedUntil      string  `json:"parked_until,omitempty" jsonschema:"parked: when it goes on by itself (RFC 3339)"`
+	ParkedReason     string  `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
+	ProjectDir       string  `json:"project_dir,omitempty" jsonschema:"its project, when not the one listed"`
+	TmuxSession      string  `json:"tmux_session,omitempty" jsonschema:"orphans, zombies and finished sessions: the tmux session left open"`
+
+	Type               string `json:"-"`
+	Pipeline           string `json:"-"`
+	StageName          string `json:"-"`
+	StageNumber        int    `json:"-"`
+	StageCount         int    `json:"-"`
+	Iteration          int    `json:"-"`
+	IterationCompleted int    `json:"-"`
+	MaxIterations      int    `json:"-"`
+	StartedAt          string `json:"-"`
+	AgeSeconds         int64  `json:"-"`
+	RunDir             string `json:"-"`
+	// TmuxOpen: its tmux session still exists.
+	TmuxOpen bool `json:"-"`
 }
 
 func (d *Deps) summarize(info sessionInfo) Summary {
 	s := Summary{
 		Session: info.Name, Status: info.Live.Status, Why: info.Live.Why, Stale: info.Live.Stale, StaleLock: info.Live.StaleLock,
 		ProjectDir: info.ProjectDir, TmuxSession: info.tmuxName(), AgeSeconds: int64(info.Live.Age.Seconds()), Age: humanDuration(info.Live.Age),
+	}
+	s.TmuxOpen = info.Tmux != nil
+	if s.Status == "" && info.Lock.Exists && !info.Lock.Held {
+		s.Status, s.StaleLock = LiveStaleLock, true
+		s.Why = "a lock file no process holds, with no run directory or tmux session; cleanup with remove_stale_locks removes it"
 	}
 	if info.HasRunDir {
 		s.RunDir = info.Layout.RunDir()
@@ -346,7 +369,7 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 		s.Pipeline = st.Pipeline
 		s.StageCount = len(st.Stages)
 		if st.CurrentStage < len(st.Stages) {
-			s.Stage = st.Stages[st.CurrentStage].Name
+			s.StageName = st.Stages[st.CurrentStage].Name
 			s.StageNumber = st.CurrentStage + 1
 		}
 		s.Iteration, s.IterationCompleted, s.MaxIterations = st.Iteration, st.IterationCompleted, st.MaxIterations
@@ -361,6 +384,49 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 		s.Why += " (" + truncate(info.StateErr.Error(), 200) + ")"
 	}
 	return s
+}
+
+// compact is s as list shows it, in the listing of project: what follows
+// from elsewhere (the project listed, the status) is left out.
+func (s Summary) compact(project string) Summary {
+	c := s
+	if c.ProjectDir == project {
+		c.ProjectDir = ""
+	}
+	// What needs a word: zombies, orphans, stale locks, and a finished
+	// session whose tmux session is still open (a dead pane, say).
+	unusual := c.Status == state.LiveOrphan || c.Status == state.LiveZombie || c.Status == LiveStaleLock ||
+		(c.TmuxOpen && !state.Alive(c.Status))
+	if !unusual || c.Status == LiveStaleLock {
+		c.TmuxSession = ""
+	}
+	if !unusual || c.Status == state.LiveOrphan {
+		c.Why = ""
+	}
+	if c.StaleLock && c.Status == LiveStaleLock {
+		c.StaleLock = false // the status says it
+	}
+	if c.StageCount > 1 {
+		c.Stage = fmt.Sprintf("%d/%d %s", c.StageNumber, c.StageCount, c.StageName)
+	}
+	if c.MaxIterations > 0 {
+		c.Iterations = fmt.Sprintf("%d/%d", c.IterationCompleted, c.MaxIterations)
+	}
+	switch c.Status {
+	case state.LiveFailed, state.LiveKilled:
+		c.CompletionReason = "" // the status and the error say it
+	}
+	c.Error = truncate(firstLine(c.Error), 60)
+	// list gives the question's start (monitor all of it): the budget is
+	// ~180 bytes a session.
+	c.Question = truncate(c.Question, 120)
+	c.CostUSD = float64(int64(c.CostUSD*100+0.5)) / 100
+	return c
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func first(vals ...string) string {

@@ -23,26 +23,29 @@ type KillArgs struct {
 
 // KillResult is kill's result.
 type KillResult struct {
-	Session            string   `json:"session" jsonschema:"session name"`
-	Killed             bool     `json:"killed" jsonschema:"something was running and was stopped; false means it was a no-op"`
-	StatusBefore       string   `json:"status_before" jsonschema:"classifier status before the kill"`
-	Status             string   `json:"status" jsonschema:"state.json status after the kill"`
-	Stage              string   `json:"stage,omitempty" jsonschema:"stage it was in"`
-	StageNumber        int      `json:"stage_number" jsonschema:"stage it was in, 1-based"`
-	StageCount         int      `json:"stage_count" jsonschema:"number of stages"`
-	Iteration          int      `json:"iteration" jsonschema:"iteration that was in flight or last started"`
-	IterationCompleted int      `json:"iteration_completed" jsonschema:"iterations of the stage completed"`
-	MaxIterations      int      `json:"max_iterations" jsonschema:"iteration limit of the stage"`
-	RemainingWork      string   `json:"remaining_work" jsonschema:"what was left to do"`
-	BeadsRemaining     *int     `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left"`
-	FinalOutputFile    string   `json:"final_output_file,omitempty" jsonschema:"where the last screen was saved"`
-	AgentsStopped      int      `json:"agents_stopped" jsonschema:"agent processes that had to be stopped by kill itself (0 when the engine stopped them)"`
-	StoppedProcesses   int      `json:"stopped_processes" jsonschema:"agent processes of the session that were running when kill began and were ended (by the engine or by kill itself)"`
-	ProcessesLeft      []int    `json:"processes_left,omitempty" jsonschema:"pids of agent processes still running after the kill (should be empty)"`
-	Containment        string   `json:"containment" jsonschema:"how the session's agents are contained: cgroup, subreaper, pgroup, marker (a run without containment info, found by environment) or none"`
-	EngineSignal       string   `json:"engine_signal,omitempty" jsonschema:"the signal that ended the engine: SIGTERM, or SIGKILL when it outlived the grace; empty when no engine ran"`
-	Steps              []string `json:"steps" jsonschema:"what kill did, in order"`
-	RestartHint        string   `json:"restart_hint" jsonschema:"how to continue or start over"`
+	Session          string   `json:"session" jsonschema:"session name"`
+	Killed           bool     `json:"killed" jsonschema:"something was running and was stopped; false means it was a no-op"`
+	StatusBefore     string   `json:"status_before" jsonschema:"classifier status before the kill"`
+	Status           string   `json:"status" jsonschema:"status after the kill"`
+	RemainingWork    string   `json:"remaining_work" jsonschema:"where it stopped and what was left to do"`
+	BeadsRemaining   *int     `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left"`
+	AgentsStopped    int      `json:"agents_stopped,omitempty" jsonschema:"agent processes kill itself had to stop (the engine normally does)"`
+	StoppedProcesses int      `json:"stopped_processes,omitempty" jsonschema:"agent processes of the session that were running when kill began and were ended (by the engine or by kill itself)"`
+	ProcessesLeft    []int    `json:"processes_left,omitempty" jsonschema:"pids of agent processes still running after the kill (should be empty)"`
+	Containment      string   `json:"containment,omitempty" jsonschema:"how the session's agents are contained: cgroup, subreaper, pgroup, marker (a run without containment info, found by environment) or none"`
+	EngineSignal     string   `json:"engine_signal,omitempty" jsonschema:"the signal that ended the engine: SIGTERM, or SIGKILL when it outlived the grace; empty when no engine ran"`
+	Steps            []string `json:"steps" jsonschema:"what kill did, in order"`
+	NextSteps        []Option `json:"next_steps,omitempty" jsonschema:"calls to make next, with complete arguments: continue it, or run it again"`
+
+	// For the text and the tests, not sent: the numbers are in
+	// remaining_work, and final-output.txt lives in the run dir.
+	Stage              string `json:"-"`
+	StageNumber        int    `json:"-"`
+	StageCount         int    `json:"-"`
+	Iteration          int    `json:"-"`
+	IterationCompleted int    `json:"-"`
+	MaxIterations      int    `json:"-"`
+	FinalOutputFile    string `json:"-"`
 }
 
 // Kill is the kill tool.
@@ -124,7 +127,7 @@ func (d *Deps) stopSession(ctx context.Context, info sessionInfo, steps *[]strin
 	if info.Tmux != nil {
 		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, 2000); err == nil && info.HasRunDir {
 			if err := state.WriteFileAtomic(info.Layout.FinalOutput(), []byte(screen+"\n"), 0o644); err == nil {
-				*steps = append(*steps, "saved the last screen to "+info.Layout.FinalOutput())
+				*steps = append(*steps, "saved the last screen to final-output.txt in the run dir")
 			}
 		}
 	}
@@ -243,31 +246,32 @@ func (d *Deps) markKilled(info sessionInfo, steps *[]string) {
 }
 
 func fillKill(res *KillResult, info sessionInfo) {
-	if info.State != nil {
-		st := info.State
-		res.StageCount = len(st.Stages)
-		if st.CurrentStage < len(st.Stages) {
-			res.Stage = st.Stages[st.CurrentStage].Name
-			res.StageNumber = st.CurrentStage + 1
-		}
-		res.Iteration, res.IterationCompleted, res.MaxIterations = st.Iteration, st.IterationCompleted, st.MaxIterations
-		left := st.MaxIterations - st.IterationCompleted
-		res.RemainingWork = fmt.Sprintf("stage %d/%d (%s): %d of %d iterations done, up to %d left", res.StageNumber, res.StageCount, res.Stage, st.IterationCompleted, st.MaxIterations, left)
-		if later := res.StageCount - res.StageNumber; later > 0 {
-			res.RemainingWork += fmt.Sprintf(", then %d more stage(s)", later)
-		}
-		args := fmt.Sprintf(`{"session": %q, "mode": "resume"}`, info.Name)
-		switch st.Status {
-		case state.StatusComplete:
-			res.RemainingWork = "none: the session completed (" + st.CompletionReason + ")"
-			res.RestartHint = fmt.Sprintf(`start_session {"session": %q, "mode": "force", ...} runs it again from the start (the old run is moved aside)`, info.Name)
-		default:
-			res.RestartHint = fmt.Sprintf("start_session %s continues at stage %d, iteration %d; mode force starts over", args, res.StageNumber, st.IterationCompleted+1)
-		}
-	} else {
+	st := info.State
+	if st == nil {
 		res.RemainingWork = "unknown: the session has no readable state"
-		res.RestartHint = "start_session with a stage or pipeline starts it anew"
+		return
 	}
+	res.StageCount = len(st.Stages)
+	if st.CurrentStage < len(st.Stages) {
+		res.Stage = st.Stages[st.CurrentStage].Name
+		res.StageNumber = st.CurrentStage + 1
+	}
+	res.Iteration, res.IterationCompleted, res.MaxIterations = st.Iteration, st.IterationCompleted, st.MaxIterations
+	if st.Status == state.StatusComplete {
+		res.RemainingWork = "none: the session completed (" + st.CompletionReason + ")"
+		res.NextSteps = []Option{{Tool: "start_session", Arguments: definitionArgs(info.Name, engine.ModeForce, st), Description: "run it again from the start (the old run is moved aside)"}}
+		return
+	}
+	where := ""
+	if res.StageCount > 1 {
+		where = fmt.Sprintf("stage %d/%d %s, ", res.StageNumber, res.StageCount, res.Stage)
+	}
+	res.RemainingWork = fmt.Sprintf("%s%d of %d iterations done, up to %d left", where, st.IterationCompleted, st.MaxIterations, st.MaxIterations-st.IterationCompleted)
+	if later := res.StageCount - res.StageNumber; later > 0 {
+		res.RemainingWork += fmt.Sprintf(", then %d more stage(s)", later)
+	}
+	res.NextSteps = []Option{{Tool: "start_session", Arguments: map[string]any{"session": info.Name, "mode": engine.ModeResume},
+		Description: fmt.Sprintf("continue at iteration %d", st.IterationCompleted+1)}}
 }
 
 func killText(r KillResult) string {
@@ -286,8 +290,8 @@ func killText(r KillResult) string {
 	if r.BeadsRemaining != nil {
 		fmt.Fprintf(&b, "Beads remaining: %d\n", *r.BeadsRemaining)
 	}
-	if r.RestartHint != "" {
-		fmt.Fprintf(&b, "Restart: %s\n", r.RestartHint)
+	for _, n := range r.NextSteps {
+		fmt.Fprintf(&b, "Next: %s\n", callText(n))
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

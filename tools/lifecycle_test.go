@@ -139,8 +139,10 @@ func TestCrashAndResume(t *testing.T) {
 		if !ok || s.Status != state.LiveCrashed {
 			t.Fatalf("phoenix listed as %+v, want crashed", s)
 		}
-		if l.Counts.Crashed != 1 || !slices.ContainsFunc(l.Warnings, func(w string) bool { return strings.Contains(w, "resume") }) {
-			t.Errorf("counts %+v, warnings %q", l.Counts, l.Warnings)
+		if l.Counts.Crashed != 1 || !slices.ContainsFunc(l.NextSteps, func(o tools.Option) bool {
+			return o.Tool == "start_session" && o.Arguments["session"] == "phoenix" && o.Arguments["mode"] == "resume"
+		}) {
+			t.Errorf("counts %+v, next steps %+v", l.Counts, l.NextSteps)
 		}
 		if st := e.loadState("phoenix"); st.Status != state.StatusRunning {
 			t.Errorf("state.json status = %q, want running (it never recorded an end)", st.Status)
@@ -186,8 +188,8 @@ func TestOrphan(t *testing.T) {
 		if !ok || s.Status != state.LiveOrphan || s.TmuxSession != "loop-x" || l.Counts.Orphan != 1 {
 			t.Errorf("loop-x listed as %+v (counts %+v), want orphan", s, l.Counts)
 		}
-		if !slices.ContainsFunc(l.Warnings, func(w string) bool { return strings.Contains(w, "orphan") }) {
-			t.Errorf("no orphan warning in %q", l.Warnings)
+		if !slices.ContainsFunc(l.NextSteps, func(o tools.Option) bool { return o.Tool == "cleanup" && o.Arguments["kill_orphans"] == true }) {
+			t.Errorf("no cleanup of the orphan in %+v", l.NextSteps)
 		}
 		if text, _ := c.readResource(tools.ReminderURI); !strings.Contains(text, "**x** — orphan") || !strings.Contains(text, "kill_orphans") {
 			t.Errorf("reminder does not name the orphan:\n%s", text)

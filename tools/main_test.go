@@ -24,6 +24,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(tapEnv) != "" {
+		// This test binary was started by Claude Code as its MCP server:
+		// be the recording stand-in for `agent-sessions serve`.
+		os.Exit(tapServe())
+	}
 	// Before anything else: whatever reads the environment (tmux.NewFromEnv,
 	// engines, the built binary) must land on the private server.
 	os.Setenv(tmux.SocketEnv, socketBase)

@@ -23,17 +23,21 @@ const (
 	WaitComplete  = "complete"
 )
 
-// Limits of monitor's output.
+// Limits of monitor's output. Claude reads the whole answer, so by
+// default it is a glance (budget 2.5 KB); a caller who asks for lines gets
+// exactly those lines.
 const (
-	recentOutputLimit = 8 << 10
-	excerptLimit      = 2 << 10
-	progressTailLimit = 2 << 10
+	defaultLines       = 15
+	defaultOutputLimit = 1100
+	recentOutputLimit  = 32 << 10
+	excerptLimit       = 400
+	progressTailLimit  = 400
 )
 
 // MonitorArgs are monitor's arguments.
 type MonitorArgs struct {
 	Session        string `json:"session" jsonschema:"session name"`
-	Lines          int    `json:"lines,omitempty" jsonschema:"lines of recent output (default 50, at most 2000)"`
+	Lines          int    `json:"lines,omitempty" jsonschema:"exactly this many last lines of output (default: up to 15 lines, about 1 KB; at most 2000)"`
 	Wait           string `json:"wait,omitempty" jsonschema:"none (default): answer now; iteration: block until the next iteration completes; complete: block until the session ends"`
 	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"how long a wait may block (default 300, at most 600); the answer then says the wait timed out"`
 	ProjectDir     string `json:"project_dir,omitempty" jsonschema:"project of the session (default: the server's, else where its tmux session runs)"`
@@ -42,17 +46,16 @@ type MonitorArgs struct {
 // IterationSummary describes the last completed iteration.
 type IterationSummary struct {
 	Iteration     int     `json:"iteration" jsonschema:"iteration number within its stage"`
-	Stage         string  `json:"stage" jsonschema:"stage name"`
+	Stage         string  `json:"stage,omitempty" jsonschema:"multi-stage sessions: its stage"`
 	Decision      string  `json:"decision" jsonschema:"continue, stop or error"`
 	Reason        string  `json:"reason,omitempty" jsonschema:"why the stage stopped, when it did"`
-	Plateau       bool    `json:"plateau" jsonschema:"the agent voted that work has plateaued"`
+	Plateau       bool    `json:"plateau,omitempty" jsonschema:"the agent voted that work has plateaued"`
 	Reasoning     string  `json:"reasoning,omitempty" jsonschema:"the agent's REASONING line"`
-	ExitCode      int     `json:"exit_code" jsonschema:"agent exit code (124 = timed out)"`
+	ExitCode      int     `json:"exit_code,omitempty" jsonschema:"agent exit code when not 0 (124 = timed out)"`
 	DurationS     float64 `json:"duration_seconds" jsonschema:"how long the agent ran"`
-	CostUSD       float64 `json:"cost_usd" jsonschema:"what the iteration cost"`
+	CostUSD       float64 `json:"cost_usd,omitempty" jsonschema:"what the iteration cost"`
 	Warning       string  `json:"warning,omitempty" jsonschema:"anything that went wrong"`
-	OutputFile    string  `json:"output_file" jsonschema:"output.md of the iteration"`
-	OutputExcerpt string  `json:"output_excerpt" jsonschema:"the end of the agent's final text"`
+	OutputExcerpt string  `json:"output_excerpt,omitempty" jsonschema:"the end of the agent's final text (its output.md in the run dir holds all of it)"`
 }
 
 // CostSummary is the spend so far.
@@ -66,42 +69,39 @@ type CostSummary struct {
 type WaitOutcome struct {
 	Kind     string  `json:"kind" jsonschema:"the wait asked for"`
 	Met      bool    `json:"met" jsonschema:"what was waited for happened"`
-	TimedOut bool    `json:"timed_out" jsonschema:"the timeout passed first"`
+	TimedOut bool    `json:"timed_out,omitempty" jsonschema:"the timeout passed first"`
 	Seconds  float64 `json:"seconds" jsonschema:"how long it waited"`
 	// Paused: the wait returned because the session stopped running
 	// agents meanwhile, for a question or a limit (SPEC §15).
 	Paused string `json:"paused,omitempty" jsonschema:"waiting (its agent asks the user something, see question: nothing moves until reply) or parked (it began waiting out a limit during the wait, until parked_until): the wait returned for it"`
+	// EngineDied: the engine stopped without recording an end (crashed,
+	// or its tmux session left as a zombie); a complete-wait is not met.
+	EngineDied bool `json:"engine_died,omitempty" jsonschema:"the engine died without recording how the session ended (crashed); resume it with start_session mode resume"`
 }
 
-// MonitorResult is monitor's result.
+// MonitorResult is monitor's result: compact, since Claude reads all of it.
 type MonitorResult struct {
 	Session            string            `json:"session" jsonschema:"session name"`
-	Status             string            `json:"status" jsonschema:"classifier status: running, starting, complete, failed, killed, crashed, orphan or zombie"`
-	Why                string            `json:"why" jsonschema:"why it has that status"`
-	Alive              bool              `json:"alive" jsonschema:"an engine is running it"`
+	Status             string            `json:"status" jsonschema:"classifier status: running, starting, complete, failed, killed, crashed, orphan, zombie or stale_lock"`
+	Why                string            `json:"why,omitempty" jsonschema:"why it has that status, when the status alone does not say"`
 	Type               string            `json:"type,omitempty" jsonschema:"loop or pipeline"`
 	Definition         string            `json:"definition,omitempty" jsonschema:"stage or pipeline name"`
-	Pipeline           string            `json:"pipeline,omitempty" jsonschema:"the pipeline, for multi-stage sessions"`
-	Stage              string            `json:"stage,omitempty" jsonschema:"current stage"`
-	StageNumber        int               `json:"stage_number" jsonschema:"current stage, 1-based"`
-	StageCount         int               `json:"stage_count" jsonschema:"number of stages"`
-	Iteration          int               `json:"iteration" jsonschema:"current iteration of the stage (in flight when iteration_started is set)"`
+	Stage              string            `json:"stage,omitempty" jsonschema:"multi-stage sessions: current stage"`
+	StageNumber        int               `json:"stage_number,omitempty" jsonschema:"multi-stage sessions: current stage, 1-based"`
+	StageCount         int               `json:"stage_count,omitempty" jsonschema:"multi-stage sessions: number of stages"`
+	Iteration          int               `json:"iteration,omitempty" jsonschema:"the iteration an agent is working on, while one is"`
 	IterationCompleted int               `json:"iteration_completed" jsonschema:"iterations of the stage completed"`
-	MaxIterations      int               `json:"max_iterations" jsonschema:"iteration limit of the stage"`
-	IterationRunning   bool              `json:"iteration_running" jsonschema:"an agent is working right now"`
+	MaxIterations      int               `json:"max_iterations,omitempty" jsonschema:"iteration limit of the stage"`
 	CompletionReason   string            `json:"completion_reason,omitempty" jsonschema:"why it ended"`
 	Error              string            `json:"error,omitempty" jsonschema:"what it failed with"`
-	StartedAt          string            `json:"started_at,omitempty" jsonschema:"when it started"`
 	Age                string            `json:"age,omitempty" jsonschema:"how long it has been running (or ran)"`
-	AgeSeconds         int64             `json:"age_seconds" jsonschema:"age in seconds"`
-	Stale              bool              `json:"stale" jsonschema:"running for more than 2 hours"`
-	RecentOutput       string            `json:"recent_output" jsonschema:"the last lines of output"`
-	OutputSource       string            `json:"output_source" jsonschema:"pane (live tmux screen), session.log (the transcript once finished) or none"`
+	Stale              bool              `json:"stale,omitempty" jsonschema:"running for more than 2 hours"`
+	RecentOutput       string            `json:"recent_output,omitempty" jsonschema:"the last lines of output"`
+	OutputSource       string            `json:"output_source,omitempty" jsonschema:"where recent_output came from: pane (the live tmux screen) or session.log (the transcript)"`
 	LastIteration      *IterationSummary `json:"last_iteration,omitempty" jsonschema:"the last completed iteration"`
-	ProgressFile       string            `json:"progress_file,omitempty" jsonschema:"the current progress file"`
-	ProgressTail       string            `json:"progress_tail,omitempty" jsonschema:"the end of the progress file"`
+	ProgressTail       string            `json:"progress_tail,omitempty" jsonschema:"the end of the current progress file"`
 	BeadsRemaining     *int              `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left for this session"`
-	Cost               CostSummary       `json:"cost" jsonschema:"spend so far"`
+	Cost               *CostSummary      `json:"cost,omitempty" jsonschema:"spend so far, when the agents report it"`
 	Changes            *ChangesSummary   `json:"changes,omitempty" jsonschema:"git projects: commits so far and the last iteration's change record"`
 	FailedIterations   int               `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	MaxCostUSD         float64           `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost (absent: none)"`
@@ -109,13 +109,15 @@ type MonitorResult struct {
 	AnswerOptions      []string          `json:"answer_options,omitempty" jsonschema:"waiting: the answers the agent offered (the user may give another)"`
 	ParkedUntil        string            `json:"parked_until,omitempty" jsonschema:"parked: when it goes on by itself (RFC 3339)"`
 	ParkedReason       string            `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
-	Warnings           []string          `json:"warnings" jsonschema:"things that need attention"`
+	Warnings           []string          `json:"warnings,omitempty" jsonschema:"things that need attention"`
 	Waited             *WaitOutcome      `json:"waited,omitempty" jsonschema:"how the wait ended, when one was asked for"`
-	TmuxSession        string            `json:"tmux_session" jsonschema:"tmux session"`
-	RunDir             string            `json:"run_dir" jsonschema:"run directory"`
-	ProjectDir         string            `json:"project_dir" jsonschema:"project directory"`
 	Containment        string            `json:"containment,omitempty" jsonschema:"how the engine contains its agents and all they start: cgroup (one cgroup v2 per agent, killed whole), subreaper (process-tree walk) or pgroup (process group and environment marker)"`
 	ContainmentDetail  string            `json:"containment_detail,omitempty" jsonschema:"the session's cgroup, or why a weaker mechanism is in use"`
+	RunDir             string            `json:"run_dir,omitempty" jsonschema:"run directory: state.json, session.log, stage-NN-name/iterations/NNN/output.md"`
+	NextSteps          []Option          `json:"next_steps,omitempty" jsonschema:"calls to make next, with complete arguments"`
+
+	// For the text and the tests, not sent: the status says it.
+	Alive bool `json:"-"`
 }
 
 // Monitor is the monitor tool.
@@ -124,7 +126,7 @@ func Monitor(d *Deps) server.ServerTool {
 		mcp.WithToolTitle("Monitor a session"),
 		mcp.WithDescription("Peek at a session without attaching: status, stage and iteration, age (flagged stale past 2 hours), the recent output (live pane while running, session.log once finished), the last iteration's result and output excerpt, the progress file's tail, beads remaining for work stages, cost, and warnings. wait: iteration or complete blocks until that happens (or timeout_seconds), sending progress notifications when the call carries a progress token."),
 		inputSchema[MonitorArgs](map[string]propPatch{
-			"lines":           {Default: 50, Min: num(1), Max: num(2000)},
+			"lines":           {Min: num(1), Max: num(2000)},
 			"wait":            {Enum: []any{WaitNone, WaitIteration, WaitComplete}, Default: WaitNone},
 			"timeout_seconds": {Default: 300, Min: num(1), Max: num(600)},
 		}),
@@ -157,10 +159,7 @@ func progressSender(ctx context.Context, req mcp.CallToolRequest) func(progress,
 }
 
 func (d *Deps) monitor(ctx context.Context, _ mcp.CallToolRequest, a MonitorArgs, progress func(float64, float64, string)) (MonitorResult, string, error) {
-	if a.Lines == 0 {
-		a.Lines = 50
-	}
-	if a.Lines < 1 || a.Lines > 2000 {
+	if a.Lines < 0 || a.Lines > 2000 {
 		return MonitorResult{}, "", invalidf("lines must be between 1 and 2000, got %d", a.Lines)
 	}
 	if a.Wait == "" {
@@ -254,7 +253,10 @@ func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progre
 		stage, done := key(info)
 		switch {
 		case !alive:
-			out.Met = a.Wait == WaitComplete || (stage != stage0 || done != done0)
+			// A session only completes when its engine records the end; an
+			// engine that died mid-run left it unfinished.
+			out.EngineDied = !state.Terminal(info.Live.Status)
+			out.Met = (a.Wait == WaitComplete && !out.EngineDied) || (stage != stage0 || done != done0)
 		case a.Wait == WaitIteration && (stage != stage0 || done > done0):
 			out.Met = true
 		case info.Live.Status == state.LiveWaiting || (info.Live.Status == state.LiveParked && status0 != state.LiveParked):
@@ -315,21 +317,28 @@ func progressMessage(info sessionInfo) string {
 	return fmt.Sprintf("stage %d/%d %s: %d of %d iterations done", st.CurrentStage+1, len(st.Stages), name, st.IterationCompleted, st.MaxIterations)
 }
 
-// snapshot builds monitor's answer from one inspection.
+// snapshot builds monitor's answer from one inspection. lines 0 is the
+// default glance.
 func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) MonitorResult {
 	sum := d.summarize(info)
 	res := MonitorResult{
-		Session: info.Name, Status: sum.Status, Why: sum.Why, Alive: info.Lock.Held,
-		Type: sum.Type, Definition: sum.Definition, Pipeline: sum.Pipeline, Stage: sum.Stage, StageNumber: sum.StageNumber, StageCount: sum.StageCount,
-		Iteration: sum.Iteration, IterationCompleted: sum.IterationCompleted, MaxIterations: sum.MaxIterations,
-		CompletionReason: sum.CompletionReason, Error: sum.Error, StartedAt: sum.StartedAt, Age: sum.Age, AgeSeconds: sum.AgeSeconds,
-		Stale: sum.Stale, TmuxSession: sum.TmuxSession, RunDir: sum.RunDir, ProjectDir: info.ProjectDir, Warnings: []string{},
+		Session: info.Name, Status: sum.Status, Alive: info.Lock.Held, Type: sum.Type, Definition: sum.Definition,
+		IterationCompleted: sum.IterationCompleted, MaxIterations: sum.MaxIterations, CompletionReason: sum.CompletionReason,
+		Error: sum.Error, Age: sum.Age, Stale: sum.Stale, RunDir: sum.RunDir,
 		MaxCostUSD: sum.MaxCostUSD, ParkedUntil: sum.ParkedUntil, ParkedReason: sum.ParkedReason,
 	}
 	if info.State != nil && info.State.Question != nil {
 		res.Question, res.AnswerOptions = info.State.Question.Question, info.State.Question.Options
 	}
-	if w := sessionWarning(sum); w != "" {
+	switch sum.Status {
+	case state.LiveRunning, state.LiveComplete, state.LiveKilled, state.LiveFailed:
+	default:
+		res.Why = sum.Why
+	}
+	if sum.StageCount > 1 {
+		res.Stage, res.StageNumber, res.StageCount = sum.StageName, sum.StageNumber, sum.StageCount
+	}
+	if w := sessionWarning(sum); w != "" && sum.Status != state.LiveCrashed {
 		res.Warnings = append(res.Warnings, w)
 	}
 	if info.TmuxErr != nil {
@@ -346,49 +355,28 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	if info.Rebuilt {
 		res.Warnings = append(res.Warnings, "state.json was missing or corrupt; this view was rebuilt from events.jsonl (the engine rewrites it on resume)")
 	}
-	// Live pane while the tmux session exists, else the transcript.
-	res.OutputSource = "none"
-	if info.Tmux != nil {
-		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, lines); err == nil {
-			res.RecentOutput, res.OutputSource = screen, "pane"
-		}
-	}
-	if res.OutputSource == "none" && info.HasRunDir {
-		if text, err := tailFile(info.Layout.LogFile(), lines, 256<<10); err == nil && text != "" {
-			res.RecentOutput, res.OutputSource = text, "session.log"
-		}
-	}
-	if cut, trimmed := tailText(res.RecentOutput, recentOutputLimit); trimmed {
-		res.RecentOutput = cut
-	}
+	res.RecentOutput, res.OutputSource = d.recentOutput(ctx, info, lines)
+	res.NextSteps = monitorNext(sum)
 	st := info.State
 	if st == nil {
 		return res
 	}
-	res.IterationRunning = info.Lock.Held && st.IterationStarted != nil
-	res.Cost = CostSummary{USD: st.Cost.USD, InputTokens: st.Cost.InputTokens, OutputTokens: st.Cost.OutputTokens}
+	if info.Lock.Held && st.IterationStarted != nil {
+		res.Iteration = st.Iteration
+	}
+	if st.Cost.USD > 0 || st.Cost.InputTokens > 0 {
+		res.Cost = &CostSummary{USD: st.Cost.USD, InputTokens: st.Cost.InputTokens, OutputTokens: st.Cost.OutputTokens}
+	}
 	res.FailedIterations = st.FailedIterations
 	if n := len(st.History); n > 0 {
 		h := st.History[n-1]
-		files := info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration)
-		li := &IterationSummary{Iteration: h.Iteration, Stage: h.Stage, Decision: h.Decision, Reason: h.Reason, Plateau: h.Plateau,
-			Reasoning: h.Reasoning, ExitCode: h.ExitCode, DurationS: float64(h.DurationMS) / 1000, CostUSD: h.CostUSD, Warning: h.Warning,
-			OutputFile: files.Output}
-		if text, err := tailFile(files.Output, 40, 64<<10); err == nil {
-			li.OutputExcerpt, _ = tailText(text, excerptLimit)
-		}
-		res.LastIteration = li
-		res.Changes = changesSummary(st, files.Result)
+		res.LastIteration = lastIteration(info, h, len(st.Stages) > 1)
+		res.Changes = changesSummary(st, info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration).Result)
 		if h.Warning != "" && h.Decision == engine.DecisionError {
 			res.Warnings = append(res.Warnings, "last iteration: "+h.Warning)
 		}
 	}
-	progressFile := info.Layout.ProgressFile()
-	if st.Type == engine.KindPipeline && st.CurrentStage < len(st.Stages) {
-		progressFile = info.Layout.StageProgressFile(st.CurrentStage, st.Stages[st.CurrentStage].Name)
-	}
-	if text, err := tailFile(progressFile, 30, 64<<10); err == nil {
-		res.ProgressFile = progressFile
+	if text, err := tailFile(info.Layout.ProgressOf(st), 30, 64<<10); err == nil {
 		res.ProgressTail, _ = tailText(text, progressTailLimit)
 	}
 	if plan, err := engine.PlanFromSpec(st.Spec); err == nil && st.CurrentStage < len(plan.Stages) &&
@@ -403,6 +391,75 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 		}
 	}
 	return res
+}
+
+// recentOutput is the live pane while the tmux session exists, else the
+// end of the transcript: exactly the last lines asked for (tmux's capture
+// starts that many lines back in its history and runs to the bottom of the
+// screen, so it is cut here), or the default glance.
+func (d *Deps) recentOutput(ctx context.Context, info sessionInfo, lines int) (string, string) {
+	n, limit := lines, recentOutputLimit
+	if lines == 0 {
+		n, limit = defaultLines, defaultOutputLimit
+	}
+	text, source := "", ""
+	if info.Tmux != nil {
+		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, n); err == nil {
+			text, source = screen, "pane"
+		}
+	}
+	if source == "" && info.HasRunDir {
+		if t, err := tailFile(info.Layout.LogFile(), n, 256<<10); err == nil && t != "" {
+			text, source = t, "session.log"
+		}
+	}
+	text = lastLines(strings.TrimRight(text, "\n"), n)
+	if len(text) > limit {
+		text, _ = tailText(text, limit)
+	}
+	return text, source
+}
+
+// lastLines keeps the last n lines of s.
+func lastLines(s string, n int) string {
+	for i, seen := len(s)-1, 0; i >= 0; i-- {
+		if s[i] == '\n' {
+			if seen++; seen == n {
+				return s[i+1:]
+			}
+		}
+	}
+	return s
+}
+
+func lastIteration(info sessionInfo, h state.HistoryEntry, multi bool) *IterationSummary {
+	li := &IterationSummary{Iteration: h.Iteration, Decision: h.Decision, Reason: h.Reason, Plateau: h.Plateau,
+		Reasoning: truncate(h.Reasoning, 200), ExitCode: h.ExitCode, DurationS: float64(h.DurationMS/100) / 10, CostUSD: h.CostUSD, Warning: truncate(h.Warning, 300)}
+	if multi {
+		li.Stage = h.Stage
+	}
+	files := info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration)
+	if text, err := tailFile(files.Output, 40, 64<<10); err == nil {
+		li.OutputExcerpt, _ = tailText(text, excerptLimit)
+	}
+	return li
+}
+
+// monitorNext are the calls that follow a look at a session.
+func monitorNext(s Summary) []Option {
+	name := map[string]any{"session": s.Session}
+	switch s.Status {
+	case state.LiveRunning, state.LiveStarting:
+		return []Option{
+			{Tool: "monitor", Arguments: map[string]any{"session": s.Session, "wait": WaitIteration}, Description: "wait for the next iteration"},
+			{Tool: "kill", Arguments: name, Description: "stop it"},
+		}
+	case state.LiveCrashed, state.LiveFailed, state.LiveKilled:
+		return []Option{{Tool: "start_session", Arguments: map[string]any{"session": s.Session, "mode": "resume"}, Description: "continue where it stopped"}}
+	case state.LiveZombie, state.LiveOrphan:
+		return []Option{{Tool: "kill", Arguments: name, Description: "close its tmux session"}}
+	}
+	return nil
 }
 
 // tailFile returns the last n lines of a file, reading at most max bytes
@@ -450,14 +507,14 @@ func monitorText(r MonitorResult) string {
 	}
 	if r.MaxIterations > 0 {
 		fmt.Fprintf(&b, " · iteration %d/%d done", r.IterationCompleted, r.MaxIterations)
-		if r.IterationRunning {
+		if r.Iteration > 0 {
 			fmt.Fprintf(&b, " (iteration %d running)", r.Iteration)
 		}
 	}
 	if r.Age != "" {
 		fmt.Fprintf(&b, " · age %s", r.Age)
 	}
-	if r.Cost.USD > 0 {
+	if r.Cost != nil && r.Cost.USD > 0 {
 		fmt.Fprintf(&b, " · $%.4f", r.Cost.USD)
 	}
 	b.WriteString("\n")
@@ -470,6 +527,8 @@ func monitorText(r MonitorResult) string {
 	}
 	if r.Waited != nil {
 		switch {
+		case r.Waited.EngineDied && !r.Waited.Met:
+			fmt.Fprintf(&b, "Waited %.0fs for %s: the engine died first (%s) without recording an end; resume it with start_session mode resume.\n", r.Waited.Seconds, r.Waited.Kind, r.Status)
 		case r.Waited.Met:
 			fmt.Fprintf(&b, "Waited %.0fs for %s: done.\n", r.Waited.Seconds, r.Waited.Kind)
 		case r.Waited.TimedOut:
@@ -498,14 +557,26 @@ func monitorText(r MonitorResult) string {
 		}
 		b.WriteString("\n")
 	}
+	if r.FailedIterations > 0 {
+		fmt.Fprintf(&b, "Failed iterations: %d\n", r.FailedIterations)
+	}
 	if r.BeadsRemaining != nil {
 		fmt.Fprintf(&b, "Beads remaining: %d\n", *r.BeadsRemaining)
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "Warning: %s\n", w)
 	}
+	if r.Why != "" {
+		fmt.Fprintf(&b, "Why: %s\n", r.Why)
+	}
+	if r.ProgressTail != "" {
+		fmt.Fprintf(&b, "Progress (end):\n%s\n", r.ProgressTail)
+	}
 	if r.RecentOutput != "" {
 		fmt.Fprintf(&b, "Recent output (%s):\n%s\n", r.OutputSource, r.RecentOutput)
+	}
+	for _, n := range r.NextSteps {
+		fmt.Fprintf(&b, "Next: %s\n", callText(n))
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

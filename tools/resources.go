@@ -102,10 +102,7 @@ func (d *Deps) sessionResource(kind string) server.ResourceTemplateHandlerFunc {
 			data, _ := json.MarshalIndent(map[string]any{"status": info.Live.Status, "why": info.Live.Why, "rebuilt_from_events": info.Rebuilt, "state": info.State}, "", "  ")
 			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: boundText(string(data), 64<<10)}}, nil
 		case "progress":
-			path := info.Layout.ProgressFile()
-			if st := info.State; st != nil && st.Type == engine.KindPipeline && st.CurrentStage < len(st.Stages) {
-				path = info.Layout.StageProgressFile(st.CurrentStage, st.Stages[st.CurrentStage].Name)
-			}
+			path := info.Layout.ProgressOf(info.State)
 			data, err := tailFile(path, math.MaxInt32, 256<<10)
 			if errors.Is(err, state.ErrNotRegular) {
 				return nil, fmt.Errorf("session %s: %w", name, err)
@@ -200,11 +197,17 @@ func (d *Deps) activeSessions(ctx context.Context, project string) []active {
 		if s.ProjectDir != project {
 			fmt.Fprintf(&b, ", in %s", s.ProjectDir)
 		}
+		// The reminder is read by Claude (the resource) and by a person (the
+		// reminder command, the Stop hook): name the call and the command.
+		cli := "agent-sessions kill " + s.Session
+		if s.ProjectDir != project {
+			cli = fmt.Sprintf("agent-sessions kill --project %s %s", s.ProjectDir, s.Session)
+		}
 		switch s.Status {
 		case state.LiveOrphan, state.LiveZombie:
-			fmt.Fprintf(&b, ". Close it: `cleanup {\"dry_run\": false, \"kill_orphans\": true}`")
+			fmt.Fprintf(&b, ". Close it: `cleanup {\"dry_run\": false, \"kill_orphans\": true}`, or in a terminal `%s`", cli)
 		default:
-			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`; watch it: `%s`", s.Session, strings.Join(d.Tmux.AttachCommand(s.TmuxSession, true), " "))
+			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`, or in a terminal `%s`; watch it: `%s`", s.Session, cli, strings.Join(d.Tmux.AttachCommand(s.TmuxSession, true), " "))
 		}
 		b.WriteString(guardrailNote(s))
 		out = append(out, active{name: s.Session, line: b.String(), waiting: s.Status == state.LiveWaiting})

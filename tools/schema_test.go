@@ -149,7 +149,10 @@ func TestServerInstructions(t *testing.T) {
 			t.Errorf("instructions do not mention %s", tool.Tool.Name)
 		}
 	}
-	for _, want := range []string{"orphan", "sessions://reminder", "still running"} {
+	// Claude Code never lists resource templates: the instructions are
+	// where it learns the per-session resources.
+	for _, want := range []string{"orphan", "sessions://reminder", "still running", "sessions://catalog",
+		"sessions://session/{name}/state", "sessions://session/{name}/progress", "sessions://session/{name}/log", "monitor already covers"} {
 		if !strings.Contains(tools.Instructions, want) {
 			t.Errorf("instructions do not mention %q", want)
 		}

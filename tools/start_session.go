@@ -44,40 +44,45 @@ type StartArgs struct {
 // StagePreview describes a stage of the plan.
 type StagePreview struct {
 	Name          string   `json:"name" jsonschema:"stage name"`
-	Uses          string   `json:"uses,omitempty" jsonschema:"the stage definition it reuses"`
+	Uses          string   `json:"uses,omitempty" jsonschema:"the stage definition it reuses, when named differently"`
 	Completion    string   `json:"completion" jsonschema:"termination strategy: fixed-n, plateau, beads-empty or all-items"`
 	MaxIterations int      `json:"max_iterations" jsonschema:"iteration limit"`
 	MinIterations int      `json:"min_iterations,omitempty" jsonschema:"plateau: iterations before a plateau may end the stage"`
 	Provider      string   `json:"provider" jsonschema:"agent CLI"`
-	Model         string   `json:"model" jsonschema:"model"`
+	Model         string   `json:"model,omitempty" jsonschema:"model"`
 	Parallel      bool     `json:"parallel,omitempty" jsonschema:"runs execute concurrently (at most 4 at once)"`
 	Perspectives  []string `json:"perspectives,omitempty" jsonschema:"perspectives handed to runs as ${PERSPECTIVE}"`
 	Items         int      `json:"items,omitempty" jsonschema:"all-items: number of items"`
-	DelaySeconds  float64  `json:"delay_seconds" jsonschema:"pause between iterations"`
-	TimeoutSecond int      `json:"timeout_seconds" jsonschema:"per-iteration timeout"`
+	DelaySeconds  float64  `json:"delay_seconds,omitempty" jsonschema:"dry_run: pause between iterations"`
+	TimeoutSecond int      `json:"timeout_seconds,omitempty" jsonschema:"dry_run: per-iteration timeout"`
 	CheckBefore   bool     `json:"check_before,omitempty" jsonschema:"beads-empty: check for ready beads before each iteration"`
 }
 
-// StartResult is start_session's result.
+// StartResult is start_session's result: what Claude needs to report the
+// start and act next, nothing that follows from it (every file of the
+// session lives in run_dir; monitor reads them).
 type StartResult struct {
 	Session       string         `json:"session" jsonschema:"session name"`
-	TmuxSession   string         `json:"tmux_session" jsonschema:"tmux session running the engine"`
+	Status        string         `json:"status" jsonschema:"running once the engine holds its lock; complete or failed if it already ended; starting if it had not yet; dry_run when nothing was created"`
 	Type          string         `json:"type" jsonschema:"loop (one stage) or pipeline"`
 	Definition    string         `json:"definition" jsonschema:"the stage or pipeline"`
-	Mode          string         `json:"mode" jsonschema:"new, resume or force"`
-	Status        string         `json:"status" jsonschema:"running once the engine holds its lock; complete or failed if it already ended; dry_run when nothing was created"`
-	ProjectDir    string         `json:"project_dir" jsonschema:"project directory"`
-	RunDir        string         `json:"run_dir" jsonschema:"run directory (state, events, logs, iterations)"`
-	StateFile     string         `json:"state_file" jsonschema:"state.json path"`
-	ProgressFile  string         `json:"progress_file" jsonschema:"progress file of the first (or current) stage"`
-	LogFile       string         `json:"log_file" jsonschema:"session.log path (everything the engine printed)"`
-	AttachCommand string         `json:"attach_command" jsonschema:"command for the user to watch it live"`
+	Mode          string         `json:"mode,omitempty" jsonschema:"resume or force (a new session leaves it out)"`
 	ResumeAt      string         `json:"resume_at,omitempty" jsonschema:"resume: where it continues"`
+	MovedAside    string         `json:"moved_aside,omitempty" jsonschema:"force: where the previous run was moved (nothing is deleted)"`
+	RunDir        string         `json:"run_dir" jsonschema:"run directory: state.json, session.log, the progress file, stage-NN-name/iterations/NNN/output.md"`
+	AttachCommand string         `json:"attach_command,omitempty" jsonschema:"command for the user to watch it live (detach with Ctrl+b d; Ctrl+C stops it)"`
 	Stages        []StagePreview `json:"stages" jsonschema:"the resolved plan"`
 	FirstPrompt   string         `json:"first_prompt,omitempty" jsonschema:"dry_run: the first prompt exactly as the agent would receive it"`
-	EngineCommand []string       `json:"engine_command" jsonschema:"the argv tmux runs"`
-	NextSteps     []string       `json:"next_steps" jsonschema:"what to do next"`
-	Warnings      []string       `json:"warnings" jsonschema:"things worth knowing"`
+	Warnings      []string       `json:"warnings,omitempty" jsonschema:"things worth knowing"`
+	NextSteps     []Option       `json:"next_steps" jsonschema:"calls to make next, with complete arguments"`
+
+	// For the text and the tests, not sent: tmux_session is in the attach
+	// command, the project and the progress file follow from run_dir, and
+	// the engine's argv and handoff file are plumbing.
+	TmuxSession   string   `json:"-"`
+	ProjectDir    string   `json:"-"`
+	ProgressFile  string   `json:"-"`
+	EngineCommand []string `json:"-"`
 }
 
 // StartSession is the start_session tool.
@@ -98,7 +103,44 @@ func StartSession(d *Deps) server.ServerTool {
 	return server.ServerTool{Tool: tool, Handler: typed(d.startSession)}
 }
 
+// Environment variables of nested sessions (SPEC §13).
+const (
+	// SessionEnv is set in every agent's environment; a server that sees
+	// it runs inside an agent (Claude Code loads the user's MCP servers in
+	// every iteration).
+	SessionEnv = "AGENT_SESSIONS_SESSION"
+	// AllowNestedEnv=1 lets such a server start sessions anyway.
+	AllowNestedEnv = "AGENT_SESSIONS_ALLOW_NESTED"
+)
+
+// refuseNested stops an agent from starting sessions of its own: each one
+// would run agents that can start more, without a person watching.
+func (d *Deps) refuseNested() error {
+	env := d.environ()
+	outer := envValue(env, SessionEnv)
+	if outer == "" || envValue(env, AllowNestedEnv) == "1" {
+		return nil
+	}
+	return &ToolError{Code: CodeNotAllowed, Options: []Option{}, Message: fmt.Sprintf(
+		"this server runs inside agent session %s (%s is set), and agents may not start sessions of their own; "+
+			"a person who wants nested sessions sets %s=1 in this server's environment", outer, SessionEnv, AllowNestedEnv)}
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
+	if !a.DryRun {
+		if err := d.refuseNested(); err != nil {
+			return StartResult{}, "", err
+		}
+	}
 	if a.Mode == "" {
 		a.Mode = engine.ModeNew
 	}
@@ -106,8 +148,9 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 		return StartResult{}, "", invalidf("mode %q: use new, resume or force", a.Mode)
 	}
 	if err := state.ValidateSession(a.Session); err != nil {
-		suggestion := state.SuggestSession(a.Session)
-		return StartResult{}, "", invalidf("%v", err).with(Option{Tool: "start_session", Arguments: map[string]any{"session": suggestion}, Description: "use the suggested name"})
+		args := startArgsMap(a)
+		args["session"] = state.SuggestSession(a.Session)
+		return StartResult{}, "", invalidf("%v", err).with(Option{Tool: "start_session", Arguments: args, Description: "use the suggested name"})
 	}
 	if _, given := req.GetArguments()["max_iterations"]; a.MaxIterations < 0 || a.MaxIterations > engine.MaxCount || (given && a.MaxIterations == 0) {
 		// 0 was once taken silently as "the stage's default"; a user who
@@ -138,6 +181,14 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if err != nil {
 		return StartResult{}, "", err
 	}
+	// What would make the engine die at once is refused here, where the
+	// caller can still be told, not after the engine was handed over.
+	if err := engine.CheckPathRoom(project); err != nil {
+		return StartResult{}, "", toolError(err)
+	}
+	if _, err := engine.GraceFromEnv(d.environ()); err != nil {
+		return StartResult{}, "", toolError(err)
+	}
 	tmuxErr := d.Tmux.Available()
 	if tmuxErr != nil && !a.DryRun {
 		return StartResult{}, "", &ToolError{Code: CodeTmuxUnavailable, Options: []Option{},
@@ -160,7 +211,10 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	}
 
 	var plan *engine.Plan
-	res := StartResult{Session: a.Session, Mode: a.Mode, ProjectDir: project, Warnings: []string{}}
+	res := StartResult{Session: a.Session, ProjectDir: project}
+	if a.Mode != engine.ModeNew {
+		res.Mode = a.Mode
+	}
 	switch a.Mode {
 	case engine.ModeNew:
 		if err := newConflict(info, a); err != nil {
@@ -177,8 +231,9 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 			return StartResult{}, "", prepareError(err, a)
 		}
 		plan = prep.Plan
-		if info.HasRunDir {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the previous run of %s will be moved aside to %s.<timestamp> (nothing is deleted)", a.Session, info.Layout.RunDir()))
+		if info.HasRunDir && a.DryRun {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("starting would move the previous run of %s aside to %s.%s (the start time, UTC; nothing is deleted)",
+				a.Session, info.Layout.RunDir(), d.now().UTC().Format("20060102T150405")))
 		}
 	case engine.ModeResume:
 		plan, err = d.resumePlan(info, a)
@@ -197,20 +252,27 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 		res.TmuxSession = info.State.TmuxSession
 	}
 	l := info.Layout
-	res.RunDir, res.StateFile, res.LogFile = l.RunDir(), l.StateFile(), l.LogFile()
-	res.ProgressFile = l.ProgressFile()
-	if plan.Multi() {
-		cur := 0
-		if a.Mode == engine.ModeResume {
-			cur = info.State.CurrentStage
-		}
-		res.ProgressFile = l.StageProgressFile(cur, plan.Stages[cur].Name)
+	res.RunDir = l.RunDir()
+	cur := 0
+	if a.Mode == engine.ModeResume {
+		cur = info.State.CurrentStage
 	}
+	res.ProgressFile = l.Progress(len(plan.Stages), cur, plan.Stages[cur].Name)
 	res.AttachCommand = strings.Join(d.Tmux.AttachCommand(res.TmuxSession, false), " ")
 	for _, sp := range plan.Stages {
-		res.Stages = append(res.Stages, StagePreview{Name: sp.Name, Uses: sp.Ref, Completion: sp.Completion, MaxIterations: sp.MaxIterations,
+		p := StagePreview{Name: sp.Name, Completion: sp.Completion, MaxIterations: sp.MaxIterations,
 			MinIterations: sp.MinIterations, Provider: sp.Provider, Model: sp.Model, Parallel: sp.Parallel, Perspectives: sp.Perspectives,
-			Items: len(sp.Items), DelaySeconds: sp.Delay, TimeoutSecond: sp.Timeout, CheckBefore: sp.CheckBefore})
+			Items: len(sp.Items), CheckBefore: sp.CheckBefore}
+		if sp.Ref != sp.Name {
+			p.Uses = sp.Ref
+		}
+		if sp.Provider == "mock" {
+			p.Model = "" // the mock uses none
+		}
+		if a.DryRun {
+			p.DelaySeconds, p.TimeoutSecond = sp.Delay, sp.Timeout
+		}
+		res.Stages = append(res.Stages, p)
 	}
 	if a.DryRun {
 		res.EngineCommand = d.engineArgv(plan, a, project, "")
@@ -223,12 +285,19 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 		} else {
 			res.Warnings = append(res.Warnings, "could not render the first prompt: "+err.Error())
 		}
-		res.NextSteps = []string{fmt.Sprintf("start it: start_session with the same arguments and dry_run false")}
+		res.AttachCommand = ""
+		args := startArgsMap(a)
+		res.NextSteps = []Option{{Tool: "start_session", Arguments: args, Description: "start it for real"}}
 		return res, startText(res), nil
 	}
 
 	if err := d.clearForStart(ctx, info, a.Mode); err != nil {
 		return StartResult{}, "", err
+	}
+	// force: the engine moves the old run aside; say where it went.
+	var asideBefore map[string]bool
+	if a.Mode == engine.ModeForce && info.HasRunDir {
+		asideBefore = asideDirs(l.RunDir())
 	}
 	errFile, err := os.CreateTemp("", "agent-sessions-start-*.json")
 	if err != nil {
@@ -244,12 +313,14 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if err != nil {
 		return StartResult{}, "", toolError(err)
 	}
+	// The handoff holds the server's whole environment, API keys included:
+	// it must not outlive this call. An engine that started has read and
+	// removed it already; on every other path (tmux failed, the engine
+	// never ran or died first) it goes here.
+	defer os.Remove(handoffFile)
 	res.EngineCommand = d.engineArgv(plan, a, project, handoffFile)
 	env := []string{StartErrorFileEnv + "=" + errFile.Name()}
 	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
-	if err != nil {
-		os.Remove(handoffFile) // no engine will read it
-	}
 	if errors.Is(err, tmux.ErrSessionExists) {
 		return StartResult{}, "", (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
 			with(Option{Tool: "monitor", Arguments: map[string]any{"session": a.Session}, Description: "look at the session that is running"},
@@ -268,12 +339,21 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if err != nil {
 		return StartResult{}, "", err
 	}
+	if status == "starting" && os.Remove(handoffFile) == nil {
+		// The engine has not even read its handoff: it never ran, and now
+		// that the file is gone it cannot. Close its tmux session and say
+		// so, rather than report a session that will never start.
+		d.Tmux.KillSession(context.WithoutCancel(ctx), res.TmuxSession)
+		return StartResult{}, "", &ToolError{Code: CodeInternal, Options: []Option{},
+			Message: fmt.Sprintf("the engine did not start within %s (tmux session %s never ran it); its tmux session was closed — try again, and check that %s runs", d.startTimeout(), res.TmuxSession, d.Executable)}
+	}
+	if asideBefore != nil {
+		res.MovedAside = newAside(l.RunDir(), asideBefore)
+	}
 	res.Status = status
-	res.NextSteps = []string{
-		fmt.Sprintf("watch progress: monitor {\"session\": %q} (add \"wait\": \"iteration\" or \"complete\" to block until it moves)", a.Session),
-		"watch live: tell the user to run " + res.AttachCommand + " (detach with Ctrl+b d; never Ctrl+C)",
-		fmt.Sprintf("stop it: kill {\"session\": %q}", a.Session),
-		"before ending the conversation: read sessions://reminder and tell the user what is still running",
+	res.NextSteps = []Option{
+		{Tool: "monitor", Arguments: map[string]any{"session": a.Session, "wait": WaitIteration}, Description: "wait for the first iteration and see how it went"},
+		{Tool: "kill", Arguments: map[string]any{"session": a.Session}, Description: "stop it"},
 	}
 	if status == "starting" {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the engine had not taken its lock after %s; check it with monitor", d.startTimeout()))
@@ -316,7 +396,7 @@ func newConflict(info sessionInfo, a StartArgs) error {
 	monitor := Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at it"}
 	force := Option{Tool: "start_session", Arguments: call(map[string]any{"mode": "force"}), Description: "stop it and start over (the old run is moved aside, nothing is deleted)"}
 	resume := Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "resume"}, Description: "continue where it stopped"}
-	other := Option{Tool: "start_session", Arguments: call(map[string]any{"session": nextName(name)}), Description: "use another name"}
+	other := Option{Tool: "start_session", Arguments: call(map[string]any{"session": freeName(info.ProjectDir, name)}), Description: "use another name"}
 	switch info.Live.Status {
 	case "":
 		if info.Lock.Exists && info.Lock.Held {
@@ -359,6 +439,42 @@ func iterationOf(info sessionInfo) int {
 	return info.State.IterationCompleted
 }
 
+// asideDirs lists the run dirs moved aside from runDir (runDir.<suffix>).
+func asideDirs(runDir string) map[string]bool {
+	found := map[string]bool{}
+	matches, _ := filepath.Glob(runDir + ".*")
+	for _, m := range matches {
+		found[m] = true
+	}
+	return found
+}
+
+// newAside is the run dir moved aside since before was taken ("" if none).
+func newAside(runDir string, before map[string]bool) string {
+	for m := range asideDirs(runDir) {
+		if !before[m] {
+			return m
+		}
+	}
+	return ""
+}
+
+// freeName suggests the first of name-2, name-3… that no session of the
+// project uses, so that the option succeeds as given.
+func freeName(project, name string) string {
+	next := nextName(name)
+	for range 100 {
+		l := state.NewLayout(project, next)
+		_, errRun := os.Stat(l.RunDir())
+		_, errLock := os.Stat(l.LockFile())
+		if errors.Is(errRun, os.ErrNotExist) && errors.Is(errLock, os.ErrNotExist) {
+			break
+		}
+		next = nextName(next)
+	}
+	return next
+}
+
 // nextName suggests name-2, name-3….
 func nextName(name string) string {
 	if i := strings.LastIndexByte(name, '-'); i > 0 {
@@ -377,8 +493,10 @@ func prepareError(err error, a StartArgs) error {
 	te := toolError(err)
 	switch te.Code {
 	case CodeAgentUnavailable:
-		te.with(Option{Tool: "start_session", Arguments: map[string]any{"session": a.Session, "stage": a.Stage, "pipeline": a.Pipeline, "provider": "mock", "dry_run": true},
-			Description: "preview the same session with the built-in mock agent (no CLI needed)"})
+		args := startArgsMap(a)
+		args["provider"], args["dry_run"] = "mock", true
+		delete(args, "model")
+		te.with(Option{Tool: "start_session", Arguments: args, Description: "preview the same session with the built-in mock agent (no CLI needed)"})
 	case CodeNotFound, CodeInvalidArgument:
 		te.with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the stages and pipelines that can be started"})
 	}
@@ -394,12 +512,11 @@ func (d *Deps) resumePlan(info sessionInfo, a StartArgs) (*engine.Plan, error) {
 		return nil, (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is running; there is nothing to resume", name)}).
 			with(Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at it"})
 	case info.State == nil && info.StateErr != nil:
-		return nil, (&ToolError{Code: CodeInternal, Message: fmt.Sprintf("session %s cannot be read: %v", name, info.StateErr)}).
-			with(Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "force"}, Description: "start over (the old run is moved aside)"})
+		return nil, (&ToolError{Code: CodeInternal, Message: fmt.Sprintf("session %s cannot be read: %v; start it over with mode force and its stage or pipeline (the old run is moved aside)", name, info.StateErr)}).
+			with(Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at what is left of it"})
 	case info.State == nil:
-		return nil, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %s to resume in %s", name, info.ProjectDir)}).
-			with(Option{Tool: "start_session", Arguments: map[string]any{"session": name}, Description: "start it new (give a stage or pipeline)"},
-				Option{Tool: "list", Description: "see the sessions that exist"})
+		return nil, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %s to resume in %s; to start it new, give a stage or pipeline and no mode", name, info.ProjectDir)}).
+			with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the sessions that exist and what can be started"})
 	case info.State.Status == state.StatusComplete && !engine.ResumableComplete(info.State.CompletionReason):
 		return nil, (&ToolError{Code: CodeConflictComplete, Message: fmt.Sprintf("session %s already completed (%s); nothing to resume", name, info.State.CompletionReason)}).
 			with(Option{Tool: "start_session", Arguments: definitionArgs(name, "force", info.State), Description: "start it over (the old run is moved aside)"})
@@ -668,10 +785,13 @@ func startText(r StartResult) string {
 		b.WriteString("\n")
 	}
 	if r.Status != "dry_run" {
-		fmt.Fprintf(&b, "Run dir: %s\nWatch live: %s\n", r.RunDir, r.AttachCommand)
+		fmt.Fprintf(&b, "Run dir: %s\nWatch live (the user, in a terminal): %s — detach with Ctrl+b d, never Ctrl+C\n", r.RunDir, r.AttachCommand)
+	}
+	if r.MovedAside != "" {
+		fmt.Fprintf(&b, "The previous run was moved aside to %s (nothing was deleted).\n", r.MovedAside)
 	}
 	for _, n := range r.NextSteps {
-		fmt.Fprintf(&b, "Next: %s\n", n)
+		fmt.Fprintf(&b, "Next: %s\n", callText(n))
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "Warning: %s\n", w)

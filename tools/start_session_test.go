@@ -64,8 +64,8 @@ func TestStartSession(t *testing.T) {
 			if len(res.Stages) != 1 || res.Stages[0].Completion != "fixed-n" || res.Stages[0].MaxIterations != 3 || res.Stages[0].Provider != "mock" {
 				t.Errorf("stages = %+v, want one fixed-n stage of 3 mock iterations", res.Stages)
 			}
-			if res.TmuxSession != "loop-preview" || res.Type != "loop" {
-				t.Errorf("tmux_session, type = %q, %q; want loop-preview, loop", res.TmuxSession, res.Type)
+			if res.Type != "loop" || res.AttachCommand != "" {
+				t.Errorf("type, attach_command = %q, %q; want loop and none for a dry run", res.Type, res.AttachCommand)
 			}
 			if got := projectFiles(t, e.project); !slices.Equal(got, before) {
 				t.Errorf("dry run changed the project:\nbefore %q\nafter  %q", before, got)
@@ -113,7 +113,7 @@ func TestStartSession(t *testing.T) {
 			if res.Status != state.StatusRunning {
 				t.Errorf("status = %q, want running", res.Status)
 			}
-			if res.TmuxSession != "loop-s1" || res.Type != "loop" || res.Definition != "long" || res.Mode != "new" {
+			if !strings.Contains(res.AttachCommand, "=loop-s1") || res.Type != "loop" || res.Definition != "long" || res.Mode != "" {
 				t.Errorf("result = %+v", res)
 			}
 			if want := filepath.Join(e.project, ".claude", "pipeline-runs", "s1"); res.RunDir != want {

@@ -70,8 +70,8 @@ func TestStoppedTmuxTools(t *testing.T) {
 	}
 	var cl tools.CleanupResult
 	c.ok("cleanup", map[string]any{}, &cl)
-	if !anyContains(cl.NextSteps, says) {
-		t.Errorf("cleanup next steps %q do not say tmux did not answer", cl.NextSteps)
+	if !anyContains(cl.Warnings, says) {
+		t.Errorf("cleanup warnings %q do not say tmux did not answer", cl.Warnings)
 	}
 	var k tools.KillResult
 	c.ok("kill", map[string]any{"session": "hung"}, &k)

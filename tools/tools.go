@@ -143,7 +143,11 @@ Routing (what the user wants -> tool):
 - Find stale, crashed, orphaned or zombie sessions -> cleanup (dry run by default).
 - A session is "waiting" (an agent asked the user a question) -> show the user the question, ask them, then reply with their answer; never answer for them. "parked" sessions wait out a usage limit by themselves.
 
-Errors come back with a code and options naming the calls that resolve them (for example resume or force after a conflict).
+Errors come back with a code and options naming the calls that resolve them (for example resume or force after a conflict). A successful answer carries next_steps: calls you can make as given.
+
+Resources: sessions://reminder (what is still running and how to stop it), sessions://catalog (what can be started), and per session sessions://session/{name}/state, sessions://session/{name}/progress and sessions://session/{name}/log (put the session's name in place of {name}). monitor already covers all three per-session ones (status, the progress file's tail, recent output), so read them only for the whole file.
+
+Sessions started by an agent inside a session are refused (not_allowed) unless the person set AGENT_SESSIONS_ALLOW_NESTED=1.
 
 Never leave orphans: before ending a conversation in which you started a session, read sessions://reminder (or call list) and tell the user which sessions are still running and how to stop them.`
 

@@ -64,15 +64,15 @@ func TestAttachHint(t *testing.T) {
 
 		var a tools.AttachResult
 		text := c.ok("attach_hint", map[string]any{"session": "watch"}, &a)
-		for _, cmd := range []string{a.Command, a.AttachCommand, a.ReadOnlyCommand, a.SwitchCommand} {
+		for _, cmd := range []string{a.Command, a.ReadOnlyCommand, a.SwitchCommand} {
 			if !strings.Contains(cmd, "-L "+e.socket) || !strings.Contains(cmd, "=loop-watch") || strings.Contains(cmd, "watch-2") {
 				t.Errorf("command %q: want -L %s and exactly =loop-watch", cmd, e.socket)
 			}
 		}
-		if a.Command != a.AttachCommand || !strings.HasSuffix(a.ReadOnlyCommand, " -r") || !strings.Contains(a.SwitchCommand, "switch-client") {
+		if strings.HasSuffix(a.Command, " -r") || !strings.HasSuffix(a.ReadOnlyCommand, " -r") || !strings.Contains(a.SwitchCommand, "switch-client") {
 			t.Errorf("commands = %+v", a)
 		}
-		if a.TmuxSession != "loop-watch" || a.Status != state.LiveRunning || !strings.Contains(a.DetachKeys, "Ctrl+b") {
+		if a.Status != state.LiveRunning || !strings.Contains(a.DetachKeys, "Ctrl+b") {
 			t.Errorf("attach = %+v", a)
 		}
 		if !strings.Contains(text, "Ctrl+C") {
@@ -110,12 +110,12 @@ func TestList(t *testing.T) {
 			t.Errorf("list = project %q counts %+v", l.ProjectDir, l.Counts)
 		}
 		live, ok := summary(l, "live")
-		if !ok || live.Status != state.LiveRunning || live.Type != "loop" || live.Definition != "long" || live.TmuxSession != "loop-live" ||
-			live.MaxIterations != 500 || live.ProjectDir != e.project {
+		if !ok || live.Status != state.LiveRunning || live.Definition != "long" || live.TmuxSession != "" ||
+			!strings.HasSuffix(live.Iterations, "/500") || live.ProjectDir != "" {
 			t.Errorf("live = %+v", live)
 		}
 		done, ok := summary(l, "done")
-		if !ok || done.Status != state.LiveComplete || done.CompletionReason != "fixed-n" || done.IterationCompleted != 3 {
+		if !ok || done.Status != state.LiveComplete || done.CompletionReason != "fixed-n" || done.Iterations != "3/3" {
 			t.Errorf("done = %+v", done)
 		}
 		if l.Catalog != nil {
@@ -142,8 +142,8 @@ func TestList(t *testing.T) {
 		}
 		for _, want := range []string{"stage work", "stage improve-plan", "stage refine-beads", "stage idea-wizard", "stage demo",
 			"pipeline quick-refine", "pipeline full-refine", "pipeline deep-refine"} {
-			if sources[want] != "builtin" {
-				t.Errorf("catalog: %s from %q, want builtin", want, sources[want])
+			if src, ok := sources[want]; !ok || src != "" {
+				t.Errorf("catalog: %s from %q, want built in (no source)", want, src)
 			}
 		}
 		if sources["stage long"] != ".claude/stages" {
@@ -168,14 +168,11 @@ func TestKill(t *testing.T) {
 		if !k.Killed || k.StatusBefore != state.LiveRunning || k.Status != state.StatusKilled {
 			t.Errorf("kill = %+v", k)
 		}
-		if k.MaxIterations != 500 || k.IterationCompleted < 1 || !strings.Contains(k.RemainingWork, "of 500 iterations done") {
+		if !strings.Contains(k.RemainingWork, "of 500 iterations done") {
 			t.Errorf("kill progress = %+v", k)
 		}
-		if !strings.Contains(k.RestartHint, `"mode": "resume"`) || len(k.Steps) == 0 {
-			t.Errorf("restart hint %q, steps %q", k.RestartHint, k.Steps)
-		}
-		if k.FinalOutputFile != e.layout("victim").FinalOutput() {
-			t.Errorf("final_output_file = %q", k.FinalOutputFile)
+		if len(k.NextSteps) != 1 || k.NextSteps[0].Tool != "start_session" || k.NextSteps[0].Arguments["mode"] != "resume" || len(k.Steps) == 0 {
+			t.Errorf("next steps %+v, steps %q", k.NextSteps, k.Steps)
 		}
 		if data, err := os.ReadFile(e.layout("victim").FinalOutput()); err != nil || !strings.Contains(string(data), "[mock agent]") {
 			t.Errorf("final-output.txt = %q, %v", data, err)

@@ -102,3 +102,33 @@ func readText(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	return string(data), err
 }
+
+// TestKillWhileParked: a parked session is alive (list says parked with
+// parked_until); kill stops it at once.
+func TestKillWhileParked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("slow", commandStage("fixed-n", 2, "echo-agent"))
+	host := t.TempDir() // this test's engines only: a park here parks nobody else
+	e.setEnv("XDG_STATE_HOME=" + host)
+	until := time.Now().Add(time.Hour)
+	if err := state.WritePark(filepath.Join(host, "agent-sessions"), state.Park{Provider: "command", Until: until, Reason: "usage_limit", BySession: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.connect(modernVersion)
+	c.start(map[string]any{"session": "kp", "stage": "slow"})
+	var s tools.Summary
+	eventually(t, 20*time.Second, "the session parks", func() bool {
+		var ok bool
+		s, ok = summary(c.list(nil), "kp")
+		return ok && s.Status == state.LiveParked
+	})
+	if got, err := time.Parse(time.RFC3339, s.ParkedUntil); err != nil || !got.Equal(until.Truncate(time.Second)) || !strings.Contains(s.ParkedReason, "usage_limit") {
+		t.Errorf("list: parked until %q (%v), reason %q", s.ParkedUntil, err, s.ParkedReason)
+	}
+	var k tools.KillResult
+	c.ok("kill", map[string]any{"session": "kp"}, &k)
+	if !k.Killed || k.StatusBefore != state.LiveParked || k.Status != state.LiveKilled {
+		t.Fatalf("kill while parked = %+v", k)
+	}
+}

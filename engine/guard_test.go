@@ -489,3 +489,36 @@ func TestClaudeGetsWhatIsLeft(t *testing.T) {
 		t.Errorf("claude argv: %q", args)
 	}
 }
+
+// TestGuardrailsBefore: the gate's decisions, most final first.
+func TestGuardrailsBefore(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	host := t.TempDir()
+	g := Guardrails{HostDir: host, DailyBudgetUSD: 10}
+	state.WritePark(host, state.Park{Provider: "claude", Until: now.Add(time.Hour), Reason: "usage_limit", BySession: "other"})
+	q := &state.Question{Question: "why?"}
+	sp := StagePlan{Provider: "claude", MaxCostUSD: 2, MaxRuntime: time.Hour}
+	for _, tc := range []struct {
+		name   string
+		st     state.State
+		sp     StagePlan
+		action GateAction
+		reason string
+	}{
+		{"budget first", state.State{Cost: state.Cost{USD: 2}, Question: q, StartedAt: now}, sp, GateStop, ReasonBudget},
+		{"then max_runtime", state.State{StartedAt: now.Add(-2 * time.Hour), Question: q}, sp, GateStop, ReasonMaxRuntime},
+		{"then the question", state.State{StartedAt: now, Question: q}, sp, GateWait, ""},
+		{"then the provider's park", state.State{StartedAt: now, Session: "me"}, sp, GatePark, "usage_limit (claude, hit by session other)"},
+		{"another provider goes", state.State{StartedAt: now}, StagePlan{Provider: "codex"}, GateGo, ""},
+	} {
+		v := g.Before(GateInput{State: tc.st, Stage: tc.sp, Now: now})
+		if v.Action != tc.action || v.Reason != tc.reason {
+			t.Errorf("%s: %+v, want action %d reason %q", tc.name, v, tc.action, tc.reason)
+		}
+	}
+	state.AddSpend(host, state.SpendEntry{TS: now, USD: 10})
+	if v := g.Before(GateInput{State: state.State{StartedAt: now}, Stage: StagePlan{Provider: "codex"}, Now: now}); v.Action != GatePark || v.Reason != ReasonDailyBudget {
+		t.Errorf("daily budget spent: %+v", v)
+	}
+}

@@ -342,7 +342,12 @@ func newDeps(projectDir string) (*tools.Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tools.Deps{Tmux: tmux.NewFromEnv(), Executable: exe, ProjectDir: dir}, nil
+	cfg, err := remote.Load()
+	hosts := tools.NewHosts(cfg, remote.Options{ClientVersion: version})
+	// A broken hosts.yaml must not take this machine's sessions away: the
+	// tools still work here, and a call naming a host says what is wrong.
+	hosts.LoadErr = err
+	return &tools.Deps{Tmux: tmux.NewFromEnv(), Executable: exe, ProjectDir: dir, Hosts: hosts}, nil
 }
 
 func serveCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -330,6 +330,7 @@ type Summary struct {
 	FailedIterations int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	ProjectDir       string  `json:"project_dir,omitempty" jsonschema:"its project, when not the one listed"`
 	TmuxSession      string  `json:"tmux_session,omitempty" jsonschema:"orphans, zombies and finished sessions: the tmux session left open"`
+	Host             string  `json:"host,omitempty" jsonschema:"the host it runs on, from hosts.yaml (absent: this machine)"`
 
 	Type               string `json:"-"`
 	Pipeline           string `json:"-"`

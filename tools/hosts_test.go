@@ -18,7 +18,7 @@ import (
 // farHost is a host on a private sshd whose far side runs the built binary
 // with its own HOME and tmux socket: its sessions, files and tmux server
 // are the host's, never this test's local ones.
-func farHost(t *testing.T, s *testkit.SSHD, name string) remote.Host {
+func farHost(t testing.TB, s *testkit.SSHD, name string) remote.Host {
 	t.Helper()
 	return remote.Host{
 		Name: name, SSH: s.Alias, SSHArgs: s.SSHArgs(), Binary: binary(t),

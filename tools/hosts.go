@@ -127,6 +127,13 @@ func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any
 	for k, v := range args {
 		wire[k] = v
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		// A monitor wait blocks on the host for up to its timeout: the
+		// call's own limit comes on top, or every long wait would fail.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.callLimit(args))
+		defer cancel()
+	}
 	raw, err := c.CallTool(ctx, tool, wire)
 	if err == nil {
 		return raw, nil
@@ -143,6 +150,24 @@ func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any
 		return nil, te
 	}
 	return nil, unreachable(host, tool, args, err)
+}
+
+// callLimit is how long a forwarded call may take: the call timeout, plus
+// the wait it asks for (monitor's wait blocks up to timeout_seconds,
+// default 300).
+func (h *Hosts) callLimit(args map[string]any) time.Duration {
+	limit := h.Options.CallTimeout
+	if limit <= 0 {
+		limit = remote.DefaultCallTimeout
+	}
+	if w, _ := args["wait"].(string); w != "" && w != "none" {
+		secs := 300.0
+		if t, ok := args["timeout_seconds"].(float64); ok && t > 0 && t <= 600 {
+			secs = t
+		}
+		limit += time.Duration(secs * float64(time.Second))
+	}
+	return limit
 }
 
 // unreachable is the error of a host that could not be reached, with the

@@ -36,13 +36,15 @@ func farHost(t testing.TB, s *testkit.SSHD, name string) remote.Host {
 // withHosts gives the env's server these hosts, with generous bounds: the
 // tests prove behaviour, not speed, on a shared machine where a cold ssh
 // login can take seconds.
-func (e *testEnv) withHosts(hosts ...remote.Host) {
+func (e *testEnv) withHosts(hosts ...remote.Host) { e.withHostsTimeout(30*time.Second, hosts...) }
+
+func (e *testEnv) withHostsTimeout(call time.Duration, hosts ...remote.Host) {
 	e.t.Helper()
 	ctl, err := os.MkdirTemp("", "as-ctl-")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	h := tools.NewHosts(&remote.Config{Hosts: hosts}, remote.Options{ControlDir: ctl, ConnectTimeout: 5 * time.Second, CallTimeout: 30 * time.Second, ClientVersion: "test"})
+	h := tools.NewHosts(&remote.Config{Hosts: hosts}, remote.Options{ControlDir: ctl, ConnectTimeout: 5 * time.Second, CallTimeout: call, ClientVersion: "test"})
 	h.Timeout = 20 * time.Second
 	e.deps.Hosts = h
 	e.t.Cleanup(func() { h.Close(); os.RemoveAll(ctl) })
@@ -197,3 +199,28 @@ func TestHostSSHDrop(t *testing.T) {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// TestHostMonitorWait: a monitor wait through a host may block for its
+// timeout_seconds even when that is longer than a call's own time limit.
+func TestHostMonitorWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sshd := testkit.StartSSHD(t)
+	box := farHost(t, sshd, "box")
+	// A short call limit, so that the wait below outlasts it.
+	e.withHostsTimeout(8*time.Second, box)
+	c := e.connect("2025-06-18")
+	far := t.TempDir()
+	// A cold ssh login may exceed the short limit on a loaded machine: the
+	// wait is measured over a warm connection.
+	eventually(t, 60*time.Second, "a warm connection to box", func() bool {
+		return !c.call("list", map[string]any{"host": "box"}).IsError
+	})
+	c.ok("start_session", map[string]any{"host": "box", "session": "w1", "stage": "demo", "provider": "mock", "project_dir": far, "max_iterations": 100000}, nil)
+	var mon tools.MonitorResult
+	c.ok("monitor", map[string]any{"host": "box", "session": "w1", "project_dir": far, "wait": "complete", "timeout_seconds": 10}, &mon)
+	if mon.Status != "running" {
+		t.Errorf("monitor wait through box: %+v", mon)
+	}
+	c.ok("kill", map[string]any{"host": "box", "session": "w1", "project_dir": far}, nil)
+}

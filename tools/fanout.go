@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -51,19 +51,46 @@ func (d *Deps) eachHost(ctx context.Context, tool string, args map[string]any) [
 		args = rest
 	}
 	names := d.Hosts.Names()
-	out := make([]hostAnswer, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
+	timeout := d.Hosts.timeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	answers := make(chan hostAnswer, len(names))
+	for _, name := range names {
 		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(ctx, d.Hosts.timeout())
-			defer cancel()
 			raw, err := d.Hosts.call(ctx, name, tool, args)
-			out[i] = hostAnswer{host: name, raw: raw, err: err}
+			answers <- hostAnswer{host: name, raw: raw, err: err}
 		}()
 	}
-	wg.Wait()
+	// The bound is the caller's: a host whose call is still cleaning up
+	// (ssh given two seconds to exit) is reported as not answering rather
+	// than waited for.
+	got := map[string]hostAnswer{}
+	done := ctx.Done()
+	var late <-chan time.Time // a moment for answers already on their way
+	for len(got) < len(names) {
+		select {
+		case a := <-answers:
+			got[a.host] = a
+		case <-done:
+			done, late = nil, time.After(100*time.Millisecond)
+		case <-late:
+			return fanResults(names, got, timeout)
+		}
+	}
+	return fanResults(names, got, timeout)
+}
+
+// fanResults are the answers in hosts.yaml order, a host without one
+// reported as not answering in time.
+func fanResults(names []string, got map[string]hostAnswer, timeout time.Duration) []hostAnswer {
+	out := make([]hostAnswer, len(names))
+	for i, name := range names {
+		a, ok := got[name]
+		if !ok {
+			a = hostAnswer{host: name, err: fmt.Errorf("no answer within %s (its sessions are not affected)", timeout)}
+		}
+		out[i] = a
+	}
 	return out
 }
 

@@ -147,3 +147,17 @@ func TestReminderHookWithSilentHost(t *testing.T) {
 		t.Errorf("reminder --hook printed %q, want busy and a warning naming host mute", out)
 	}
 }
+
+// TestCLIHostFlag: `kill --host` with a name hosts.yaml lacks is the
+// tool's invalid_argument (exit 1) with did-you-mean; the path given with
+// --project is not looked for on this machine.
+func TestCLIHostFlag(t *testing.T) {
+	t.Parallel()
+	cfg := t.TempDir()
+	writeFile(t, filepath.Join(cfg, "agent-sessions", "hosts.yaml"), "hosts:\n  - name: box\n    ssh: me@box.invalid\n")
+	env := cliEnv(tmuxSocket(t), "XDG_CONFIG_HOME="+cfg)
+	code, out, errOut := runBinary(t, env, "kill", "--host", "bxo", "--project", "/only/on/the/host", "s1")
+	if code != 1 || !strings.Contains(out, `did you mean "box"?`) {
+		t.Errorf("kill --host bxo: exit %d, want 1 with did-you-mean\n%s%s", code, out, errOut)
+	}
+}

@@ -323,5 +323,6 @@ func remoteActiveLine(s Summary, host string) string {
 	case state.LiveOrphan, state.LiveZombie:
 		return line + fmt.Sprintf(". Close it: `cleanup {\"host\": %q, \"dry_run\": false, \"kill_orphans\": true}`", host)
 	}
-	return line + fmt.Sprintf(". Stop it: `kill {\"host\": %q, \"session\": %q}`; watch it: `attach_hint {\"host\": %q, \"session\": %q}`", host, s.Session, host, s.Session)
+	return line + fmt.Sprintf(". Stop it: `kill {\"host\": %q, \"session\": %q}`, or in a terminal `agent-sessions kill --host %s %s`; watch it: `attach_hint {\"host\": %q, \"session\": %q}`",
+		host, s.Session, host, s.Session, host, s.Session)
 }

@@ -90,7 +90,7 @@ commands:
   run       run one session in this process until it ends (what tmux executes)
   reminder  print the orphan reminder (--hook: as a Claude Code Stop hook)
   list      list the sessions (what the list tool answers Claude)
-  kill      stop a session: agent-sessions kill NAME (the kill tool)
+  kill      stop a session: agent-sessions kill [--host H] NAME (the kill tool)
   lint      validate stages and pipelines
   hosts     check the hosts of hosts.yaml (reachable, versions, tmux, claude)
   version   print the version
@@ -349,7 +349,12 @@ func newDeps(projectDir string) (*tools.Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tools.Deps{Tmux: tmux.NewFromEnv(), Executable: exe, ProjectDir: dir}, nil
+	cfg, err := remote.Load()
+	hosts := tools.NewHosts(cfg, remote.Options{ClientVersion: version})
+	// A broken hosts.yaml must not take this machine's sessions away: the
+	// tools still work here, and a call naming a host says what is wrong.
+	hosts.LoadErr = err
+	return &tools.Deps{Tmux: tmux.NewFromEnv(), Executable: exe, ProjectDir: dir, Hosts: hosts}, nil
 }
 
 func serveCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -412,18 +417,19 @@ func listCmd(args []string, stdout, stderr io.Writer) int {
 	catalog := fs.Bool("catalog", false, "also list the stages and pipelines that can be started")
 	active := fs.Bool("active", false, "only sessions still running (or needing attention)")
 	offset := fs.Int("offset", 0, "skip this many sessions (paging)")
+	host := fs.String("host", "", "only this host of hosts.yaml, or local (default: this machine and every host)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "agent-sessions list: unexpected argument %q (flags only: --project, --catalog, --active, --offset)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "agent-sessions list: unexpected argument %q (flags only: --project, --catalog, --active, --offset, --host)\n", fs.Arg(0))
 		return exitUsage
 	}
 	call := map[string]any{"include_catalog": *catalog, "offset": *offset}
 	if *active {
 		call["include_finished"] = false
 	}
-	return cliTool("list", *project, call, stdout, stderr)
+	return cliTool("list", hostProject(*host, *project, call), call, stdout, stderr)
 }
 
 // killCmd stops a session as the kill tool does: agent-sessions kill NAME.
@@ -431,6 +437,7 @@ func killCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	project := fs.String("project", "", "project directory of the session (default: current directory, else where its tmux session runs)")
+	host := fs.String("host", "", "the host of hosts.yaml the session runs on (default: this machine)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -442,14 +449,31 @@ func killCmd(args []string, stdout, stderr io.Writer) int {
 		rest = append(rest[:1], fs.Args()...)
 	}
 	if len(rest) != 1 {
-		fmt.Fprintln(stderr, "usage: agent-sessions kill [--project DIR] NAME   (agent-sessions list shows the names)")
+		fmt.Fprintln(stderr, "usage: agent-sessions kill [--host NAME] [--project DIR] NAME   (agent-sessions list shows the names)")
 		return exitUsage
 	}
 	call := map[string]any{"session": rest[0]}
 	if *project != "" {
 		call["project_dir"] = *project
 	}
-	return cliTool("kill", *project, call, stdout, stderr)
+	return cliTool("kill", hostProject(*host, *project, call), call, stdout, stderr)
+}
+
+// hostProject sets call's host and returns the project directory for this
+// machine's server: with another host, project is a path there and this
+// machine's default is used.
+func hostProject(host, project string, call map[string]any) string {
+	if host == "" {
+		return project
+	}
+	call["host"] = host
+	if host == remote.Local {
+		return project
+	}
+	if project != "" {
+		call["project_dir"] = project
+	}
+	return ""
 }
 
 // cliTool runs one tool for a person and maps its answer to an exit code:

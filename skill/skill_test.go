@@ -104,8 +104,8 @@ func skillDocs(t *testing.T) []doc {
 		}
 		docs = append(docs, doc{f, string(data)})
 	}
-	if len(docs) < 10 {
-		t.Fatalf("skill has %d files, want SKILL.md, 7 workflows and 2 references", len(docs))
+	if len(docs) < 11 {
+		t.Fatalf("skill has %d files, want SKILL.md, 7 workflows and 3 references", len(docs))
 	}
 	return docs
 }
@@ -141,6 +141,7 @@ func TestSkillNamesOnlyRealToolsAndArguments(t *testing.T) {
 		tools.ToolError{}, tools.Option{})
 	for _, c := range []string{tools.CodeInvalidArgument, tools.CodeNotFound, tools.CodeConflictRunning, tools.CodeConflictCrashed,
 		tools.CodeConflictComplete, tools.CodeTmuxUnavailable, tools.CodeAgentUnavailable, tools.CodeDependencyMissing, tools.CodeInternal,
+		tools.CodeHostUnreachable, "ssh_args", // hosts.yaml's field (references/hosts.md)
 		state.EventSessionStart, state.EventSessionResume, state.EventStageStart, state.EventIterationStart, state.EventIterationDone,
 		state.EventStageComplete, state.EventSessionComplete, state.EventSessionFailed, state.EventSessionKilled, state.EventStaleLockRemoved,
 		engine.ReasonMaxIterations, engine.ReasonSignal, engine.ReasonStagesComplete, engine.ReasonAgentFailures, engine.ReasonAgentError,
@@ -287,7 +288,7 @@ func TestSkillIndexMatchesFiles(t *testing.T) {
 			t.Errorf("workflows/%s.md missing from the index", w)
 		}
 	}
-	for _, r := range []string{"tmux", "state-files"} {
+	for _, r := range []string{"tmux", "state-files", "hosts"} {
 		if !named["references/"+r+".md"] {
 			t.Errorf("references/%s.md missing from the index", r)
 		}

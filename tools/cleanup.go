@@ -35,6 +35,7 @@ type CleanupItem struct {
 	Session     string `json:"session" jsonschema:"session name"`
 	Detail      string `json:"detail" jsonschema:"what was found"`
 	TmuxSession string `json:"tmux_session,omitempty" jsonschema:"orphans and zombies: the tmux session"`
+	Host        string `json:"host,omitempty" jsonschema:"the host it is on, from hosts.yaml (absent: this machine)"`
 
 	Status string `json:"-"` // the group says it
 	Path   string `json:"-"` // follows from the session and project
@@ -46,6 +47,7 @@ type CleanupAction struct {
 	Session string `json:"session" jsonschema:"session concerned"`
 	Done    bool   `json:"done" jsonschema:"false in a dry run or when it failed"`
 	Result  string `json:"result" jsonschema:"what happened"`
+	Host    string `json:"host,omitempty" jsonschema:"the host it is on, from hosts.yaml (absent: this machine)"`
 }
 
 // CleanupResult is cleanup's result; empty groups are left out.

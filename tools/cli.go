@@ -14,6 +14,7 @@ import (
 func CLI(ctx context.Context, d *Deps, version, tool string, args map[string]any, out io.Writer) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer d.Hosts.Close()
 	lc, err := newLocalClient(ctx, NewServer(ctx, d, version), nil)
 	if err != nil {
 		return false, err

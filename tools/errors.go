@@ -37,12 +37,15 @@ type Option struct {
 // ToolError is a problem the caller can fix, returned as a tool result with
 // isError set and this structure as its structuredContent.
 type ToolError struct {
-	Code    string   `json:"code" jsonschema:"error results only: invalid_argument, not_found, conflict_running, conflict_crashed, conflict_complete, tmux_unavailable, agent_unavailable, dependency_missing, not_allowed or internal"`
+	Code    string   `json:"code" jsonschema:"error results only: invalid_argument, not_found, conflict_running, conflict_crashed, conflict_complete, tmux_unavailable, agent_unavailable, dependency_missing, not_allowed, host_unreachable or internal"`
 	Message string   `json:"message" jsonschema:"error results only: what went wrong"`
 	Options []Option `json:"options" jsonschema:"error results only: the next calls that resolve it"`
+
+	cause error // what it came from, for errors.As (not sent)
 }
 
 func (e *ToolError) Error() string { return e.Code + ": " + e.Message }
+func (e *ToolError) Unwrap() error { return e.cause }
 
 func invalidf(format string, args ...any) *ToolError {
 	return &ToolError{Code: CodeInvalidArgument, Message: fmt.Sprintf(format, args...), Options: []Option{}}

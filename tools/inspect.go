@@ -334,6 +334,7 @@ type Summary struct {
 	ParkedReason     string  `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
 	ProjectDir       string  `json:"project_dir,omitempty" jsonschema:"its project, when not the one listed"`
 	TmuxSession      string  `json:"tmux_session,omitempty" jsonschema:"orphans, zombies and finished sessions: the tmux session left open"`
+	Host             string  `json:"host,omitempty" jsonschema:"the host it runs on, from hosts.yaml (absent: this machine)"`
 
 	Type               string `json:"-"`
 	Pipeline           string `json:"-"`

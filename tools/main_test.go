@@ -54,7 +54,7 @@ var (
 
 // binary builds agent-sessions once per test process; start_session runs
 // `<binary> run …` inside tmux, and the end-to-end test serves with it.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "agent-sessions-bin-")
@@ -88,7 +88,7 @@ func requireTmux(t *testing.T) {
 
 // newSocket returns a fresh private tmux socket name whose server is killed
 // when the test ends.
-func newSocket(t *testing.T) string {
+func newSocket(t testing.TB) string {
 	t.Helper()
 	socketsMu.Lock()
 	name := fmt.Sprintf("%s-%d", socketBase, len(sockets)+1)

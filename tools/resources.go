@@ -219,8 +219,17 @@ func (d *Deps) activeSessions(ctx context.Context, project string) []active {
 // ReminderText is the orphan reminder: the same text for the resource and
 // for `agent-sessions reminder`.
 func (d *Deps) ReminderText(ctx context.Context, project string) (string, error) {
+	var far []active
+	var warnings []string
+	done := make(chan struct{})
+	go func() { far, warnings = d.remoteActive(ctx); close(done) }()
 	act := d.activeSessions(ctx, project)
+	<-done
+	act = append(act, far...)
 	if len(act) == 0 {
+		if len(warnings) > 0 {
+			return "# Agent sessions\n\nNo agent sessions are running here or on the hosts that answered.\n\n" + strings.Join(warnings, "\n") + "\n", nil
+		}
 		return "# Agent sessions\n\nNo agent sessions are running. Nothing needs stopping before you finish.\n", nil
 	}
 	var b strings.Builder
@@ -230,6 +239,9 @@ func (d *Deps) ReminderText(ctx context.Context, project string) (string, error)
 		b.WriteString(a.line + "\n")
 	}
 	b.WriteString("\nBefore you finish: tell the user which sessions are still running and ask whether to leave them running or stop them.\n")
+	if len(warnings) > 0 {
+		b.WriteString("\n" + strings.Join(warnings, "\n") + "\n")
+	}
 	return b.String(), nil
 }
 

@@ -64,6 +64,9 @@ type Deps struct {
 	// Poll is how often waits and the reminder watcher look (default 250 ms
 	// for waits; the watcher uses 8× this).
 	Poll time.Duration
+	// Hosts are the other machines of hosts.yaml (nil: this one only);
+	// Serve closes their connections when it returns.
+	Hosts *Hosts
 	// MaxWaits is how many monitor waits may be pending at once (default
 	// DefaultMaxWaits); a wait beyond it answers at once with a warning.
 	MaxWaits int
@@ -117,7 +120,7 @@ func (d *Deps) startTimeout() time.Duration {
 // All is the registry of every tool. main, the debug mode and the tests use
 // it; there is no other list.
 func All(d *Deps) []server.ServerTool {
-	return []server.ServerTool{
+	all := []server.ServerTool{
 		StartSession(d),
 		Monitor(d),
 		AttachHint(d),
@@ -126,6 +129,11 @@ func All(d *Deps) []server.ServerTool {
 		Cleanup(d),
 		Reply(d),
 	}
+	// Every tool takes host and is routed in one place (hosts.go).
+	for i := range all {
+		all[i] = d.routed(all[i])
+	}
+	return all
 }
 
 // ServerName is the MCP server's name.
@@ -179,6 +187,7 @@ func NewServer(ctx context.Context, d *Deps, version string) *server.MCPServer {
 func Serve(ctx context.Context, d *Deps, version string, stdin io.Reader, stdout, errLog io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer d.Hosts.Close()
 	s := NewServer(ctx, d, version)
 	stdio := server.NewStdioServer(s)
 	// monitor may wait up to 10 minutes; many waits must not starve the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	testkit.SetDefaultParallel(testkit.WaitingParallel)
 	return m.Run()
 }
 

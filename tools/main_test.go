@@ -2,6 +2,7 @@ package tools_test
 
 import (
 	"fmt"
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) {
 	// Before anything else: whatever reads the environment (tmux.NewFromEnv,
 	// engines, the built binary) must land on the private server.
 	os.Setenv(tmux.SocketEnv, socketBase)
+	testkit.SetDefaultParallel(testkit.WaitingParallel)
 	code := m.Run()
 	socketsMu.Lock()
 	all := append([]string{socketBase}, sockets...)

@@ -224,3 +224,71 @@ func TestHostMonitorWait(t *testing.T) {
 	}
 	c.ok("kill", map[string]any{"host": "box", "session": "w1", "project_dir": far}, nil)
 }
+
+// TestHostReply: a session on a host asks a question; monitor's wait through
+// the host returns on it, list names it with its host, reply through the
+// host answers it, and the host's next prompt has the answer.
+func TestHostReply(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sshd := testkit.StartSSHD(t)
+	box := farHost(t, sshd, "box")
+	prompts := t.TempDir()
+	for k, v := range map[string]string{
+		"STATUS_DECISION": "ask", "STATUS_AT": "1", "STATUS_QUESTION": "Postgres or SQLite?",
+		"STATUS_OPTIONS": `["postgres","sqlite"]`, "FAKE_AGENT_PROMPT_DIR": prompts,
+	} {
+		box.Env[k] = v
+	}
+	e.withHosts(box)
+	c := e.connect(modernVersion)
+	far := t.TempDir()
+	dir := filepath.Join(far, ".claude", "stages", "asker")
+	writeFile(t, filepath.Join(dir, "stage.yaml"), commandStage("fixed-n", 2, "status-agent"))
+	writeFile(t, filepath.Join(dir, "prompt.md"), "iteration ${ITERATION}; answer: [${ANSWER}]\n")
+
+	at := map[string]any{"host": "box", "session": "asks", "project_dir": far}
+	with := func(extra map[string]any) map[string]any {
+		m := map[string]any{}
+		for k, v := range at {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	c.ok("start_session", with(map[string]any{"stage": "asker"}), nil)
+	var mon struct {
+		tools.MonitorResult
+		Host string `json:"host"`
+	}
+	c.ok("monitor", with(map[string]any{"wait": "complete", "timeout_seconds": 60}), &mon)
+	if mon.Host != "box" || mon.Status != "waiting" || mon.Question != "Postgres or SQLite?" {
+		t.Fatalf("monitor wait through box over a question: host %q status %q question %q", mon.Host, mon.Status, mon.Question)
+	}
+	if s, ok := summary(c.list(map[string]any{}), "asks"); !ok || s.Host != "box" || s.Status != "waiting" || s.Question != "Postgres or SQLite?" {
+		t.Errorf("list across hosts: %+v", s)
+	}
+	var res struct {
+		tools.ReplyResult
+		Host string `json:"host"`
+	}
+	c.ok("reply", with(map[string]any{"answer": "postgres"}), &res)
+	if !res.Answered || res.Host != "box" {
+		t.Fatalf("reply through box = %+v", res)
+	}
+	for _, o := range res.NextSteps {
+		if o.Arguments["host"] != "box" {
+			t.Errorf("reply's next step lacks the host: %+v", o)
+		}
+	}
+	c.ok("monitor", with(map[string]any{"wait": "complete", "timeout_seconds": 60}), &mon)
+	if mon.Status != "complete" {
+		t.Fatalf("after the answer through box: %s (%s)", mon.Status, mon.Why)
+	}
+	p2, err := readText(filepath.Join(prompts, "prompt-asks-asker-2.txt"))
+	if err != nil || !strings.Contains(p2, "answer: [postgres]") {
+		t.Errorf("the host's iteration 2 prompt: %q, %v", p2, err)
+	}
+}

@@ -132,7 +132,15 @@ func TestKillNineAndResume(t *testing.T) {
 			writeStage(t, project, "s", fmt.Sprintf("completion: fixed-n\nprovider: command\ncommand: [%q]\nmax_iterations: %d\ndelay: 0.3\n",
 				agentPath("sleep-agent"), iterations), "iteration ${ITERATION}\n")
 			l := state.NewLayout(project, "k")
-			env := engineEnv(true, "SLEEP_SECONDS=0.25", "FAKE_AGENT_LOG="+logFile)
+			// A kill "in agent k" lands settle after the agent's log line; the
+			// agent must outlast that by a margin a loaded machine keeps, or
+			// (at k = 3) the session completes first and there is nothing to
+			// resume.
+			sleep := "0.25"
+			if strings.Contains(pt.name, "agent") {
+				sleep = "1"
+			}
+			env := engineEnv(true, "SLEEP_SECONDS="+sleep, "FAKE_AGENT_LOG="+logFile)
 			args := []string{"run", "--session", "k", "--stage", "s", "--project", project, "--foreground"}
 			watcher := watchState(l.StateFile())
 

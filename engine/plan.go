@@ -32,6 +32,14 @@ type Plan struct {
 	Context    string      `json:"context,omitempty"`
 	Inputs     []string    `json:"inputs,omitempty"` // absolute paths
 	Stages     []StagePlan `json:"stages"`
+	// Isolation is "" (none) or worktree (SPEC §16); Worktree and Branch
+	// are recorded once the engine has the worktree, for list, monitor
+	// and resume.
+	Isolation     string   `json:"isolation,omitempty"`
+	BaseRef       string   `json:"base_ref,omitempty"`
+	WorktreeSetup []string `json:"worktree_setup,omitempty"`
+	Worktree      string   `json:"worktree,omitempty"`
+	Branch        string   `json:"branch,omitempty"`
 }
 
 // StagePlan is one resolved stage.
@@ -90,6 +98,10 @@ type Options struct {
 	MaxCostUSD *float64
 	MaxRuntime time.Duration
 	MaxPark    time.Duration
+	// Isolation, BaseRef and WorktreeSetup override the definition's.
+	Isolation     string
+	BaseRef       string
+	WorktreeSetup []string
 }
 
 // CompileStage compiles a single-stage session.

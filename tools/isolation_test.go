@@ -1,0 +1,141 @@
+package tools_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agent-sessions/agent-sessions/tools"
+)
+
+// gitIn runs git in dir with no user or system configuration.
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// gitRepo makes the test project a repository with one commit (the
+// stages), a gitignored .env and a .worktreeinclude naming it.
+func gitRepo(e *testEnv) {
+	writeFile(e.t, filepath.Join(e.project, ".gitignore"), ".env\n")
+	writeFile(e.t, filepath.Join(e.project, ".worktreeinclude"), ".env\n")
+	writeFile(e.t, filepath.Join(e.project, ".env"), "SECRET=1\n")
+	gitIn(e.t, e.project, "init", "-q", "-b", "main")
+	gitIn(e.t, e.project, "add", ".")
+	gitIn(e.t, e.project, "commit", "-q", "-m", "stages")
+}
+
+// TestWorktreeTwoSessions: two sessions with worktrees on one repository
+// both complete, each branch holds its own commits, the main checkout's
+// HEAD and status are untouched, and .worktreeinclude is honoured.
+func TestWorktreeTwoSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("g", commandStage("fixed-n", 2, "git-agent"))
+	gitRepo(e)
+	head := gitIn(t, e.project, "rev-parse", "HEAD")
+	c := e.connect(versions[0])
+	for _, s := range []string{"wa", "wb"} {
+		r := c.start(map[string]any{"session": s, "stage": "g", "isolation": "worktree"})
+		want := filepath.Join(e.project, ".claude", "worktrees", s)
+		if r.Worktree != want || r.Branch != "agent-sessions/"+s {
+			t.Fatalf("start %s: worktree %q branch %q, want %s on agent-sessions/%s", s, r.Worktree, r.Branch, want, s)
+		}
+	}
+	for _, s := range []string{"wa", "wb"} {
+		c.monitorWait(s, "complete", 60)
+		if n := gitIn(t, e.project, "rev-list", "--count", "main..agent-sessions/"+s); n != "2" {
+			t.Errorf("branch of %s holds %s commits, want 2", s, n)
+		}
+		wt := filepath.Join(e.project, ".claude", "worktrees", s)
+		if data, err := os.ReadFile(filepath.Join(wt, ".env")); err != nil || string(data) != "SECRET=1\n" {
+			t.Errorf("%s: .env in the worktree = %q, %v; want it copied", s, data, err)
+		}
+		st := e.loadState(s)
+		if !strings.Contains(string(st.Spec), `"worktree":"`+wt+`"`) {
+			t.Errorf("%s: spec does not record the worktree: %s", s, st.Spec)
+		}
+	}
+	if got := gitIn(t, e.project, "rev-parse", "HEAD"); got != head {
+		t.Errorf("main checkout HEAD moved: %s → %s", head, got)
+	}
+	if st := gitIn(t, e.project, "status", "--porcelain"); st != "" {
+		t.Errorf("main checkout status not clean:\n%s", st)
+	}
+}
+
+// TestWorktreeBadInput: each bad isolation input is a clear error before
+// the session runs, with nothing left: no run dir, worktree or branch.
+func TestWorktreeBadInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("g", commandStage("fixed-n", 1, "git-agent"))
+	c := e.connect(versions[0])
+	te := c.fail("start_session", map[string]any{"session": "nr", "stage": "g", "isolation": "worktree"}, tools.CodeInvalidArgument)
+	if !strings.Contains(te.Message, "not a git repository") || !strings.Contains(te.Message, "git init") {
+		t.Errorf("not a repo: %q", te.Message)
+	}
+	gitRepo(e)
+	// A branch agent-sessions/ob with a commit of its own.
+	gitIn(t, e.project, "branch", "agent-sessions/ob")
+	other := filepath.Join(t.TempDir(), "x")
+	gitIn(t, e.project, "worktree", "add", "-q", other, "agent-sessions/ob")
+	gitIn(t, other, "commit", "-q", "--allow-empty", "-m", "earlier work")
+	gitIn(t, e.project, "worktree", "remove", other)
+	te = c.fail("start_session", map[string]any{"session": "ob", "stage": "g", "isolation": "worktree"}, tools.CodeInvalidArgument)
+	if !strings.Contains(te.Message, "already holds 1 commit") {
+		t.Errorf("existing branch: %q", te.Message)
+	}
+	if _, err := os.Lstat(e.layout("ob").RunDir()); err == nil {
+		t.Error("existing branch: a run dir was made")
+	}
+	if got := gitIn(t, e.project, "log", "-1", "--format=%s", "agent-sessions/ob"); got != "earlier work" {
+		t.Errorf("the existing branch was changed: tip %q", got)
+	}
+	cases := []struct {
+		session string
+		args    map[string]any
+		want    string
+	}{
+		{"ub", map[string]any{"base_ref": "no-such-branch"}, `base_ref "no-such-branch" is not a branch`},
+		{"bi", map[string]any{"isolation": "separate"}, `isolation "separate"`},
+		{"fs", map[string]any{"worktree_setup": []string{"sh", "-c", "echo setup broke; exit 3"}}, "setup broke"},
+		{"hs", map[string]any{"worktree_setup": []string{"sleep", "60"}}, "did not finish within"},
+	}
+	e.setEnv(tools.SetupTimeoutEnv + "=1s")
+	for _, tc := range cases {
+		args := map[string]any{"session": tc.session, "stage": "g", "isolation": "worktree"}
+		for k, v := range tc.args {
+			args[k] = v
+		}
+		te := c.fail("start_session", args, tools.CodeInvalidArgument)
+		if !strings.Contains(te.Message, tc.want) {
+			t.Errorf("%s: message %q, want %q", tc.session, te.Message, tc.want)
+		}
+		nothingMade(t, e, tc.session)
+	}
+	nothingMade(t, e, "nr")
+}
+
+func nothingMade(t *testing.T, e *testEnv, s string) {
+	t.Helper()
+	for _, p := range []string{e.layout(s).RunDir(), filepath.Join(e.project, ".claude", "worktrees", s)} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s: %s was left behind", s, p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.project, ".git")); err == nil {
+		if out := gitIn(t, e.project, "branch", "--list", "agent-sessions/"+s); out != "" {
+			t.Errorf("%s: branch left behind: %s", s, out)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package tools
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -94,4 +96,79 @@ func sharedDirWarning(project, session string, plan *engine.Plan) []string {
 	sort.Strings(running)
 	return []string{fmt.Sprintf("session %s is running in %s too: both sessions' agents edit the same checkout; give isolation: worktree to run this one in its own git worktree",
 		strings.Join(running, ", "), project)}
+}
+
+// WorktreeItem is a session worktree cleanup found.
+type WorktreeItem struct {
+	Session  string `json:"session" jsonschema:"session name"`
+	Dir      string `json:"dir" jsonschema:"the worktree"`
+	Branch   string `json:"branch,omitempty" jsonschema:"its branch (never deleted)"`
+	Unmerged int    `json:"unmerged" jsonschema:"commits on the branch that the branch it came from lacks: merge them before deleting the branch yourself"`
+	Dirty    bool   `json:"dirty,omitempty" jsonschema:"uncommitted changes: it is never removed"`
+}
+
+// cleanupWorktrees reports the worktrees of sessions that are not running
+// and, with remove, removes the clean ones (act decides dry or real).
+func cleanupWorktrees(ctx context.Context, project string, infos []sessionInfo, remove bool,
+	act func(bool, string, string, func() (string, error)), res *CleanupResult) {
+	running := map[string]bool{}
+	for _, info := range infos {
+		running[info.Name] = info.Lock.Held
+	}
+	wts, err := workspace.Inventory(ctx, project)
+	if err != nil {
+		if !errors.Is(err, workspace.ErrNotRepo) {
+			res.Warnings = append(res.Warnings, "worktrees: "+err.Error())
+		}
+		return
+	}
+	for _, w := range wts {
+		if running[w.Session] || !w.Registered || w.Missing {
+			continue
+		}
+		res.Worktrees = append(res.Worktrees, WorktreeItem{Session: w.Session, Dir: w.Dir, Branch: w.Branch, Unmerged: w.Unmerged, Dirty: w.Dirty})
+		if w.Dirty {
+			continue
+		}
+		act(remove, "remove_worktree", w.Session, func() (string, error) {
+			if err := workspace.RemoveWorktree(ctx, project, w.Session); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("removed %s; branch %s kept (%d unmerged commit(s))", w.Dir, w.Branch, w.Unmerged), nil
+		})
+	}
+}
+
+// sessionWorktree is what a session's spec records of its isolation.
+type sessionWorktree struct {
+	Isolation string `json:"isolation"`
+	Worktree  string `json:"worktree"`
+	Branch    string `json:"branch"`
+}
+
+// worktreeOf reads a state's worktree from its spec (zero without one).
+func worktreeOf(st *state.State) sessionWorktree {
+	var w sessionWorktree
+	if st != nil && len(st.Spec) > 0 {
+		json.Unmarshal(st.Spec, &w)
+	}
+	return w
+}
+
+// branchCommits is how many commits session's branch holds that its base
+// lacks; nil when git cannot tell.
+func branchCommits(project, session string) *int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wts, err := workspace.Inventory(ctx, project)
+	if err != nil {
+		return nil
+	}
+	for _, w := range wts {
+		if w.Session == session && w.Registered {
+			n := w.Unmerged
+			return &n
+		}
+	}
+	return nil
 }

@@ -1,11 +1,14 @@
 package tools_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agent-sessions/agent-sessions/tools"
 )
@@ -137,5 +140,64 @@ func nothingMade(t *testing.T, e *testEnv, s string) {
 		if out := gitIn(t, e.project, "branch", "--list", "agent-sessions/"+s); out != "" {
 			t.Errorf("%s: branch left behind: %s", s, out)
 		}
+	}
+}
+
+// TestWorktreeResumeKillCleanup: resume after kill -9 continues in the
+// same worktree; kill keeps a worktree and says where and how many commits
+// its branch holds; cleanup reports ended sessions' worktrees and removes
+// only the clean ones, keeping every branch.
+func TestWorktreeResumeKillCleanup(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("g", fmt.Sprintf("completion: fixed-n\nprovider: command\ncommand: [%q]\nmax_iterations: 3\ndelay: 3\n", agentPath("git-agent")))
+	e.stage("z", commandStage("fixed-n", 1, "sleep-agent"))
+	gitRepo(e)
+	e.setEnv("SLEEP_SECONDS=60")
+	c := e.connect(versions[0])
+	wt := filepath.Join(e.project, ".claude", "worktrees", "rs")
+	c.start(map[string]any{"session": "rs", "stage": "g", "isolation": "worktree"})
+	c.monitorWait("rs", "iteration", 60)
+	pid := e.enginePID("rs")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the engine dies and its tmux session closes", func() bool { return processDead(pid) && e.tmuxGone("loop-rs") })
+	r := c.start(map[string]any{"session": "rs", "mode": "resume"})
+	if r.Worktree != wt {
+		t.Errorf("resume: worktree %q, want %s", r.Worktree, wt)
+	}
+	c.monitorWait("rs", "complete", 60)
+	if got := gitIn(t, e.project, "log", "-1", "--format=%s", "agent-sessions/rs"); got != "iteration 3" {
+		t.Errorf("branch tip after resume = %q, want iteration 3", got)
+	}
+	if _, err := os.Stat(filepath.Join(e.project, "work-3.txt")); err == nil {
+		t.Error("the resumed agent worked in the main checkout")
+	}
+
+	c.start(map[string]any{"session": "kz", "stage": "z", "isolation": "worktree"})
+	var k tools.KillResult
+	c.ok("kill", map[string]any{"session": "kz"}, &k)
+	kzDir := filepath.Join(e.project, ".claude", "worktrees", "kz")
+	if k.Worktree != kzDir || k.Branch != "agent-sessions/kz" || k.BranchCommits == nil || *k.BranchCommits != 0 {
+		t.Errorf("kill: worktree %q branch %q commits %v", k.Worktree, k.Branch, k.BranchCommits)
+	}
+	writeFile(t, filepath.Join(kzDir, "wip.txt"), "unfinished\n")
+
+	var dry tools.CleanupResult
+	c.ok("cleanup", map[string]any{"remove_worktrees": true}, &dry)
+	if len(dry.Worktrees) != 2 || dry.Worktrees[0].Session != "kz" || !dry.Worktrees[0].Dirty || dry.Worktrees[1].Unmerged != 3 {
+		t.Fatalf("cleanup dry run worktrees = %+v", dry.Worktrees)
+	}
+	var real tools.CleanupResult
+	c.ok("cleanup", map[string]any{"remove_worktrees": true, "dry_run": false}, &real)
+	if _, err := os.Stat(wt); err == nil {
+		t.Error("the clean worktree of rs was not removed")
+	}
+	if _, err := os.Stat(filepath.Join(kzDir, "wip.txt")); err != nil {
+		t.Errorf("the dirty worktree of kz was not kept: %v", err)
+	}
+	for _, b := range []string{"agent-sessions/rs", "agent-sessions/kz"} {
+		gitIn(t, e.project, "rev-parse", "--verify", b)
 	}
 }

@@ -790,7 +790,7 @@ func (r *Runner) vars(i, it, max int, files state.IterationFiles) (map[string]st
 		"PROGRESS_FILE":  r.progressFile(i),
 		"STATUS":         files.Status,
 		"RUN_DIR":        r.layout.RunDir(),
-		"WORKTREE":       cmpOr(r.Plan.Worktree, r.Workspace.Dir()),
+		"WORKTREE":       r.worktreeDir(),
 		"BRANCH":         r.Plan.Branch,
 		"CONTEXT":        r.Plan.Context,
 		"ANSWER":         "",
@@ -945,10 +945,14 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// cmpOr is the first of a, b that is not empty.
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
+// worktreeDir is ${WORKTREE}: the session's worktree, else the directory
+// the agents work in (a preview has no workspace yet: the project).
+func (r *Runner) worktreeDir() string {
+	switch {
+	case r.Plan.Worktree != "":
+		return r.Plan.Worktree
+	case r.Workspace != nil:
+		return r.Workspace.Dir()
 	}
-	return b
+	return r.Plan.ProjectDir
 }

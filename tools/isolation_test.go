@@ -201,3 +201,40 @@ func TestWorktreeResumeKillCleanup(t *testing.T) {
 		gitIn(t, e.project, "rev-parse", "--verify", b)
 	}
 }
+
+// TestWorktreeSharedDirAndForce: a session started without isolation where
+// another runs is warned, naming it; force with isolation starts a fresh
+// worktree and keeps the old branch, renamed, with its commits.
+func TestWorktreeSharedDirAndForce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("z", commandStage("fixed-n", 1, "sleep-agent"))
+	e.stage("g", commandStage("fixed-n", 1, "git-agent"))
+	gitRepo(e)
+	e.setEnv("SLEEP_SECONDS=60")
+	c := e.connect(versions[0])
+	c.start(map[string]any{"session": "sa", "stage": "z"})
+	r := c.start(map[string]any{"session": "sb", "stage": "z", "dry_run": true})
+	if len(r.Warnings) == 0 || !strings.Contains(strings.Join(r.Warnings, "\n"), "session sa is running") || !strings.Contains(strings.Join(r.Warnings, "\n"), "isolation: worktree") {
+		t.Errorf("warnings = %q, want one naming sa and suggesting isolation: worktree", r.Warnings)
+	}
+	if r := c.start(map[string]any{"session": "sb", "stage": "z", "dry_run": true, "isolation": "worktree"}); len(r.Warnings) != 0 {
+		t.Errorf("with isolation: warnings = %q", r.Warnings)
+	}
+	c.ok("kill", map[string]any{"session": "sa"}, &tools.KillResult{})
+
+	c.start(map[string]any{"session": "fo", "stage": "g", "isolation": "worktree"})
+	c.monitorWait("fo", "complete", 60)
+	old := gitIn(t, e.project, "rev-parse", "agent-sessions/fo")
+	f := c.start(map[string]any{"session": "fo", "stage": "g", "isolation": "worktree", "mode": "force"})
+	if !strings.HasPrefix(f.BranchAside, "agent-sessions/fo.") {
+		t.Fatalf("force: branch_aside %q", f.BranchAside)
+	}
+	if got := gitIn(t, e.project, "rev-parse", f.BranchAside); got != old {
+		t.Errorf("the old branch %s is at %s, want %s", f.BranchAside, got, old)
+	}
+	c.monitorWait("fo", "complete", 60)
+	if n := gitIn(t, e.project, "rev-list", "--count", "main..agent-sessions/fo"); n != "1" {
+		t.Errorf("the fresh branch holds %s commits, want 1", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -171,4 +172,17 @@ func branchCommits(project, session string) *int {
 		}
 	}
 	return nil
+}
+
+// branchOf is a session's branch when it has a worktree. A summary's state
+// has no spec (it is not read, for speed): there the worktree directory
+// says it, one stat.
+func branchOf(info sessionInfo) string {
+	if b := worktreeOf(info.State).Branch; b != "" {
+		return b
+	}
+	if fi, err := os.Stat(filepath.Join(workspace.WorktreesDir(info.ProjectDir), info.Name)); err == nil && fi.IsDir() {
+		return workspace.BranchPrefix + info.Name
+	}
+	return ""
 }

@@ -176,6 +176,17 @@ func TestWorktreeResumeKillCleanup(t *testing.T) {
 	}
 
 	c.start(map[string]any{"session": "kz", "stage": "z", "isolation": "worktree"})
+	var m tools.MonitorResult
+	text := c.ok("monitor", map[string]any{"session": "kz"}, &m)
+	if m.Branch != "agent-sessions/kz" || !strings.Contains(text, "Worktree: "+filepath.Join(e.project, ".claude", "worktrees", "kz")) {
+		t.Errorf("monitor: branch %q, text %q", m.Branch, text)
+	}
+	if rem, err := e.deps.ReminderText(e.ctx, e.project); err != nil || !strings.Contains(rem, "on branch agent-sessions/kz") {
+		t.Errorf("reminder = %q, %v; want it to name the branch", rem, err)
+	}
+	if s, ok := summary(c.list(nil), "kz"); !ok || s.Branch != "agent-sessions/kz" {
+		t.Errorf("list summary = %+v", s)
+	}
 	var k tools.KillResult
 	c.ok("kill", map[string]any{"session": "kz"}, &k)
 	kzDir := filepath.Join(e.project, ".claude", "worktrees", "kz")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
@@ -48,6 +50,11 @@ func applyIsolation(p *Plan, o Options) error {
 	}
 	if p.Isolation == IsolationNone {
 		p.Isolation = ""
+	}
+	if p.Isolation == "" && o.BaseRef == "" && len(o.WorktreeSetup) == 0 {
+		// isolation none given over a definition's worktree: its
+		// worktree settings go with it.
+		p.BaseRef, p.WorktreeSetup = "", nil
 	}
 	return checkIsolation(p.Isolation, p.BaseRef, p.WorktreeSetup)
 }
@@ -120,4 +127,37 @@ func inWorktree(inputs []string, project, agentDir string) []string {
 		}
 	}
 	return out
+}
+
+// IsolationDef is the isolation a stage or pipeline definition asks for;
+// start_session's arguments override it.
+type IsolationDef struct {
+	Isolation     string   `json:"isolation,omitempty"`
+	BaseRef       string   `json:"base_ref,omitempty"`
+	WorktreeSetup []string `json:"worktree_setup,omitempty"`
+}
+
+func isolationField(i *IsolationDef) field {
+	return field{"isolation", str(&i.Isolation, "isolation")}
+}
+func baseRefField(i *IsolationDef) field { return field{"base_ref", str(&i.BaseRef, "base_ref")} }
+func setupField(i *IsolationDef) field {
+	return field{"worktree_setup", argv(&i.WorktreeSetup, "worktree_setup")}
+}
+
+// checkIsolation reports a definition's bad isolation fields at their line.
+func (d *decoder) checkIsolation(seen map[string]*yaml.Node, i IsolationDef) {
+	n, ok := seen["isolation"]
+	if !ok {
+		n, ok = seen["base_ref"]
+	}
+	if !ok {
+		n, ok = seen["worktree_setup"]
+	}
+	if !ok {
+		return
+	}
+	if err := checkIsolation(i.Isolation, i.BaseRef, i.WorktreeSetup); err != nil {
+		d.addf(n, "%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+	}
 }

@@ -132,7 +132,8 @@ func (c *Catalog) CompileStageDef(session string, s *Stage, o Options) (*Plan, e
 		return nil, ps
 	}
 	return &Plan{Version: PlanVersion, Session: session, Kind: KindLoop, Name: s.Name, Source: s.Source, File: s.File,
-		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs, Stages: []StagePlan{sp}}, nil
+		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs, Stages: []StagePlan{sp},
+		Isolation: s.Isolation, BaseRef: s.BaseRef, WorktreeSetup: s.WorktreeSetup}, nil
 }
 
 // CompilePipeline compiles a pipeline (by name or path).
@@ -146,7 +147,8 @@ func (c *Catalog) CompilePipeline(session, ref string, o Options) (*Plan, error)
 		return nil, err
 	}
 	plan := &Plan{Version: PlanVersion, Session: session, Kind: KindPipeline, Name: pl.Name, Source: pl.Source, File: pl.File,
-		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs}
+		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs,
+		Isolation: pl.Isolation, BaseRef: pl.BaseRef, WorktreeSetup: pl.WorktreeSetup}
 	var problems Problems
 	var earlier []string
 	for i := range pl.Stages {

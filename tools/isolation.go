@@ -64,6 +64,7 @@ func (d *Deps) makeWorktree(ctx context.Context, plan *engine.Plan, a StartArgs,
 		return "", toolError(err)
 	}
 	res.Worktree, res.Branch = wt.Dir, wt.Branch
+	res.made = wt
 	var note strings.Builder
 	if len(wt.Copied) > 0 {
 		fmt.Fprintf(&note, "■ copied in (.worktreeinclude): %s\n", strings.Join(wt.Copied, " "))
@@ -72,6 +73,20 @@ func (d *Deps) makeWorktree(ctx context.Context, plan *engine.Plan, a StartArgs,
 		fmt.Fprintf(&note, "■ worktree_setup output:\n%s\n", strings.TrimRight(wt.SetupOutput, "\n"))
 	}
 	return note.String(), nil
+}
+
+// discardWorktree takes back the worktree this start made when the engine
+// then did not start; what cannot be taken back is added to err's message.
+func discardWorktree(ctx context.Context, res *StartResult, err error) error {
+	if res.made == nil {
+		return err
+	}
+	derr := workspace.Discard(context.WithoutCancel(ctx), res.ProjectDir, res.made)
+	var te *ToolError
+	if derr != nil && errors.As(err, &te) {
+		te.Message += fmt.Sprintf(" (its worktree %s was kept: %v)", res.made.Dir, derr)
+	}
+	return err
 }
 
 // sharedDirWarning names the other sessions running in project when this

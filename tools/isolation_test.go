@@ -249,3 +249,16 @@ func TestWorktreeSharedDirAndForce(t *testing.T) {
 		t.Errorf("the fresh branch holds %s commits, want 1", n)
 	}
 }
+
+// TestWorktreeDiscardedWhenTheEngineDoesNotStart: a worktree start_session
+// made for an engine that then died at once is taken back, branch and all.
+func TestWorktreeDiscardedWhenTheEngineDoesNotStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.stage("g", commandStage("fixed-n", 1, "git-agent"))
+	gitRepo(e)
+	e.deps.Executable = "/bin/false"
+	c := e.connect(versions[0])
+	c.fail("start_session", map[string]any{"session": "df", "stage": "g", "isolation": "worktree"}, tools.CodeInternal)
+	nothingMade(t, e, "df")
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
+	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // StartErrorFileEnv names the file where an engine started by
@@ -89,6 +90,7 @@ type StartResult struct {
 	ProjectDir    string   `json:"-"`
 	ProgressFile  string   `json:"-"`
 	EngineCommand []string `json:"-"`
+	made          *workspace.Worktree
 }
 
 // StartSession is the start_session tool.
@@ -339,12 +341,12 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	env := []string{StartErrorFileEnv + "=" + errFile.Name()}
 	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
 	if errors.Is(err, tmux.ErrSessionExists) {
-		return StartResult{}, "", (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
+		return StartResult{}, "", discardWorktree(ctx, &res, (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
 			with(Option{Tool: "monitor", Arguments: map[string]any{"session": a.Session}, Description: "look at the session that is running"},
-				Option{Tool: "list", Description: "see every session"})
+				Option{Tool: "list", Description: "see every session"}))
 	}
 	if err != nil {
-		return StartResult{}, "", toolError(fmt.Errorf("start tmux session %s: %w", res.TmuxSession, err))
+		return StartResult{}, "", discardWorktree(ctx, &res, toolError(fmt.Errorf("start tmux session %s: %w", res.TmuxSession, err)))
 	}
 	// The engine takes its lock before it writes the new state (and, for
 	// force, before it moves the old run aside): wait for state of this run.
@@ -354,7 +356,7 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	}
 	status, err := d.confirmStart(ctx, l, res.TmuxSession, errFile.Name(), previous)
 	if err != nil {
-		return StartResult{}, "", err
+		return StartResult{}, "", discardWorktree(ctx, &res, err)
 	}
 	if status == "starting" && os.Remove(handoffFile) == nil {
 		// The engine has not even read its handoff: it never ran, and now

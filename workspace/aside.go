@@ -65,3 +65,21 @@ func SetAside(ctx context.Context, project, session, suffix string) (Aside, erro
 	}
 	return out, nil
 }
+
+// Discard takes back a worktree CreateWorktree made for a start that then
+// failed: removed only while clean, and its branch deleted only while it
+// still points at the commit it was made at (it holds no work then).
+// Anything else is kept and said.
+func Discard(ctx context.Context, project string, wt *Worktree) error {
+	if err := RemoveWorktree(ctx, project, wt.Session); err != nil {
+		return err
+	}
+	r, err := openRepo(ctx, project)
+	if err != nil {
+		return err
+	}
+	if _, err := r.git(ctx, "update-ref", "-d", "refs/heads/"+wt.Branch, wt.Base); err != nil {
+		return fmt.Errorf("branch %s kept: %w", wt.Branch, err)
+	}
+	return nil
+}

@@ -44,6 +44,7 @@ func TestWorktreeTwoSessions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.stage("g", commandStage("fixed-n", 2, "git-agent"))
+	writeFile(t, filepath.Join(e.project, ".claude", "stages", "g", "prompt.md"), "work in ${WORKTREE} on ${BRANCH}\n")
 	gitRepo(e)
 	head := gitIn(t, e.project, "rev-parse", "HEAD")
 	c := e.connect(versions[0])
@@ -62,6 +63,9 @@ func TestWorktreeTwoSessions(t *testing.T) {
 		wt := filepath.Join(e.project, ".claude", "worktrees", s)
 		if data, err := os.ReadFile(filepath.Join(wt, ".env")); err != nil || string(data) != "SECRET=1\n" {
 			t.Errorf("%s: .env in the worktree = %q, %v; want it copied", s, data, err)
+		}
+		if p, err := os.ReadFile(e.layout(s).Iteration(0, "g", 1).Prompt); err != nil || !strings.Contains(string(p), "work in "+wt+" on agent-sessions/"+s) {
+			t.Errorf("%s: prompt = %q, %v; want ${WORKTREE} and ${BRANCH} filled in", s, p, err)
 		}
 		st := e.loadState(s)
 		if !strings.Contains(string(st.Spec), `"worktree":"`+wt+`"`) {

@@ -51,9 +51,7 @@ func (d *Deps) makeWorktree(ctx context.Context, plan *engine.Plan, a StartArgs,
 		if err != nil || limit <= 0 {
 			return "", invalidf("%s=%q: want a duration such as 90s or 5m", SetupTimeoutEnv, v)
 		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, limit)
-		defer cancel()
+		ctx = workspace.WithSetupTimeout(ctx, limit)
 	}
 	wt, aside, err := engine.MakeWorktree(ctx, plan, a.Mode == engine.ModeForce, d.now())
 	if aside.Branch != "" {

@@ -142,6 +142,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&inputs, "input", "input file for the first stage's ${INPUTS} (repeatable)")
 	fs.StringVar(&agentCmd, "agent-cmd", "", `argv of the command provider: a JSON array, or words split on spaces (no shell)`)
 	fs.BoolVar(&o.Foreground, "foreground", false, "not running inside tmux (records no tmux session)")
+	fs.StringVar(&o.Compile.Isolation, "isolation", "", "none (default) or worktree: run the agents in the session's own git worktree")
+	fs.StringVar(&o.Compile.BaseRef, "base-ref", "", "isolation worktree: the branch, tag or commit the worktree starts from (default HEAD)")
+	setup := fs.String("worktree-setup", "", "isolation worktree: argv run once in a new worktree, a JSON array (no shell)")
 	handoff := fs.String("handoff", "", "file from start_session with the environment, context and inputs (read once, then removed)")
 	maxCost := fs.String("max-cost-usd", "", "end the session (complete, reason budget) once its agents spent this many US dollars")
 	maxRuntime := fs.String("max-runtime", "", "end the session (complete, reason max_runtime) after this long, e.g. 8h")
@@ -160,6 +163,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			o.Compile.Context = h.Context
 		}
 		inputs = append(inputs, h.Inputs...)
+		o.WorktreeReady, o.WorktreeNote = h.WorktreeReady, h.WorktreeNote
+	}
+	if *setup != "" {
+		if err := json.Unmarshal([]byte(*setup), &o.Compile.WorktreeSetup); err != nil {
+			fmt.Fprintf(stderr, "agent-sessions run: --worktree-setup: want a JSON array of strings such as [\"npm\",\"ci\"]: %v\n", err)
+			return exitUsage
+		}
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "agent-sessions run: unexpected argument %q (flags only)\n", fs.Arg(0))

@@ -73,6 +73,7 @@ type Stage struct {
 	MaxCostUSD *float64      `json:"max_cost_usd,omitempty"`
 	MaxRuntime time.Duration `json:"max_runtime,omitempty"`
 	MaxPark    time.Duration `json:"max_park,omitempty"`
+	IsolationDef
 
 	// PromptText is the template, read from prompt.md or prompts/<prompt>.md.
 	PromptText string `json:"-"`
@@ -110,7 +111,9 @@ func ParseStage(file string, data []byte) (*Stage, error) {
 		{"max_cost_usd", optDollars(&s.MaxCostUSD, "max_cost_usd")},
 		{"max_runtime", duration(&s.MaxRuntime, "max_runtime")},
 		{"max_park", duration(&s.MaxPark, "max_park")},
+		isolationField(&s.IsolationDef), baseRefField(&s.IsolationDef), setupField(&s.IsolationDef),
 	})
+	d.checkIsolation(seen, s.IsolationDef)
 	if n, ok := seen["completion"]; ok && s.Completion != "" && !slices.Contains(completions, s.Completion) {
 		d.addf(n, "completion: %q is not a strategy (use one of %s)", s.Completion, strings.Join(completions, ", "))
 	}
@@ -149,6 +152,7 @@ type Pipeline struct {
 	Version     string          `json:"version,omitempty"`
 	Defaults    StageDefaults   `json:"defaults"`
 	Stages      []PipelineStage `json:"stages"`
+	IsolationDef
 
 	// File is where it was read from; Source says which catalog root held it.
 	File   string `json:"-"`
@@ -223,7 +227,9 @@ func ParsePipeline(file string, data []byte) (*Pipeline, error) {
 				p.Stages = append(p.Stages, d.pipelineStage(i, sn))
 			}
 		}},
+		isolationField(&p.IsolationDef), baseRefField(&p.IsolationDef), setupField(&p.IsolationDef),
 	})
+	d.checkIsolation(seen, p.IsolationDef)
 	if _, ok := seen["stages"]; !ok {
 		d.addf(root, "pipeline: stages: missing; list at least one stage")
 	} else if len(p.Stages) == 0 && len(d.problems) == 0 {

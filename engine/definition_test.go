@@ -34,7 +34,7 @@ command: my-agent --fast
 // TestParseStageProblems checks that every problem carries file:line and
 // says what to do; an unknown field names the allowed ones.
 func TestParseStageProblems(t *testing.T) {
-	allowed := "(allowed: name, description, completion, model, provider, delay, check_before, output_parse, min_iterations, items, prompt, max_iterations, timeout, command, max_cost_usd, max_runtime, max_park)"
+	allowed := "(allowed: name, description, completion, model, provider, delay, check_before, output_parse, min_iterations, items, prompt, max_iterations, timeout, command, max_cost_usd, max_runtime, max_park, isolation, base_ref, worktree_setup)"
 	tests := []struct {
 		name, yaml string
 		want       []string // whole problem lines
@@ -143,7 +143,7 @@ func TestParsePipelineProblems(t *testing.T) {
 		{"unknown stage field", "name: p\nstages:\n  - name: a\n    prompt: hi\n    runz: 3\n",
 			[]string{`p.yaml:5: stages[0]: unknown field "runz" ` + stageAllowed + `; did you mean "runs"?`}},
 		{"unknown top-level field", "name: p\nsteps: []\nstages:\n  - name: a\n    prompt: hi\n",
-			[]string{`p.yaml:2: pipeline: unknown field "steps" (allowed: name, description, version, defaults, stages)`}},
+			[]string{`p.yaml:2: pipeline: unknown field "steps" (allowed: name, description, version, defaults, stages, isolation, base_ref, worktree_setup)`}},
 		{"unknown defaults field", "defaults:\n  providr: mock\nstages:\n  - name: a\n    prompt: hi\n",
 			[]string{`p.yaml:2: defaults: unknown field "providr" (allowed: provider, model, command, max_cost_usd, max_runtime, max_park); did you mean "provider"?`}},
 		{"stage entry problems", "stages:\n  - name: a\n    prompt: hi\n  - name: a\n    stage: ../x\n    completion: nope\n  - description: nameless\n",

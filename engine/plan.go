@@ -32,6 +32,14 @@ type Plan struct {
 	Context    string      `json:"context,omitempty"`
 	Inputs     []string    `json:"inputs,omitempty"` // absolute paths
 	Stages     []StagePlan `json:"stages"`
+	// Isolation is "" (none) or worktree (SPEC §16); Worktree and Branch
+	// are recorded once the engine has the worktree, for list, monitor
+	// and resume.
+	Isolation     string   `json:"isolation,omitempty"`
+	BaseRef       string   `json:"base_ref,omitempty"`
+	WorktreeSetup []string `json:"worktree_setup,omitempty"`
+	Worktree      string   `json:"worktree,omitempty"`
+	Branch        string   `json:"branch,omitempty"`
 }
 
 // StagePlan is one resolved stage.
@@ -90,6 +98,10 @@ type Options struct {
 	MaxCostUSD *float64
 	MaxRuntime time.Duration
 	MaxPark    time.Duration
+	// Isolation, BaseRef and WorktreeSetup override the definition's.
+	Isolation     string
+	BaseRef       string
+	WorktreeSetup []string
 }
 
 // CompileStage compiles a single-stage session.
@@ -120,7 +132,8 @@ func (c *Catalog) CompileStageDef(session string, s *Stage, o Options) (*Plan, e
 		return nil, ps
 	}
 	return &Plan{Version: PlanVersion, Session: session, Kind: KindLoop, Name: s.Name, Source: s.Source, File: s.File,
-		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs, Stages: []StagePlan{sp}}, nil
+		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs, Stages: []StagePlan{sp},
+		Isolation: s.Isolation, BaseRef: s.BaseRef, WorktreeSetup: s.WorktreeSetup}, nil
 }
 
 // CompilePipeline compiles a pipeline (by name or path).
@@ -134,7 +147,8 @@ func (c *Catalog) CompilePipeline(session, ref string, o Options) (*Plan, error)
 		return nil, err
 	}
 	plan := &Plan{Version: PlanVersion, Session: session, Kind: KindPipeline, Name: pl.Name, Source: pl.Source, File: pl.File,
-		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs}
+		ProjectDir: c.ProjectDir, Context: o.Context, Inputs: inputs,
+		Isolation: pl.Isolation, BaseRef: pl.BaseRef, WorktreeSetup: pl.WorktreeSetup}
 	var problems Problems
 	var earlier []string
 	for i := range pl.Stages {

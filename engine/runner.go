@@ -270,7 +270,7 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 			return end
 		}
 		if sp.Completion == CompletionBeadsEmpty && sp.CheckBefore {
-			n, err := r.Beads(ctx, r.Plan.ProjectDir, "loop/"+r.Plan.Session)
+			n, err := r.Beads(ctx, r.Workspace.Dir(), "loop/"+r.Plan.Session)
 			if err != nil {
 				if ctx.Err() != nil {
 					return killedBy(ctx)
@@ -620,7 +620,7 @@ func (r *Runner) iteration(ctx context.Context, i, it, max int, prevVote bool, f
 
 	beadsEmpty := false
 	if succeeded && sp.Completion == CompletionBeadsEmpty && !sp.CheckBefore && !sig.Complete && !parallel {
-		n, err := r.Beads(ctx, r.Plan.ProjectDir, "loop/"+r.Plan.Session)
+		n, err := r.Beads(ctx, r.Workspace.Dir(), "loop/"+r.Plan.Session)
 		if err != nil {
 			warnings = append(warnings, "bd ready failed: "+err.Error())
 		}
@@ -790,6 +790,8 @@ func (r *Runner) vars(i, it, max int, files state.IterationFiles) (map[string]st
 		"PROGRESS_FILE":  r.progressFile(i),
 		"STATUS":         files.Status,
 		"RUN_DIR":        r.layout.RunDir(),
+		"WORKTREE":       r.worktreeDir(),
+		"BRANCH":         r.Plan.Branch,
 		"CONTEXT":        r.Plan.Context,
 		"ANSWER":         "",
 	}
@@ -941,4 +943,16 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		p.buf = p.buf[:0]
 	}
 	return len(b), nil
+}
+
+// worktreeDir is ${WORKTREE}: the session's worktree, else the directory
+// the agents work in (a preview has no workspace yet: the project).
+func (r *Runner) worktreeDir() string {
+	switch {
+	case r.Plan.Worktree != "":
+		return r.Plan.Worktree
+	case r.Workspace != nil:
+		return r.Workspace.Dir()
+	}
+	return r.Plan.ProjectDir
 }

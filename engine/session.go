@@ -65,6 +65,10 @@ type RunOptions struct {
 	// Workspace is where agents run and what they changed; nil means the
 	// project directory with a change record (workspace.NewLocal).
 	Workspace Workspace
+	// WorktreeReady: start_session made the session's worktree already;
+	// WorktreeNote is what to log about it (the setup's output).
+	WorktreeReady bool
+	WorktreeNote  string
 }
 
 // Prepared is a validated session, ready to run: nothing has been written.
@@ -106,6 +110,9 @@ func Prepare(o RunOptions) (*Prepared, error) {
 	env := o.Env
 	if env == nil {
 		env = os.Environ()
+	}
+	if err := applyIsolation(plan, o.Compile); err != nil {
+		return nil, err
 	}
 	if err := CheckPlan(plan, envPath(env)); err != nil {
 		return nil, err
@@ -291,6 +298,17 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		}
 	}
 
+	if plan == nil {
+		plan = prep.Plan
+	}
+	var notes strings.Builder
+	if plan.Isolation == IsolationWorktree && o.Workspace == nil {
+		wt, err := openWorktree(ctx, o, plan, func(f string, a ...any) { fmt.Fprintf(&notes, f, a...) })
+		if err != nil {
+			return Result{}, err
+		}
+		o.Workspace = wt.Workspace()
+	}
 	if store == nil {
 		plan = prep.Plan
 		tmuxName := ""
@@ -342,6 +360,9 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		fmt.Fprintf(logw, "■ recovered: %s\n", resumeNote)
 	}
 	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
+	if plan.Worktree != "" {
+		fmt.Fprintf(logw, "■ worktree %s · branch %s\n%s%s", plan.Worktree, plan.Branch, o.WorktreeNote, notes.String())
+	}
 	if len(excluded) > 0 {
 		fmt.Fprintf(logw, "■ kept out of git (info/exclude): %s\n", strings.Join(excluded, " "))
 	}

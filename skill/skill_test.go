@@ -147,7 +147,7 @@ func TestSkillNamesOnlyRealToolsAndArguments(t *testing.T) {
 		engine.ReasonMaxIterations, engine.ReasonSignal, engine.ReasonStagesComplete, engine.ReasonAgentFailures, engine.ReasonAgentError,
 		engine.ReasonEngineError, engine.ReasonDependency,
 		// cleanup's action names
-		"kill_orphan", "kill_zombie", "kill_stale", "mark_crashed", "remove_stale_lock",
+		"kill_orphan", "kill_zombie", "kill_stale", "mark_crashed", "remove_stale_lock", "remove_worktree",
 		// result.json and status.json fields, stage.yaml fields
 		"output_bytes", "output_truncated", "completion_signal", "status_decision", "timed_out", "check_before", "output_parse",
 		"min_iterations", "max_iterations", "duration_ms", "cost_usd", "input_tokens", "output_tokens", "exit_code",

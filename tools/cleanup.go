@@ -28,6 +28,7 @@ type CleanupArgs struct {
 	RemoveStaleLocks   bool   `json:"remove_stale_locks,omitempty" jsonschema:"remove lock files no process holds"`
 	PruneOlderThanDays int    `json:"prune_older_than_days,omitempty" jsonschema:"move run directories of sessions that ended more than this many days ago into .claude/pipeline-runs/.archive/ (0: do not prune)"`
 	ProjectDir         string `json:"project_dir,omitempty" jsonschema:"project whose run directories to examine (default: the server's working directory)"`
+	RemoveWorktrees    bool   `json:"remove_worktrees,omitempty" jsonschema:"remove ended sessions' clean worktrees (git worktree remove); a dirty one is kept, and branches are never deleted"`
 }
 
 // CleanupItem is one finding.
@@ -43,7 +44,7 @@ type CleanupItem struct {
 
 // CleanupAction is one thing done (or that would be done).
 type CleanupAction struct {
-	Action  string `json:"action" jsonschema:"kill_orphan, kill_zombie, kill_stale, mark_crashed, remove_stale_lock or prune"`
+	Action  string `json:"action" jsonschema:"kill_orphan, kill_zombie, kill_stale, mark_crashed, remove_stale_lock, prune or remove_worktree"`
 	Session string `json:"session" jsonschema:"session concerned"`
 	Done    bool   `json:"done" jsonschema:"false in a dry run or when it failed"`
 	Result  string `json:"result" jsonschema:"what happened"`
@@ -59,6 +60,7 @@ type CleanupResult struct {
 	Stale      []CleanupItem   `json:"stale,omitempty" jsonschema:"sessions running for more than 2 hours"`
 	StaleLocks []CleanupItem   `json:"stale_locks,omitempty" jsonschema:"lock files no process holds"`
 	Prunable   []CleanupItem   `json:"prunable,omitempty" jsonschema:"run directories of sessions that ended before the prune cutoff"`
+	Worktrees  []WorktreeItem  `json:"worktrees,omitempty" jsonschema:"worktrees of sessions not running, with their branches' unmerged commits"`
 	Actions    []CleanupAction `json:"actions,omitempty" jsonschema:"what was done, or would be done without dry_run"`
 	Warnings   []string        `json:"warnings,omitempty" jsonschema:"what could not be seen"`
 	NextSteps  []Option        `json:"next_steps,omitempty" jsonschema:"calls to make next, with complete arguments"`
@@ -77,6 +79,7 @@ func Cleanup(d *Deps) server.ServerTool {
 			"kill_stale":            {Default: false},
 			"mark_crashed":          {Default: false},
 			"remove_stale_locks":    {Default: false},
+			"remove_worktrees":      {Default: false},
 			"prune_older_than_days": {Min: num(0), Max: num(3650)},
 		}),
 		outputSchema[CleanupResult](),
@@ -180,6 +183,7 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 			act(true, "prune", info.Name, func() (string, error) { return archive(info) })
 		}
 	}
+	cleanupWorktrees(ctx, project, infos, a.RemoveWorktrees, act, &res)
 	res.NextSteps = cleanupNext(res, a)
 	for _, w := range warnings {
 		if strings.HasPrefix(w, "tmux did not answer") {
@@ -276,7 +280,7 @@ func cleanupNext(r CleanupResult, a CleanupArgs) []Option {
 	}
 	if r.DryRun && len(r.Actions) > 0 {
 		args := map[string]any{}
-		for k, v := range map[string]bool{"kill_orphans": a.KillOrphans, "kill_stale": a.KillStale, "mark_crashed": a.MarkCrashed, "remove_stale_locks": a.RemoveStaleLocks} {
+		for k, v := range map[string]bool{"kill_orphans": a.KillOrphans, "kill_stale": a.KillStale, "mark_crashed": a.MarkCrashed, "remove_stale_locks": a.RemoveStaleLocks, "remove_worktrees": a.RemoveWorktrees} {
 			if v {
 				args[k] = true
 			}
@@ -320,6 +324,9 @@ func cleanupText(r CleanupResult) string {
 		for _, it := range group.items {
 			fmt.Fprintf(&b, "- %s %s: %s\n", group.name, it.Session, it.Detail)
 		}
+	}
+	for _, w := range r.Worktrees {
+		fmt.Fprintf(&b, "- worktree %s: %s (branch %s, %d unmerged commit(s)%s)\n", w.Session, w.Dir, w.Branch, w.Unmerged, map[bool]string{true: ", dirty: kept", false: ""}[w.Dirty])
 	}
 	for _, a := range r.Actions {
 		fmt.Fprintf(&b, "* %s %s: %s\n", a.Action, a.Session, a.Result)

@@ -327,6 +327,7 @@ type Summary struct {
 	Error            string  `json:"error,omitempty" jsonschema:"the start of the error it failed with (monitor shows all of it)"`
 	CostUSD          float64 `json:"cost_usd,omitempty" jsonschema:"spend reported by the agents, in US dollars"`
 	Commits          *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
+	Branch           string  `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch"`
 	FailedIterations int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	MaxCostUSD       float64 `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost_usd (absent: none)"`
 	Question         string  `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
@@ -374,6 +375,7 @@ func (d *Deps) summarize(info sessionInfo) Summary {
 			s.StageNumber = st.CurrentStage + 1
 		}
 		s.Iteration, s.IterationCompleted, s.MaxIterations = st.Iteration, st.IterationCompleted, st.MaxIterations
+		s.Branch = branchOf(info)
 		s.StartedAt = st.StartedAt.Format(time.RFC3339)
 		s.CompletionReason, s.Error = st.CompletionReason, truncate(st.Error, 500)
 		s.CostUSD = st.Cost.USD

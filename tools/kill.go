@@ -34,6 +34,9 @@ type KillResult struct {
 	ProcessesLeft    []int    `json:"processes_left,omitempty" jsonschema:"pids of agent processes still running after the kill (should be empty)"`
 	Containment      string   `json:"containment,omitempty" jsonschema:"how the session's agents are contained: cgroup, subreaper, pgroup, marker (a run without containment info, found by environment) or none"`
 	EngineSignal     string   `json:"engine_signal,omitempty" jsonschema:"the signal that ended the engine: SIGTERM, or SIGKILL when it outlived the grace; empty when no engine ran"`
+	Worktree         string   `json:"worktree,omitempty" jsonschema:"isolation worktree: the worktree, kept as it is"`
+	Branch           string   `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch, kept"`
+	BranchCommits    *int     `json:"branch_commits,omitempty" jsonschema:"commits the branch holds that the branch it came from lacks"`
 	Steps            []string `json:"steps" jsonschema:"what kill did, in order"`
 	NextSteps        []Option `json:"next_steps,omitempty" jsonschema:"calls to make next, with complete arguments: continue it, or run it again"`
 
@@ -251,6 +254,10 @@ func fillKill(res *KillResult, info sessionInfo) {
 		res.RemainingWork = "unknown: the session has no readable state"
 		return
 	}
+	if wt := worktreeOf(st); wt.Worktree != "" {
+		res.Worktree, res.Branch = wt.Worktree, wt.Branch
+		res.BranchCommits = branchCommits(info.ProjectDir, info.Name)
+	}
 	res.StageCount = len(st.Stages)
 	if st.CurrentStage < len(st.Stages) {
 		res.Stage = st.Stages[st.CurrentStage].Name
@@ -289,6 +296,13 @@ func killText(r KillResult) string {
 	}
 	if r.BeadsRemaining != nil {
 		fmt.Fprintf(&b, "Beads remaining: %d\n", *r.BeadsRemaining)
+	}
+	if r.Worktree != "" {
+		fmt.Fprintf(&b, "Worktree kept: %s (branch %s", r.Worktree, r.Branch)
+		if r.BranchCommits != nil {
+			fmt.Fprintf(&b, ", %d commit(s) to review and merge", *r.BranchCommits)
+		}
+		b.WriteString(")\n")
 	}
 	for _, n := range r.NextSteps {
 		fmt.Fprintf(&b, "Next: %s\n", callText(n))

@@ -319,6 +319,9 @@ func summaryLine(s Summary) string {
 	if s.Commits != nil {
 		fmt.Fprintf(&b, " · %d commit(s)", *s.Commits)
 	}
+	if s.Branch != "" {
+		fmt.Fprintf(&b, " · branch %s", s.Branch)
+	}
 	if s.FailedIterations > 0 {
 		fmt.Fprintf(&b, " · %d failed iteration(s)", s.FailedIterations)
 	}

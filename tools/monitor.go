@@ -103,6 +103,8 @@ type MonitorResult struct {
 	BeadsRemaining     *int              `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left for this session"`
 	Cost               *CostSummary      `json:"cost,omitempty" jsonschema:"spend so far, when the agents report it"`
 	Changes            *ChangesSummary   `json:"changes,omitempty" jsonschema:"git projects: commits so far and the last iteration's change record"`
+	Worktree           string            `json:"worktree,omitempty" jsonschema:"isolation worktree: where the agents work"`
+	Branch             string            `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch"`
 	FailedIterations   int               `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
 	MaxCostUSD         float64           `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost (absent: none)"`
 	Question           string            `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
@@ -368,6 +370,9 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 		res.Cost = &CostSummary{USD: st.Cost.USD, InputTokens: st.Cost.InputTokens, OutputTokens: st.Cost.OutputTokens}
 	}
 	res.FailedIterations = st.FailedIterations
+	if wt := worktreeOf(st); wt.Worktree != "" {
+		res.Worktree, res.Branch = wt.Worktree, wt.Branch
+	}
 	if n := len(st.History); n > 0 {
 		h := st.History[n-1]
 		res.LastIteration = lastIteration(info, h, len(st.Stages) > 1)
@@ -546,6 +551,9 @@ func monitorText(r MonitorResult) string {
 			fmt.Fprintf(&b, " — %s", li.Reasoning)
 		}
 		b.WriteString("\n")
+	}
+	if r.Worktree != "" {
+		fmt.Fprintf(&b, "Worktree: %s · branch %s\n", r.Worktree, r.Branch)
 	}
 	if c := r.Changes; c != nil {
 		fmt.Fprintf(&b, "Git: %d commit(s) this session", c.Commits)

@@ -197,6 +197,9 @@ func (d *Deps) activeSessions(ctx context.Context, project string) []active {
 		if s.ProjectDir != project {
 			fmt.Fprintf(&b, ", in %s", s.ProjectDir)
 		}
+		if s.Branch != "" {
+			fmt.Fprintf(&b, ", on branch %s", s.Branch)
+		}
 		// The reminder is read by Claude (the resource) and by a person (the
 		// reminder command, the Stop hook): name the call and the command.
 		cli := "agent-sessions kill " + s.Session

@@ -17,6 +17,7 @@ import (
 	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
+	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // StartErrorFileEnv names the file where an engine started by
@@ -39,6 +40,9 @@ type StartArgs struct {
 	DryRun        bool     `json:"dry_run,omitempty" jsonschema:"validate and show the plan and the first prompt without creating anything"`
 	MaxCostUSD    float64  `json:"max_cost_usd,omitempty" jsonschema:"spending cap in US dollars: checked before every iteration, at or past it the session ends complete with reason budget (default: the stage's or pipeline's cap, if any); on resume a new cap"`
 	MaxRuntime    string   `json:"max_runtime,omitempty" jsonschema:"wall-clock cap since the session started, a duration such as 8h or 90m: past it the session ends complete with reason max_runtime; on resume a new cap"`
+	Isolation     string   `json:"isolation,omitempty" jsonschema:"none (default): agents work in project_dir; worktree: in their own git worktree <project>/.claude/worktrees/<session> on branch agent-sessions/<session> — for two sessions on one repository or agents that commit"`
+	BaseRef       string   `json:"base_ref,omitempty" jsonschema:"isolation worktree: branch, tag or commit the worktree starts from (default HEAD)"`
+	WorktreeSetup []string `json:"worktree_setup,omitempty" jsonschema:"isolation worktree: argv run once in the new worktree, e.g. [npm, ci] (no shell); its failure fails the start"`
 }
 
 // StagePreview describes a stage of the plan.
@@ -69,6 +73,9 @@ type StartResult struct {
 	Mode          string         `json:"mode,omitempty" jsonschema:"resume or force (a new session leaves it out)"`
 	ResumeAt      string         `json:"resume_at,omitempty" jsonschema:"resume: where it continues"`
 	MovedAside    string         `json:"moved_aside,omitempty" jsonschema:"force: where the previous run was moved (nothing is deleted)"`
+	Worktree      string         `json:"worktree,omitempty" jsonschema:"isolation worktree: the directory the agents work in"`
+	Branch        string         `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch, to review and merge when it ends"`
+	BranchAside   string         `json:"branch_aside,omitempty" jsonschema:"force: the previous worktree's branch, renamed and kept with its commits"`
 	RunDir        string         `json:"run_dir" jsonschema:"run directory: state.json, session.log, the progress file, stage-NN-name/iterations/NNN/output.md"`
 	AttachCommand string         `json:"attach_command,omitempty" jsonschema:"command for the user to watch it live (detach with Ctrl+b d; Ctrl+C stops it)"`
 	Stages        []StagePreview `json:"stages" jsonschema:"the resolved plan"`
@@ -83,6 +90,7 @@ type StartResult struct {
 	ProjectDir    string   `json:"-"`
 	ProgressFile  string   `json:"-"`
 	EngineCommand []string `json:"-"`
+	made          *workspace.Worktree
 }
 
 // StartSession is the start_session tool.
@@ -96,6 +104,7 @@ func StartSession(d *Deps) server.ServerTool {
 			"max_iterations": {Min: num(1), Max: num(100000)},
 			"max_cost_usd":   {Min: num(0)},
 			"dry_run":        {Default: false},
+			"isolation":      {Enum: []any{engine.IsolationNone, engine.IsolationWorktree}, Default: engine.IsolationNone},
 		}),
 		outputSchema[StartResult](),
 		annotations("Start a session", false, false, false, true),
@@ -204,7 +213,8 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	info := d.inspect(project, a.Session, tmuxList)
 	opts := engine.RunOptions{
 		Session: a.Session, Stage: a.Stage, Pipeline: a.Pipeline, ProjectDir: project, Mode: a.Mode, Env: d.environ(),
-		Compile: engine.Options{Max: a.MaxIterations, Provider: a.Provider, Model: a.Model, Context: a.Context, Inputs: a.Inputs},
+		Compile: engine.Options{Max: a.MaxIterations, Provider: a.Provider, Model: a.Model, Context: a.Context, Inputs: a.Inputs,
+			Isolation: a.Isolation, BaseRef: a.BaseRef, WorktreeSetup: a.WorktreeSetup},
 	}
 	if err := guardrailArgs(a, &opts.Compile); err != nil {
 		return StartResult{}, "", err
@@ -246,6 +256,10 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if err := engine.CheckSandbox(plan, d.geteuid(), d.environ()); err != nil {
 		return StartResult{}, "", prepareError(err, a)
 	}
+	if err := checkWorktree(ctx, plan, a); err != nil {
+		return StartResult{}, "", err
+	}
+	res.Warnings = append(res.Warnings, sharedDirWarning(project, a.Session, plan)...)
 	res.Type, res.Definition = plan.Kind, plan.Name
 	res.TmuxSession = state.TmuxName(a.Session, plan.Multi())
 	if a.Mode == engine.ModeResume && info.State != nil && info.State.TmuxSession != "" {
@@ -299,6 +313,10 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if a.Mode == engine.ModeForce && info.HasRunDir {
 		asideBefore = asideDirs(l.RunDir())
 	}
+	note, err := d.makeWorktree(ctx, plan, a, &res)
+	if err != nil {
+		return StartResult{}, "", err
+	}
 	errFile, err := os.CreateTemp("", "agent-sessions-start-*.json")
 	if err != nil {
 		return StartResult{}, "", toolError(err)
@@ -309,6 +327,7 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	if a.Mode != engine.ModeResume {
 		handoff.Context, handoff.Inputs = a.Context, plan.Inputs
 	}
+	handoff.WorktreeReady, handoff.WorktreeNote = res.Worktree != "", note
 	handoffFile, err := writeHandoff(handoff)
 	if err != nil {
 		return StartResult{}, "", toolError(err)
@@ -322,12 +341,12 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	env := []string{StartErrorFileEnv + "=" + errFile.Name()}
 	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
 	if errors.Is(err, tmux.ErrSessionExists) {
-		return StartResult{}, "", (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
+		return StartResult{}, "", discardWorktree(ctx, &res, (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
 			with(Option{Tool: "monitor", Arguments: map[string]any{"session": a.Session}, Description: "look at the session that is running"},
-				Option{Tool: "list", Description: "see every session"})
+				Option{Tool: "list", Description: "see every session"}))
 	}
 	if err != nil {
-		return StartResult{}, "", toolError(fmt.Errorf("start tmux session %s: %w", res.TmuxSession, err))
+		return StartResult{}, "", discardWorktree(ctx, &res, toolError(fmt.Errorf("start tmux session %s: %w", res.TmuxSession, err)))
 	}
 	// The engine takes its lock before it writes the new state (and, for
 	// force, before it moves the old run aside): wait for state of this run.
@@ -337,7 +356,7 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	}
 	status, err := d.confirmStart(ctx, l, res.TmuxSession, errFile.Name(), previous)
 	if err != nil {
-		return StartResult{}, "", err
+		return StartResult{}, "", discardWorktree(ctx, &res, err)
 	}
 	if status == "starting" && os.Remove(handoffFile) == nil {
 		// The engine has not even read its handoff: it never ran, and now
@@ -368,7 +387,10 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 func checkText(a StartArgs) error {
 	fields := []struct{ name, value string }{
 		{"context", a.Context}, {"stage", a.Stage}, {"pipeline", a.Pipeline}, {"project_dir", a.ProjectDir},
-		{"provider", a.Provider}, {"model", a.Model},
+		{"provider", a.Provider}, {"model", a.Model}, {"isolation", a.Isolation}, {"base_ref", a.BaseRef},
+	}
+	for i, s := range a.WorktreeSetup {
+		fields = append(fields, struct{ name, value string }{fmt.Sprintf("worktree_setup[%d]", i), s})
 	}
 	for i, in := range a.Inputs {
 		fields = append(fields, struct{ name, value string }{fmt.Sprintf("inputs[%d]", i), in})
@@ -617,6 +639,16 @@ func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project, handoff strin
 		argv = append(argv, "--model", a.Model)
 	}
 	argv = append(argv, guardrailFlags(a)...)
+	if plan.Isolation == engine.IsolationWorktree && a.Mode != engine.ModeResume {
+		argv = append(argv, "--isolation", plan.Isolation)
+		if plan.BaseRef != "" {
+			argv = append(argv, "--base-ref", plan.BaseRef)
+		}
+		if len(plan.WorktreeSetup) > 0 {
+			setup, _ := json.Marshal(plan.WorktreeSetup)
+			argv = append(argv, "--worktree-setup", string(setup))
+		}
+	}
 	if handoff != "" {
 		argv = append(argv, "--handoff", handoff)
 	} else if a.Mode != engine.ModeResume {
@@ -665,6 +697,10 @@ type Handoff struct {
 	Env     []string `json:"env"`
 	Context string   `json:"context,omitempty"`
 	Inputs  []string `json:"inputs,omitempty"`
+	// WorktreeReady: start_session made the worktree; WorktreeNote is
+	// what the engine logs about it (the setup's output).
+	WorktreeReady bool   `json:"worktree_ready,omitempty"`
+	WorktreeNote  string `json:"worktree_note,omitempty"`
 }
 
 // writeHandoff writes a handoff file and returns its path.
@@ -786,6 +822,12 @@ func startText(r StartResult) string {
 	}
 	if r.Status != "dry_run" {
 		fmt.Fprintf(&b, "Run dir: %s\nWatch live (the user, in a terminal): %s — detach with Ctrl+b d, never Ctrl+C\n", r.RunDir, r.AttachCommand)
+	}
+	if r.Worktree != "" {
+		fmt.Fprintf(&b, "Worktree: %s on branch %s (review with git log %s; merge it when the session ends).\n", r.Worktree, r.Branch, r.Branch)
+	}
+	if r.BranchAside != "" {
+		fmt.Fprintf(&b, "The previous worktree's branch was kept as %s.\n", r.BranchAside)
 	}
 	if r.MovedAside != "" {
 		fmt.Fprintf(&b, "The previous run was moved aside to %s (nothing was deleted).\n", r.MovedAside)

@@ -16,15 +16,26 @@ const SetupTimeout = 10 * time.Minute
 // setupOutputLimit bounds the setup output kept for the session log.
 const setupOutputLimit = 64 << 10
 
+type setupTimeoutKey struct{}
+
+// WithSetupTimeout bounds worktree_setup alone (not the git calls around
+// it) below SetupTimeout.
+func WithSetupTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, setupTimeoutKey{}, d)
+}
+
 // runSetup runs worktree_setup's argv in dir, in its own process group
 // (a timeout ends everything it started), and returns what it printed.
 func runSetup(ctx context.Context, dir string, argv []string) (string, error) {
 	if argv[0] == "" {
 		return "", errors.New("worktree_setup: the first element (the program) is empty")
 	}
-	ctx, cancel := context.WithTimeout(ctx, SetupTimeout)
-	defer cancel()
 	limit := SetupTimeout
+	if d, ok := ctx.Value(setupTimeoutKey{}).(time.Duration); ok && d > 0 {
+		limit = d
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
 		limit = time.Until(dl).Round(10 * time.Millisecond)
 	}

@@ -297,9 +297,8 @@ func (r repo) addWorktree(ctx context.Context, wt *Worktree, undo *undoList) err
 	if err := os.MkdirAll(WorktreesDir(r.project), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", WorktreesDir(r.project), err)
 	}
-	if _, err := r.worktreeGit(ctx, args...); err != nil {
-		return fmt.Errorf("create the worktree: %w", err)
-	}
+	// Registered before the add: an add cut short (a timeout) can leave a
+	// half-made worktree that needs taking back as much as a whole one.
 	*undo = append(*undo, func(ctx context.Context) {
 		// --force: the worktree is minutes old and holds only what this
 		// call (the include copy, the setup) put there.
@@ -312,6 +311,9 @@ func (r repo) addWorktree(ctx context.Context, wt *Worktree, undo *undoList) err
 			r.git(ctx, "update-ref", ref, old, wt.Base)
 		}
 	})
+	if _, err := r.worktreeGit(ctx, args...); err != nil {
+		return fmt.Errorf("create the worktree: %w", err)
+	}
 	return nil
 }
 

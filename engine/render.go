@@ -11,8 +11,7 @@ import (
 var promptVariables = []string{
 	"SESSION", "SESSION_NAME", "ITERATION", "INDEX", "MAX_ITERATIONS", "STAGE",
 	"PERSPECTIVE", "ITEM", "OUTPUT", "PROGRESS", "PROGRESS_FILE", "STATUS",
-	"RUN_DIR", "CONTEXT", "INPUTS", "ANSWER",
-	"RUN_DIR", "CONTEXT", "INPUTS", "WORKTREE", "BRANCH",
+	"RUN_DIR", "CONTEXT", "INPUTS", "ANSWER", "WORKTREE", "BRANCH",
 }
 
 // PromptVariables returns the names a prompt may use, without ${}.

@@ -87,3 +87,15 @@ func TestCheckTemplate(t *testing.T) {
 		})
 	}
 }
+
+// TestPromptVariablesOnce: each prompt variable is listed once (lint and the
+// README's table are made from this list).
+func TestPromptVariablesOnce(t *testing.T) {
+	seen := map[string]bool{}
+	for _, v := range PromptVariables() {
+		if seen[v] {
+			t.Errorf("prompt variable %s listed twice", v)
+		}
+		seen[v] = true
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // Variables every prompt may use (SPEC §6). ${INPUTS.<stage>} is also
@@ -119,7 +121,7 @@ func CheckTemplate(file string, lineOffset int, tmpl string, earlier []string) P
 			continue
 		}
 		msg := fmt.Sprintf("unknown variable ${%s} (known: %s); write $${%s} for a literal ${%s}", r.Name, strings.Join(promptVariables, " "), r.Name, r.Name)
-		if s := Closest(r.Name, promptVariables); s != "" {
+		if s := state.Closest(r.Name, promptVariables); s != "" {
 			msg = fmt.Sprintf("unknown variable ${%s}; did you mean ${%s}? (write $${%s} for a literal ${%s})", r.Name, s, r.Name, r.Name)
 		}
 		ps = append(ps, Problem{File: file, Line: lineOffset + r.Line, Msg: msg})

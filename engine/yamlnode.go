@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // Problem is one thing wrong with a definition, located in its file.
@@ -129,7 +131,7 @@ func (d *decoder) mapping(n *yaml.Node, what string, fields []field) map[string]
 		idx := slices.Index(keys, k.Value)
 		if idx < 0 {
 			hint := ""
-			if s := Closest(k.Value, keys); s != "" {
+			if s := state.Closest(k.Value, keys); s != "" {
 				hint = fmt.Sprintf("; did you mean %q?", s)
 			}
 			d.addf(k, "%s: unknown field %q (allowed: %s)%s", what, k.Value, strings.Join(keys, ", "), hint)
@@ -255,39 +257,4 @@ func argv(p *[]string, what string) func(*decoder, *yaml.Node) {
 			d.addf(n, "%s: is empty", what)
 		}
 	}
-}
-
-// Closest returns the name within edit distance 2 of s, if any: the
-// "did you mean" of every unknown field, variable and argument.
-func Closest(s string, keys []string) string {
-	best, bestD := "", 3
-	for _, k := range keys {
-		if dist := editDistance(s, k); dist < bestD {
-			best, bestD = k, dist
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -111,7 +111,7 @@ func (c *Config) Lookup(name string) (Host, error) {
 			ErrUnknownHost, name, where, state.SuggestSession(name))
 	}
 	hint := ""
-	if s := closest(name, names); s != "" {
+	if s := state.Closest(name, names); s != "" {
 		hint = fmt.Sprintf("; did you mean %q?", s)
 	}
 	return Host{}, fmt.Errorf("%w %q (configured: %s, and %s for this machine)%s",
@@ -154,42 +154,6 @@ func readRegular(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s grew over the %d-byte limit for a hosts file while being read", path, limit)
 	}
 	return data, nil
-}
-
-// closest is the did-you-mean helper: the key within edit distance 2 of s,
-// if any. engine.Closest does the same; this copy keeps remote free of
-// the engine (it imports only state of ours, for the name rule).
-func closest(s string, keys []string) string {
-	best, bestD := "", 3
-	for _, k := range keys {
-		if d := editDistance(s, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func orNone(names []string) string {

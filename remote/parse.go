@@ -50,7 +50,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Value != "hosts" {
 			hint := ""
-			if closest(k.Value, []string{"hosts"}) != "" {
+			if state.Closest(k.Value, []string{"hosts"}) != "" {
 				hint = `; did you mean "hosts"?`
 			}
 			p.addf(k, "unknown field %q (the file holds one field, hosts)%s", k.Value, hint)
@@ -115,7 +115,7 @@ func (p *parser) host(i int, n *yaml.Node) (Host, bool) {
 		}
 		if !slices.Contains(hostKeys, k.Value) {
 			hint := ""
-			if s := closest(k.Value, hostKeys); s != "" {
+			if s := state.Closest(k.Value, hostKeys); s != "" {
 				hint = fmt.Sprintf("; did you mean %q?", s)
 			}
 			p.addf(k, "%s: unknown field %q (allowed: %s)%s", what, k.Value, strings.Join(hostKeys, ", "), hint)

@@ -65,3 +65,39 @@ scan:
 	}
 	return s
 }
+
+// Closest returns the name within edit distance 2 of s, if any: the
+// "did you mean" of every unknown field, variable, argument and host (it
+// lives here, beside the name rules, so every package of ours can use it).
+func Closest(s string, keys []string) string {
+	best, bestD := "", 3
+	for _, k := range keys {
+		if dist := editDistance(s, k); dist < bestD {
+			best, bestD = k, dist
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

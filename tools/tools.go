@@ -23,7 +23,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 )
 
@@ -376,7 +376,7 @@ func bindArgs(args map[string]any, out any) error {
 		if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 			name = strings.Trim(name, `"`)
 			hint := ""
-			if s := engine.Closest(name, known); s != "" {
+			if s := state.Closest(name, known); s != "" {
 				hint = fmt.Sprintf("; did you mean %q?", s)
 			}
 			return invalidf("unknown argument %q (known: %s)%s", name, strings.Join(known, ", "), hint)

@@ -169,6 +169,11 @@ func Apply(st *State, ev Event) error {
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
 		}
+		// A start without a session name would leave a state that names no
+		// session (found by FuzzLoadState: a damaged log replayed by Open).
+		if ev.Session == "" {
+			return fmt.Errorf("event %d (%s) names no session", ev.Seq, ev.Type)
+		}
 		*st = State{
 			SchemaVersion: SchemaVersion,
 			Session:       ev.Session,

@@ -18,25 +18,32 @@ import (
 // DefaultCheckTimeout bounds the check of one host.
 const DefaultCheckTimeout = 3 * time.Second
 
-// probeScript gathers everything `hosts` reports in one round trip. It is
-// fixed text run by sh on the far side, the binary its only argument ($1),
-// so nothing from hosts.yaml is ever parsed as shell code there.
-const probeScript = `echo "uid=$(id -u)"
-echo "os=$(uname -s) $(uname -m)"
-echo "sandbox=${IS_SANDBOX-}"
-if p=$(command -v "$1" 2>/dev/null); then
-  echo "path=$p"
-  echo "version=$("$1" version 2>/dev/null | head -n 1)"
-fi
-if t=$(tmux -V 2>/dev/null); then echo "tmux=$t"; fi
-if c=$(claude --version 2>/dev/null | head -n 1); then echo "claude=$c"; fi
-echo "end=ok"`
+// probeSteps are what `hosts` asks a host, each its own argv run with the
+// host's env (ssh hands a command to the far side's login shell, which is
+// why envWords quotes every word; no script of ours is run there).
+var probeSteps = []struct {
+	key  string
+	argv func(h Host) []string
+}{
+	{"os", func(Host) []string { return []string{"uname", "-s", "-m"} }},
+	{"uid", func(Host) []string { return []string{"id", "-u"} }},
+	{"sandbox", func(Host) []string { return []string{"printenv", "IS_SANDBOX"} }},
+	{"version", func(h Host) []string { return []string{binaryOf(h), "version"} }},
+	{"tmux", func(Host) []string { return []string{"tmux", "-V"} }},
+	{"claude", func(Host) []string { return []string{"claude", "--version"} }},
+}
+
+// probeAnswer is one step's first line of output and its exit status.
+type probeAnswer struct {
+	line string
+	exit int
+}
 
 // Report is what the check of one host found.
 type Report struct {
 	Host     string
 	Err      error  // not reachable: why (an *Error)
-	Path     string // the binary there, as command -v found it
+	Path     string // the binary there as hosts.yaml names it; "" when it could not be run
 	Version  string // its version ("" when missing)
 	Compare  string // against ours: same, newer, older, missing or unknown
 	OS       string // uname -s -m there, e.g. "Linux x86_64"
@@ -54,12 +61,12 @@ func (r Report) OK() bool { return r.Err == nil && len(r.Problems) == 0 }
 // against ours, tmux, the claude CLI, and root without IS_SANDBOX.
 func Check(ctx context.Context, h Host, ours string, timeout time.Duration, opts Options) Report {
 	r := Report{Host: h.Name}
-	out, err := probe(ctx, h, timeout, opts)
+	answers, err := probe(ctx, h, timeout, opts)
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	r.parse(out)
+	r.read(h, answers)
 	r.judge(h, ours)
 	return r
 }
@@ -80,36 +87,42 @@ func CheckAll(ctx context.Context, hosts []Host, ours string, timeout time.Durat
 	return reports
 }
 
-// probe runs the probe script on h and returns its output.
-func probe(ctx context.Context, h Host, timeout time.Duration, opts Options) (string, error) {
+// probe runs each probe step on h over one (multiplexed) ssh connection,
+// all within timeout. A step whose command is missing or fails is an
+// answer; only ssh failing is an error.
+func probe(ctx context.Context, h Host, timeout time.Duration, opts Options) (map[string]probeAnswer, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	words := envWords(h, "sh", "-c", probeScript, "sh", binaryOf(h))
-	argv := sshArgv(h, o.ControlDir, min(o.ConnectTimeout, timeout), words)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var stdout bytes.Buffer
-	stderr := &tail{}
-	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	cmd.WaitDelay = time.Second
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		return "", hostErr(h, ErrTimeout, "no answer from %s within %v (%s); a slow host may need more time: agent-sessions hosts --timeout 10s", h.SSH, timeout, orNothing(lastLine(stderr.String())))
+	answers := make(map[string]probeAnswer, len(probeSteps))
+	for _, step := range probeSteps {
+		argv := sshArgv(h, o.ControlDir, min(o.ConnectTimeout, timeout), envWords(h, step.argv(h)...))
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		var stdout bytes.Buffer
+		stderr := &tail{}
+		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		cmd.WaitDelay = time.Second
+		err := cmd.Run()
+		if ctx.Err() != nil {
+			return nil, hostErr(h, ErrTimeout, "no answer from %s within %v (%s); a slow host may need more time: agent-sessions hosts --timeout 10s", h.SSH, timeout, orNothing(lastLine(stderr.String())))
+		}
+		exit := 0
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee) && ee.ExitCode() == 255:
+			return nil, classify(h, 255, stderr.String())
+		case errors.As(err, &ee):
+			exit = ee.ExitCode()
+		case err != nil:
+			return nil, hostErr(h, ErrUnreachable, "cannot run ssh: %v", err)
+		}
+		first, _, _ := strings.Cut(strings.TrimSpace(stdout.String()), "\n")
+		answers[step.key] = probeAnswer{line: strings.TrimSpace(first), exit: exit}
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return "", classify(h, ee.ExitCode(), stderr.String())
-	}
-	if err != nil {
-		return "", hostErr(h, ErrUnreachable, "cannot run ssh: %v", err)
-	}
-	if !strings.Contains(stdout.String(), "end=ok") {
-		return "", hostErr(h, ErrConnectionLost, "the check stopped half-way (%s)", orNothing(lastLine(stderr.String())))
-	}
-	return stdout.String(), nil
+	return answers, nil
 }
 
 func orNothing(s string) string {
@@ -119,26 +132,25 @@ func orNothing(s string) string {
 	return s
 }
 
-func (r *Report) parse(out string) {
-	for line := range strings.SplitSeq(out, "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		switch k {
-		case "uid":
-			r.UID, _ = strconv.Atoi(v)
-		case "os":
-			r.OS = v
-		case "sandbox":
-			r.Sandbox = v == "1"
-		case "path":
-			r.Path = v
-		case "version":
-			r.Version = strings.TrimPrefix(v, "agent-sessions ")
-		case "tmux":
-			r.Tmux = strings.TrimPrefix(v, "tmux ")
-		case "claude":
-			r.Claude = strings.TrimSuffix(v, " (Claude Code)")
+// read fills the report from the probe's answers. The binary is missing
+// when env could not run it (126 or 127); a command that failed says
+// nothing.
+func (r *Report) read(h Host, answers map[string]probeAnswer) {
+	ok := func(key string) string {
+		if a := answers[key]; a.exit == 0 {
+			return a.line
 		}
+		return ""
 	}
+	r.UID, _ = strconv.Atoi(ok("uid"))
+	r.OS = ok("os")
+	r.Sandbox = ok("sandbox") == "1"
+	if v := answers["version"]; v.exit != 126 && v.exit != 127 {
+		r.Path = binaryOf(h)
+		r.Version = strings.TrimPrefix(ok("version"), "agent-sessions ")
+	}
+	r.Tmux = strings.TrimPrefix(ok("tmux"), "tmux ")
+	r.Claude = strings.TrimSuffix(ok("claude"), " (Claude Code)")
 }
 
 // judge compares what was found with what sessions need.

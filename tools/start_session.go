@@ -763,7 +763,7 @@ func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFi
 				}
 				return st.Status, nil
 			}
-			return "", d.startFailure(l, errFile)
+			return "", exitedAtOnce(l)
 		}
 		if time.Now().After(deadline) {
 			return "starting", nil
@@ -790,10 +790,10 @@ func reportedFailure(errFile string) error {
 	return nil
 }
 
-func (d *Deps) startFailure(l state.Layout, errFile string) error {
-	if err := reportedFailure(errFile); err != nil {
-		return err
-	}
+// exitedAtOnce is the answer for an engine that left no start-error file
+// (checked above, once its tmux session was gone) and no state: its log's
+// last lines.
+func exitedAtOnce(l state.Layout) error {
 	msg := "the engine exited at once without saying why"
 	if data, err := os.ReadFile(l.LogFile()); err == nil && len(data) > 0 {
 		tail, _ := tailText(string(data), 4000)

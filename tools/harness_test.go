@@ -671,6 +671,25 @@ func summary(l tools.ListResult, name string) (tools.Summary, bool) {
 	return tools.Summary{}, false
 }
 
+// findListed pages through list until it finds the session: a page holds
+// at most 30 sessions (fewer within its byte budget), so a test with many
+// sessions cannot count on the first page.
+func findListed(ctx context.Context, c *mcpClient, name string) (tools.Summary, bool, error) {
+	for offset := 0; ; {
+		var page tools.ListResult
+		if err := must(c.try(ctx, "list", map[string]any{"offset": offset}, &page)); err != nil {
+			return tools.Summary{}, false, err
+		}
+		if s, ok := summary(page, name); ok {
+			return s, true, nil
+		}
+		if len(page.Sessions) == 0 || offset+len(page.Sessions) >= page.Counts.Total {
+			return tools.Summary{}, false, nil
+		}
+		offset += len(page.Sessions)
+	}
+}
+
 // readResource reads a resource and returns its text.
 func (c *mcpClient) readResource(uri string) (string, error) {
 	c.t.Helper()

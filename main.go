@@ -153,10 +153,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if *handoff != "" {
-		h, err := readHandoff(*handoff)
+		h, err := engine.ReadHandoff(*handoff)
 		if err != nil {
-			fmt.Fprintf(stderr, "agent-sessions run: %v\n", err)
-			reportStartFailure(fmt.Errorf("%w: %v", engine.ErrInvalid, err))
+			fmt.Fprintf(stderr, "agent-sessions run: %s\n", errorText(err))
+			reportStartFailure(err)
 			return exitUsage
 		}
 		if h.Context != "" {
@@ -247,34 +247,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 // reportStartFailure tells start_session why the engine could not start:
 // its tmux pane closes with it, so the words would otherwise be lost.
-// readHandoff reads and removes start_session's handoff file and applies
-// its environment to this process, over what tmux gave it.
-func readHandoff(path string) (tools.Handoff, error) {
-	var h tools.Handoff
-	data, err := state.ReadRegularFile(path, state.HandoffLimit)
-	if err != nil {
-		return h, fmt.Errorf("--handoff: %w (start_session writes this file; to run by hand, use --context and --input)", err)
-	}
-	os.Remove(path)
-	if err := json.Unmarshal(data, &h); err != nil {
-		return h, fmt.Errorf("--handoff %s: not a handoff file: %v", path, err)
-	}
-	for _, kv := range h.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-			os.Setenv(k, v)
-		}
-	}
-	return h, nil
-}
-
-func reportStartFailure(err error) {
-	path := os.Getenv(tools.StartErrorFileEnv)
-	if path == "" {
-		return
-	}
-	data, _ := json.Marshal(tools.StartFailure{Code: tools.ErrorCode(err), Message: errorText(err)})
-	os.WriteFile(path, data, 0o600)
-}
+func reportStartFailure(err error) { engine.ReportStartFailure(err, errorText(err)) }
 
 func signalName(s os.Signal) string {
 	switch s {

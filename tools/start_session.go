@@ -20,11 +20,6 @@ import (
 	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
-// StartErrorFileEnv names the file where an engine started by
-// start_session writes why it could not start, so the tool can report the
-// engine's own words even though its tmux pane closed with it.
-const StartErrorFileEnv = "AGENT_SESSIONS_START_ERROR_FILE"
-
 // StartArgs are start_session's arguments.
 type StartArgs struct {
 	Session       string   `json:"session" jsonschema:"session name: lowercase letters, digits and hyphens, starting with a letter or digit, at most 48 characters"`
@@ -323,12 +318,12 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	}
 	errFile.Close()
 	defer os.Remove(errFile.Name())
-	handoff := Handoff{Env: engineEnv(d.environ())}
+	handoff := engine.Handoff{Env: engineEnv(d.environ())}
 	if a.Mode != engine.ModeResume {
 		handoff.Context, handoff.Inputs = a.Context, plan.Inputs
 	}
 	handoff.WorktreeReady, handoff.WorktreeNote = res.Worktree != "", note
-	handoffFile, err := writeHandoff(handoff)
+	handoffFile, err := engine.WriteHandoff(handoff)
 	if err != nil {
 		return StartResult{}, "", toolError(err)
 	}
@@ -338,7 +333,7 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 	// never ran or died first) it goes here.
 	defer os.Remove(handoffFile)
 	res.EngineCommand = d.engineArgv(plan, a, project, handoffFile)
-	env := []string{StartErrorFileEnv + "=" + errFile.Name()}
+	env := []string{engine.StartErrorFileEnv + "=" + errFile.Name()}
 	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
 	if errors.Is(err, tmux.ErrSessionExists) {
 		return StartResult{}, "", discardWorktree(ctx, &res, (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
@@ -676,7 +671,7 @@ func engineEnv(env []string) []string {
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "TMUX", "TMUX_PANE", "TERM", StartErrorFileEnv, "":
+		case "TMUX", "TMUX_PANE", "TERM", engine.StartErrorFileEnv, "":
 			continue
 		}
 		if strings.ContainsAny(k, " \t\n") {
@@ -686,49 +681,6 @@ func engineEnv(env []string) []string {
 	}
 	return out
 }
-
-// Handoff is what start_session hands the engine it starts in a file
-// (`run --handoff FILE`) rather than on tmux's command line: the server's
-// environment, the context and the inputs. tmux refuses a command of more
-// than about 16 KB ("command too long"), which a long context or a large
-// environment exceeds; a file also keeps secrets in the environment out of
-// `ps`. The file is private (0600) and the engine removes it once read.
-type Handoff struct {
-	Env     []string `json:"env"`
-	Context string   `json:"context,omitempty"`
-	Inputs  []string `json:"inputs,omitempty"`
-	// WorktreeReady: start_session made the worktree; WorktreeNote is
-	// what the engine logs about it (the setup's output).
-	WorktreeReady bool   `json:"worktree_ready,omitempty"`
-	WorktreeNote  string `json:"worktree_note,omitempty"`
-}
-
-// writeHandoff writes a handoff file and returns its path.
-func writeHandoff(h Handoff) (string, error) {
-	f, err := os.CreateTemp("", "agent-sessions-handoff-*.json")
-	if err != nil {
-		return "", fmt.Errorf("write the engine's handoff file: %w", err)
-	}
-	err = json.NewEncoder(f).Encode(h)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("write the engine's handoff file: %w", err)
-	}
-	return f.Name(), nil
-}
-
-// StartFailure is what an engine writes to its start-error file.
-type StartFailure struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// ErrorCode maps an engine error onto its tool error code (for the start
-// error file the engine writes).
-func ErrorCode(err error) string { return toolError(err).Code }
 
 // confirmStart waits, within a bound, until the engine holds its lock and
 // the run's state can be read (or it already finished), so that a monitor
@@ -779,15 +731,13 @@ func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFi
 // reportedFailure is the failure an engine wrote to its start-error file,
 // or nil when it wrote none.
 func reportedFailure(errFile string) error {
-	var f StartFailure
-	if data, err := os.ReadFile(errFile); err == nil && len(data) > 0 && json.Unmarshal(data, &f) == nil && f.Message != "" {
-		code := f.Code
-		if code == "" {
-			code = CodeInternal
-		}
-		return &ToolError{Code: code, Options: []Option{}, Message: "the engine could not start: " + f.Message}
+	err := engine.ReadStartFailure(errFile)
+	if err == nil {
+		return nil
 	}
-	return nil
+	te := toolError(err)
+	te.Message = "the engine could not start: " + err.Error()
+	return te
 }
 
 // exitedAtOnce is the answer for an engine that left no start-error file

@@ -12,8 +12,12 @@ import (
 // for the MCP surface (tools, main) and the remote transport (remote, an MCP
 // client of the far side's serve) only; internal/testkit is for tests only.
 // A new package or edge is a design decision: add it here and to the README.
+// main only wires: what it may import is the commands' packages and the
+// concrete pieces it builds for them.
 var allowedImports = map[string][]string{
-	".":                {"engine", "remote", "skill", "state", "tmux", "tools", "workspace"},
+	".":                {"cli", "engine", "enginecmd", "remote", "state", "tmux", "tools"},
+	"cli":              {"engine", "remote", "skill", "tools"},
+	"enginecmd":        {"engine", "state"},
 	"tools":            {"engine", "remote", "skill", "state", "tmux", "workspace"},
 	"engine":           {"engine/builtin", "state", "workspace"},
 	"engine/builtin":   {},
@@ -56,6 +60,23 @@ func TestImportDirection(t *testing.T) {
 			case strings.HasPrefix(imp, "github.com/mark3labs/mcp-go") && !slices.Contains(mcpAllowed, pkg):
 				t.Errorf("%s imports %s: mcp-go belongs to tools, main and remote", pkg, imp)
 			}
+		}
+	}
+}
+
+// TestEngineCommandImportsNoTools checks that the engine process (`run`,
+// package enginecmd) depends on nothing of the MCP layer, not even
+// indirectly: the launch contract is the engine's, so tools can change
+// without touching what tmux executes.
+func TestEngineCommandImportsNoTools(t *testing.T) {
+	const module = "github.com/agent-sessions/agent-sessions"
+	out, err := exec.Command("go", "list", "-deps", "./enginecmd").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == module+"/tools" || dep == module+"/cli" || strings.HasPrefix(dep, "github.com/mark3labs/mcp-go") {
+			t.Errorf("enginecmd depends on %s: the engine process must not need the MCP layer", dep)
 		}
 	}
 }

@@ -37,111 +37,145 @@ Examples:
 func Debug(ctx context.Context, d *Deps, version string, in io.Reader, out io.Writer, prompt string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := NewServer(ctx, d, version)
-	var mu sync.Mutex
-	printf := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(out, format, args...)
-	}
-	lc, err := newLocalClient(ctx, srv, func(n mcp.JSONRPCNotification) {
+	s := &debugSession{out: out}
+	lc, err := newLocalClient(ctx, NewServer(ctx, d, version), func(n mcp.JSONRPCNotification) {
 		params, _ := json.Marshal(n.Params.AdditionalFields)
-		printf("notification %s %s\n", n.Method, params)
+		s.printf("notification %s %s\n", n.Method, params)
 	})
 	if err != nil {
 		return err
 	}
 	defer lc.Close()
-	printf("agent-sessions debug (%s): type help for commands, quit to leave.\n", version)
+	s.lc = lc
+	s.printf("agent-sessions debug (%s): type help for commands, quit to leave.\n", version)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	token := 0
 	for {
 		if prompt != "" {
-			printf("%s", prompt)
+			s.printf("%s", prompt)
 		}
 		if !sc.Scan() {
 			return sc.Err()
 		}
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		cmd, rest, _ := strings.Cut(line, " ")
-		rest = strings.TrimSpace(rest)
-		switch cmd {
-		case "quit", "exit":
+		if quit := s.line(ctx, strings.TrimSpace(sc.Text())); quit {
 			return nil
-		case "help", "?":
-			printf("%s", debugHelp)
-		case "tools":
-			res, err := lc.c.ListTools(ctx, mcp.ListToolsRequest{})
-			if err != nil {
-				printf("error: %v\n", err)
-				continue
-			}
-			for _, t := range res.Tools {
-				printf("%-14s %s\n", t.Name, toolArgs(t))
-			}
-		case "resources":
-			rs, err := lc.c.ListResources(ctx, mcp.ListResourcesRequest{})
-			if err != nil {
-				printf("error: %v\n", err)
-				continue
-			}
-			for _, r := range rs.Resources {
-				printf("%-36s %s\n", r.URI, r.Name)
-			}
-			ts, err := lc.c.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
-			if err == nil {
-				for _, t := range ts.ResourceTemplates {
-					printf("%-36s %s\n", t.URITemplate.Raw(), t.Name)
-				}
-			}
-		case "read":
-			if rest == "" {
-				printf("error: read needs a URI, e.g. read sessions://reminder\n")
-				continue
-			}
-			var req mcp.ReadResourceRequest
-			req.Params.URI = rest
-			res, err := lc.c.ReadResource(ctx, req)
-			if err != nil {
-				printf("error: %v\n", err)
-				continue
-			}
-			for _, c := range res.Contents {
-				if tc, ok := c.(mcp.TextResourceContents); ok {
-					printf("%s\n", strings.TrimRight(tc.Text, "\n"))
-				}
-			}
-		default:
-			args, err := ParseDebugArgs(rest)
-			if err != nil {
-				printf("error: %v (type help for the syntax)\n", err)
-				continue
-			}
-			token++
-			raw, text, isErr, err := lc.call(ctx, cmd, args, fmt.Sprintf("debug-%d", token))
-			if err != nil {
-				printf("error: %v (type tools for the list)\n", err)
-				continue
-			}
-			body := raw
-			if body == nil {
-				body, _ = json.Marshal(map[string]string{"text": text})
-			}
-			var pretty bytes.Buffer
-			if err := json.Indent(&pretty, body, "", "  "); err != nil {
-				pretty.Reset()
-				pretty.Write(body)
-			}
-			if isErr {
-				printf("error: %s\n", pretty.String())
-			} else {
-				printf("%s\n", pretty.String())
-			}
 		}
+	}
+}
+
+// debugSession is one run of the debug mode: its client and its output,
+// which notifications arriving on their own goroutine share.
+type debugSession struct {
+	lc    *localClient
+	mu    sync.Mutex // one line of output at a time
+	out   io.Writer
+	token int // progress tokens of the calls made
+}
+
+func (s *debugSession) printf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.out, format, args...)
+}
+
+// line runs one command line and reports whether it asked to leave.
+func (s *debugSession) line(ctx context.Context, line string) (quit bool) {
+	if line == "" || strings.HasPrefix(line, "#") {
+		return false
+	}
+	cmd, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	switch cmd {
+	case "quit", "exit":
+		return true
+	case "help", "?":
+		s.printf("%s", debugHelp)
+	case "tools":
+		s.listTools(ctx)
+	case "resources":
+		s.listResources(ctx)
+	case "read":
+		s.read(ctx, rest)
+	default:
+		s.call(ctx, cmd, rest)
+	}
+	return false
+}
+
+func (s *debugSession) listTools(ctx context.Context) {
+	res, err := s.lc.c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		s.printf("error: %v\n", err)
+		return
+	}
+	for _, t := range res.Tools {
+		s.printf("%-14s %s\n", t.Name, toolArgs(t))
+	}
+}
+
+func (s *debugSession) listResources(ctx context.Context) {
+	rs, err := s.lc.c.ListResources(ctx, mcp.ListResourcesRequest{})
+	if err != nil {
+		s.printf("error: %v\n", err)
+		return
+	}
+	for _, r := range rs.Resources {
+		s.printf("%-36s %s\n", r.URI, r.Name)
+	}
+	ts, err := s.lc.c.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
+	if err == nil {
+		for _, t := range ts.ResourceTemplates {
+			s.printf("%-36s %s\n", t.URITemplate.Raw(), t.Name)
+		}
+	}
+}
+
+func (s *debugSession) read(ctx context.Context, uri string) {
+	if uri == "" {
+		s.printf("error: read needs a URI, e.g. read sessions://reminder\n")
+		return
+	}
+	var req mcp.ReadResourceRequest
+	req.Params.URI = uri
+	res, err := s.lc.c.ReadResource(ctx, req)
+	if err != nil {
+		s.printf("error: %v\n", err)
+		return
+	}
+	for _, c := range res.Contents {
+		if tc, ok := c.(mcp.TextResourceContents); ok {
+			s.printf("%s\n", strings.TrimRight(tc.Text, "\n"))
+		}
+	}
+}
+
+// call calls the tool named with the line's arguments and prints its
+// answer as indented JSON.
+func (s *debugSession) call(ctx context.Context, tool, rest string) {
+	args, err := ParseDebugArgs(rest)
+	if err != nil {
+		s.printf("error: %v (type help for the syntax)\n", err)
+		return
+	}
+	s.token++
+	raw, text, isErr, err := s.lc.call(ctx, tool, args, fmt.Sprintf("debug-%d", s.token))
+	if err != nil {
+		s.printf("error: %v (type tools for the list)\n", err)
+		return
+	}
+	body := raw
+	if body == nil {
+		body, _ = json.Marshal(map[string]string{"text": text})
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, body, "", "  "); err != nil {
+		pretty.Reset()
+		pretty.Write(body)
+	}
+	if isErr {
+		s.printf("error: %s\n", pretty.String())
+	} else {
+		s.printf("%s\n", pretty.String())
 	}
 }
 

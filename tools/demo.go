@@ -22,15 +22,14 @@ import (
 // nothing running. Without tmux it says so and runs the engine in the
 // foreground instead.
 func Demo(ctx context.Context, d *Deps, version string, out io.Writer) error {
-	session := "demo-" + time.Now().Format("150405")
-	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	say("agent-sessions demo — a one-minute tour.")
-	say("The built-in `demo` stage runs a deterministic mock agent: no Claude, API key or network needed.")
-	say("Project directory: %s (the run's files stay there for you to read)", d.ProjectDir)
-	say("")
+	t := &demoTour{d: d, out: out, session: "demo-" + time.Now().Format("150405")}
+	t.say("agent-sessions demo — a one-minute tour.")
+	t.say("The built-in `demo` stage runs a deterministic mock agent: no Claude, API key or network needed.")
+	t.say("Project directory: %s (the run's files stay there for you to read)", d.ProjectDir)
+	t.say("")
 
 	if err := d.Tmux.Available(); err != nil {
-		return demoForeground(ctx, d, session, out, err)
+		return demoForeground(ctx, d, t.session, out, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -39,28 +38,64 @@ func Demo(ctx context.Context, d *Deps, version string, out io.Writer) error {
 		return err
 	}
 	defer lc.Close()
+	t.lc = lc
 	// Whatever happens, leave nothing running.
 	defer func() {
 		var k KillResult
-		lc.callInto(context.Background(), "kill", map[string]any{"session": session, "project_dir": d.ProjectDir}, &k)
+		lc.callInto(context.Background(), "kill", t.args(nil), &k)
 	}()
+	for _, step := range []func(context.Context) error{t.start, t.watch, t.list, t.kill, t.resume, t.finish} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+		t.say("")
+	}
+	demoNext(out, d, state.NewLayout(d.ProjectDir, t.session).IterationDir(0, "demo", 1))
+	return nil
+}
 
-	step := func(n int, call, why string) { say("%d/7  %s\n     %s", n, call, why) }
-	res := func(format string, args ...any) { say("     → "+format, args...) }
+// demoTour is one run of the tour: its session, its client and what it
+// prints on.
+type demoTour struct {
+	d       *Deps
+	lc      *localClient
+	out     io.Writer
+	session string
+}
 
-	step(1, fmt.Sprintf(`start_session {"session": %q, "stage": "demo"}`, session), "validates everything, starts the engine in tmux, returns once it holds its lock")
+func (t *demoTour) say(format string, args ...any) { fmt.Fprintf(t.out, format+"\n", args...) }
+
+// step announces tour step n: the call it makes and why.
+func (t *demoTour) step(n int, call, why string) { t.say("%d/7  %s\n     %s", n, call, why) }
+
+// result says what a step's call answered.
+func (t *demoTour) result(format string, args ...any) { t.say("     → "+format, args...) }
+
+// args are a call's arguments for the tour's session in its project.
+func (t *demoTour) args(more map[string]any) map[string]any {
+	args := map[string]any{"session": t.session, "project_dir": t.d.ProjectDir}
+	for k, v := range more {
+		args[k] = v
+	}
+	return args
+}
+
+func (t *demoTour) start(ctx context.Context) error {
+	t.step(1, fmt.Sprintf(`start_session {"session": %q, "stage": "demo"}`, t.session), "validates everything, starts the engine in tmux, returns once it holds its lock")
 	var st StartResult
-	if _, err := lc.callInto(ctx, "start_session", map[string]any{"session": session, "stage": "demo", "project_dir": d.ProjectDir}, &st); err != nil {
+	if _, err := t.lc.callInto(ctx, "start_session", t.args(map[string]any{"stage": "demo"}), &st); err != nil {
 		return fmt.Errorf("start_session: %w", err)
 	}
-	res("%s; files in %s", st.Status, st.RunDir)
-	res("watch it live from another terminal: %s -r   (detach: Ctrl+b d)", strings.TrimSuffix(st.AttachCommand, " -r"))
-	say("")
+	t.result("%s; files in %s", st.Status, st.RunDir)
+	t.result("watch it live from another terminal: %s -r   (detach: Ctrl+b d)", strings.TrimSuffix(st.AttachCommand, " -r"))
+	return nil
+}
 
-	step(2, fmt.Sprintf(`monitor {"session": %q, "wait": "iteration"}`, session), "blocks until the next iteration completes; each iteration is a fresh agent")
+func (t *demoTour) watch(ctx context.Context) error {
+	t.step(2, fmt.Sprintf(`monitor {"session": %q, "wait": "iteration"}`, t.session), "blocks until the next iteration completes; each iteration is a fresh agent")
 	for range 2 {
 		var m MonitorResult
-		if _, err := lc.callInto(ctx, "monitor", map[string]any{"session": session, "wait": "iteration", "timeout_seconds": 60, "project_dir": d.ProjectDir}, &m); err != nil {
+		if _, err := t.lc.callInto(ctx, "monitor", t.args(map[string]any{"wait": "iteration", "timeout_seconds": 60}), &m); err != nil {
 			return fmt.Errorf("monitor: %w", err)
 		}
 		if li := m.LastIteration; li != nil {
@@ -68,55 +103,63 @@ func Demo(ctx context.Context, d *Deps, version string, out io.Writer) error {
 			if li.Plateau {
 				vote = "yes"
 			}
-			res("iteration %d/%d done: %s · plateau vote: %s · %q", li.Iteration, m.MaxIterations, li.Decision, vote, li.Reasoning)
+			t.result("iteration %d/%d done: %s · plateau vote: %s · %q", li.Iteration, m.MaxIterations, li.Decision, vote, li.Reasoning)
 		}
 	}
-	say("")
+	return nil
+}
 
-	step(3, "list {}", "every session with its status, iteration and age — one tmux call, no screen captures")
+func (t *demoTour) list(ctx context.Context) error {
+	t.step(3, "list {}", "every session with its status, iteration and age — one tmux call, no screen captures")
 	var l ListResult
-	if _, err := lc.callInto(ctx, "list", map[string]any{"project_dir": d.ProjectDir}, &l); err != nil {
+	if _, err := t.lc.callInto(ctx, "list", map[string]any{"project_dir": t.d.ProjectDir}, &l); err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
 	for _, s := range l.Sessions {
-		res("%s [%s] %s iterations %s · %s", s.Session, s.Status, s.Definition, s.Iterations, s.Age)
+		t.result("%s [%s] %s iterations %s · %s", s.Session, s.Status, s.Definition, s.Iterations, s.Age)
 	}
-	say("")
+	return nil
+}
 
-	step(4, fmt.Sprintf(`kill {"session": %q}`, session), "stops the engine and its agent gracefully; everything stays on disk")
+func (t *demoTour) kill(ctx context.Context) error {
+	t.step(4, fmt.Sprintf(`kill {"session": %q}`, t.session), "stops the engine and its agent gracefully; everything stays on disk")
 	var k KillResult
-	if _, err := lc.callInto(ctx, "kill", map[string]any{"session": session, "project_dir": d.ProjectDir}, &k); err != nil {
+	if _, err := t.lc.callInto(ctx, "kill", t.args(nil), &k); err != nil {
 		return fmt.Errorf("kill: %w", err)
 	}
-	res("%s: %s; last screen saved to final-output.txt in the run dir", k.Status, k.RemainingWork)
+	t.result("%s: %s; last screen saved to final-output.txt in the run dir", k.Status, k.RemainingWork)
 	for _, n := range k.NextSteps {
-		res("next: %s", callText(n))
+		t.result("next: %s", callText(n))
 	}
-	say("")
+	return nil
+}
 
-	step(5, fmt.Sprintf(`start_session {"session": %q, "mode": "resume"}`, session), "continues exactly where it stopped: history is kept, nothing is redone twice")
-	if _, err := lc.callInto(ctx, "start_session", map[string]any{"session": session, "mode": "resume", "project_dir": d.ProjectDir}, &st); err != nil {
+func (t *demoTour) resume(ctx context.Context) error {
+	t.step(5, fmt.Sprintf(`start_session {"session": %q, "mode": "resume"}`, t.session), "continues exactly where it stopped: history is kept, nothing is redone twice")
+	var st StartResult
+	if _, err := t.lc.callInto(ctx, "start_session", t.args(map[string]any{"mode": "resume"}), &st); err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	res("%s, continuing at %s", st.Status, st.ResumeAt)
-	say("")
+	t.result("%s, continuing at %s", st.Status, st.ResumeAt)
+	return nil
+}
 
-	step(6, fmt.Sprintf(`monitor {"session": %q, "wait": "complete"}`, session), "the demo stage ends when two agents in a row vote PLATEAU: true")
+// finish waits for the session to complete and shows the reminder.
+func (t *demoTour) finish(ctx context.Context) error {
+	t.step(6, fmt.Sprintf(`monitor {"session": %q, "wait": "complete"}`, t.session), "the demo stage ends when two agents in a row vote PLATEAU: true")
 	var m MonitorResult
-	if _, err := lc.callInto(ctx, "monitor", map[string]any{"session": session, "wait": "complete", "timeout_seconds": 120, "project_dir": d.ProjectDir}, &m); err != nil {
+	if _, err := t.lc.callInto(ctx, "monitor", t.args(map[string]any{"wait": "complete", "timeout_seconds": 120}), &m); err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}
-	res("%s: %s after %d iterations", m.Status, m.CompletionReason, m.IterationCompleted)
-	say("")
+	t.result("%s: %s after %d iterations", m.Status, m.CompletionReason, m.IterationCompleted)
+	t.say("")
 
-	step(7, "read sessions://reminder", "what Claude reads before ending a conversation, so no session is forgotten")
-	text, err := d.ReminderText(ctx, d.ProjectDir)
+	t.step(7, "read sessions://reminder", "what Claude reads before ending a conversation, so no session is forgotten")
+	text, err := t.d.ReminderText(ctx, t.d.ProjectDir)
 	if err != nil {
 		return err
 	}
-	res("%s", strings.TrimSpace(strings.TrimPrefix(text, "# Agent sessions\n\n")))
-	say("")
-	demoNext(out, d, state.NewLayout(d.ProjectDir, session).IterationDir(0, "demo", 1))
+	t.result("%s", strings.TrimSpace(strings.TrimPrefix(text, "# Agent sessions\n\n")))
 	return nil
 }
 

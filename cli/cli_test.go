@@ -69,8 +69,10 @@ func TestNewDepsErrorIsUsage(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	e := Env{
-		NewDeps: func(p string) (*tools.Deps, error) { return nil, errors.New("project directory " + p + " does not exist") },
-		Stdin:   strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
+		NewDeps: func(p string) (*tools.Deps, error) {
+			return nil, errors.New("project directory " + p + " does not exist")
+		},
+		Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr,
 	}
 	if err := List(e, []string{"--project", "/gone"}); !isUsage(err) || !strings.Contains(stderr.String(), "agent-sessions list: project directory /gone does not exist") {
 		t.Errorf("list: error %v, stderr %q", err, stderr.String())

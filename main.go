@@ -56,10 +56,8 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmd, args = args[0], args[1:]
 	}
 	if run, ok := commands[cmd]; ok {
-		env := cli.Env{Version: version, NewDeps: newDeps, Stdin: stdin, Stdout: stdout, Stderr: stderr}
-		if cmd == "serve" {
-			env.StdinTerminal = stdinIsTerminal(stdin)
-		}
+		env := cli.Env{Version: version, NewDeps: newDeps, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+			StdinTerminal: stdinIsTerminal(stdin)}
 		return exitCode(run(env, args))
 	}
 	switch cmd {

@@ -4,10 +4,3 @@
 // so the engine process depends on no MCP code. Each command prints its
 // own words; main maps how it ended onto an exit code.
 package enginecmd
-
-// usageErr marks an error the caller can fix by calling differently (bad
-// flags, a definition with problems): main exits 2 for it.
-type usageErr struct{ error }
-
-func (usageErr) Usage() bool     { return true }
-func (e usageErr) Unwrap() error { return e.error }

@@ -11,6 +11,13 @@ import (
 	"github.com/agent-sessions/agent-sessions/engine"
 )
 
+// usageErr marks an error the caller can fix by calling differently (bad
+// flags, a definition with problems): main exits 2 for it.
+type usageErr struct{ error }
+
+func (usageErr) Usage() bool     { return true }
+func (e usageErr) Unwrap() error { return e.error }
+
 // listFlag collects a repeated flag.
 type listFlag []string
 
@@ -31,7 +38,7 @@ func parseArgv(s string) ([]string, error) {
 	if strings.HasPrefix(s, "[") {
 		var argv []string
 		if err := json.Unmarshal([]byte(s), &argv); err != nil {
-			return nil, fmt.Errorf("not a JSON array of strings: %v", err)
+			return nil, fmt.Errorf("not a JSON array of strings: %w", err)
 		}
 		if len(argv) == 0 {
 			return nil, errors.New("empty")

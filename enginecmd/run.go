@@ -125,7 +125,7 @@ func applyHandoff(o *engine.RunOptions, f *runFlags, path string) error {
 func checkFlags(fs *flag.FlagSet, o *engine.RunOptions, f *runFlags) error {
 	if f.setup != "" {
 		if err := json.Unmarshal([]byte(f.setup), &o.Compile.WorktreeSetup); err != nil {
-			return usageErr{fmt.Errorf("--worktree-setup: want a JSON array of strings such as [\"npm\",\"ci\"]: %v", err)}
+			return usageErr{fmt.Errorf("--worktree-setup: want a JSON array of strings such as [\"npm\",\"ci\"]: %w", err)}
 		}
 	}
 	if fs.NArg() > 0 {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -222,7 +223,7 @@ func ParseDebugArgs(s string) (map[string]any, error) {
 		dec := json.NewDecoder(strings.NewReader(s))
 		dec.UseNumber()
 		if err := dec.Decode(&args); err != nil {
-			return nil, fmt.Errorf("arguments are not a JSON object: %v", err)
+			return nil, fmt.Errorf("arguments are not a JSON object: %w", err)
 		}
 		if rest := strings.Trim(s[dec.InputOffset():], jsonSpace); rest != "" {
 			return nil, fmt.Errorf("unexpected text %q after the JSON object; give one object, e.g. {\"session\": \"a\"}", truncate(rest, 40))
@@ -297,7 +298,7 @@ func splitWords(s string) ([]string, error) {
 		}
 	}
 	if inQuote {
-		return nil, fmt.Errorf("unclosed quote")
+		return nil, errors.New("unclosed quote")
 	}
 	if cur.Len() > 0 {
 		words = append(words, cur.String())

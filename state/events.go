@@ -153,184 +153,16 @@ func DecodeEvents(r io.Reader) ([]Event, int, error) {
 }
 
 // Apply folds one event into a state. The live engine and Rebuild both use
-// it, so there is one definition of what each event means. It costs O(1) in
-// the length of the session (history is capped at HistoryLimit).
+// it, so there is one definition of what each event means: each event type
+// has its own fold in appliers. It costs O(1) in the length of the session
+// (history is capped at HistoryLimit).
 func Apply(st *State, ev Event) error {
-	ts := ev.TS
-	stage := func() *StageState {
-		if ev.StageIndex >= 0 && ev.StageIndex < len(st.Stages) {
-			return &st.Stages[ev.StageIndex]
-		}
-		return nil
-	}
-	switch ev.Type {
-	case EventSessionStart:
-		var d SessionStartData
-		if err := json.Unmarshal(ev.Data, &d); err != nil {
-			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
-		}
-		// A start without a session name would leave a state that names no
-		// session (found by FuzzLoadState: a damaged log replayed by Open).
-		if ev.Session == "" {
-			return fmt.Errorf("event %d (%s) names no session", ev.Seq, ev.Type)
-		}
-		*st = State{
-			SchemaVersion: SchemaVersion,
-			Session:       ev.Session,
-			Type:          d.Type,
-			Stage:         d.Stage,
-			Pipeline:      d.Pipeline,
-			StartedAt:     ts,
-			Status:        StatusRunning,
-			ProjectDir:    d.ProjectDir,
-			TmuxSession:   d.TmuxSession,
-			Provider:      d.Provider,
-			Model:         d.Model,
-			MaxCostUSD:    d.MaxCostUSD,
-			Spec:          d.Spec,
-		}
-		for _, p := range d.Stages {
-			st.Stages = append(st.Stages, StageState{Name: p.Name, Status: StagePending, MaxIterations: p.MaxIterations, Parallel: p.Parallel})
-		}
-		if len(st.Stages) > 0 {
-			st.MaxIterations = st.Stages[0].MaxIterations
-		}
-	case EventSessionResume:
-		t := ts
-		st.ResumedAt = &t
-		st.Status = StatusRunning
-		st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
-		st.CompletedAt = nil
-		st.CompletionReason = ""
-		st.Error = ""
-		st.IterationStarted = nil
-		if s := stage(); s != nil && s.Status != StageComplete {
-			s.Status = StageRunning
-			s.CompletedAt = nil
-			s.Reason = ""
-		}
-		var d ResumeData
-		if len(ev.Data) > 0 && json.Unmarshal(ev.Data, &d) == nil && d.MaxIterations > 0 {
-			if s := stage(); s != nil {
-				s.MaxIterations = d.MaxIterations
-			}
-			st.MaxIterations = d.MaxIterations
-		}
-		if d.MaxCostUSD > 0 {
-			st.MaxCostUSD = d.MaxCostUSD
-		}
-	case EventStageStart:
-		s := stage()
-		if s == nil {
-			return fmt.Errorf("event %d: stage index %d out of range", ev.Seq, ev.StageIndex)
-		}
-		st.CurrentStage = ev.StageIndex
-		st.Iteration = 0
-		st.IterationCompleted = 0
-		st.MaxIterations = s.MaxIterations
-		s.Status = StageRunning
-		t := ts
-		s.StartedAt = &t
-	case EventIterationStart:
-		if ev.Iteration > st.Iteration {
-			st.Iteration = ev.Iteration
-		}
-		t := ts
-		st.IterationStarted = &t
-		if s := stage(); s != nil {
-			s.Status = StageRunning
-		}
-	case EventIterationDone:
-		var h HistoryEntry
-		if err := json.Unmarshal(ev.Data, &h); err != nil {
-			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
-		}
-		st.addChanges(&h)
-		st.History = append(st.History, h)
-		if n := len(st.History); n > HistoryLimit {
-			st.History = append(st.History[:0:0], st.History[n-HistoryLimit:]...)
-		}
-		s := stage()
-		if s != nil && s.Parallel {
-			if !slices.Contains(s.Completed, ev.Iteration) {
-				s.Completed = append(s.Completed, ev.Iteration)
-			}
-			s.Failed = slices.DeleteFunc(s.Failed, func(it int) bool { return it == ev.Iteration })
-			if h.ExitCode != 0 || h.Decision == "error" {
-				s.Failed = append(s.Failed, ev.Iteration)
-			}
-			// A failed run that is run again counts as its last attempt did.
-			st.FailedIterations += len(s.Failed) - s.FailedIterations
-			s.FailedIterations = len(s.Failed)
-			st.IterationCompleted = len(s.Completed)
-			if st.IterationCompleted >= st.Iteration {
-				st.IterationStarted = nil
-			}
-		} else {
-			st.IterationCompleted = ev.Iteration
-			st.IterationStarted = nil
-			if h.ExitCode != 0 {
-				st.FailedIterations++
-				if s != nil {
-					s.FailedIterations++
-				}
-			}
-		}
-		if s != nil {
-			s.Iterations = st.IterationCompleted
-		}
-		st.Cost.USD += h.CostUSD
-		st.Cost.InputTokens += h.InputTokens
-		st.Cost.OutputTokens += h.OutputToks
-		st.ParkStreak = 0
-		if a := st.Answer; a != nil && (ev.StageIndex != a.StageIndex || ev.Iteration > a.Iteration) {
-			// The iteration that received the answer as ${ANSWER} is done.
-			st.Answer = nil
-		}
-	case EventSessionParked, EventSessionUnparked, EventSessionWaiting, EventSessionAnswered:
-		if err := applyGuard(st, ev); err != nil {
+	// Unknown types come from newer builds; they are ignored so an older
+	// reader can still rebuild what it understands.
+	if fold, ok := appliers[ev.Type]; ok {
+		if err := fold(st, ev); err != nil {
 			return err
 		}
-	case EventStageComplete:
-		var d ReasonData
-		_ = json.Unmarshal(ev.Data, &d)
-		if s := stage(); s != nil {
-			s.Status = StageComplete
-			t := ts
-			s.CompletedAt = &t
-			s.Reason = d.Reason
-		}
-	case EventSessionComplete, EventSessionFailed, EventSessionKilled:
-		var d ReasonData
-		_ = json.Unmarshal(ev.Data, &d)
-		t := ts
-		st.CompletedAt = &t
-		st.CompletionReason = d.Reason
-		st.IterationStarted = nil
-		st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
-		switch ev.Type {
-		case EventSessionComplete:
-			st.Status = StatusComplete
-		case EventSessionFailed:
-			st.Status = StatusFailed
-			st.Error = d.Error
-			if s := stage(); s != nil && s.Status != StageComplete {
-				s.Status = StageFailed
-				s.Reason = d.Reason
-			}
-		case EventSessionKilled:
-			st.Status = StatusKilled
-			st.Error = d.Error
-			if s := stage(); s != nil && s.Status != StageComplete {
-				s.Status = StageKilled
-				s.Reason = d.Reason
-			}
-		}
-	case EventStaleLockRemoved:
-		// Recorded for the audit trail; the state does not change.
-	default:
-		// Unknown types come from newer builds; ignore them so an older
-		// reader can still rebuild what it understands.
 	}
 	if ev.Seq > st.EventSeq {
 		st.EventSeq = ev.Seq
@@ -338,54 +170,293 @@ func Apply(st *State, ev Event) error {
 	return nil
 }
 
-// applyGuard folds the events of parks and questions (SPEC §15).
-func applyGuard(st *State, ev Event) error {
-	ts := ev.TS
-	switch ev.Type {
-	case EventSessionParked:
-		var d ParkData
-		if err := json.Unmarshal(ev.Data, &d); err != nil {
-			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
-		}
-		until, at := d.Until, ts
-		st.Status = StatusParked
-		st.ParkedUntil, st.ParkedAt, st.ParkedReason = &until, &at, d.Reason
-		st.ParkStreak++
-		st.IterationStarted = nil
-		st.Cost.USD += d.CostUSD
-		st.Cost.InputTokens += d.InputTokens
-		st.Cost.OutputTokens += d.OutputTokens
-	case EventSessionUnparked:
-		var d UnparkData
-		_ = json.Unmarshal(ev.Data, &d)
-		if d.Seconds > 0 {
-			st.ParkedSeconds += d.Seconds
-		}
-		st.Status = StatusRunning
-		st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
-	case EventSessionWaiting:
-		var q Question
-		if err := json.Unmarshal(ev.Data, &q); err != nil {
-			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
-		}
-		q.StageIndex, q.Iteration = ev.StageIndex, ev.Iteration
-		if q.AskedAt.IsZero() {
-			q.AskedAt = ts
-		}
-		st.Status = StatusWaiting
-		st.Question = &q
-	case EventSessionAnswered:
-		var d AnswerData
-		if err := json.Unmarshal(ev.Data, &d); err != nil {
-			return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
-		}
-		a := Answer{Answer: d.Answer, StageIndex: ev.StageIndex, Iteration: ev.Iteration, AnsweredAt: ts}
-		if st.Question != nil {
-			a.Question = st.Question.Question
-		}
-		st.Status = StatusRunning
-		st.Question = nil
-		st.Answer = &a
+// appliers is what each event type means to a state.
+var appliers = map[string]func(*State, Event) error{
+	EventSessionStart:     applyStart,
+	EventSessionResume:    applyResume,
+	EventStageStart:       applyStageStart,
+	EventIterationStart:   applyIterationStart,
+	EventIterationDone:    applyIterationDone,
+	EventStageComplete:    applyStageComplete,
+	EventSessionComplete:  applySessionEnd,
+	EventSessionFailed:    applySessionEnd,
+	EventSessionKilled:    applySessionEnd,
+	EventSessionParked:    applyParked,
+	EventSessionUnparked:  applyUnparked,
+	EventSessionWaiting:   applyWaiting,
+	EventSessionAnswered:  applyAnswered,
+	EventStaleLockRemoved: applyNothing,
+}
+
+// eventStage is the stage an event names, or nil when its index is out of
+// range (a damaged log).
+func eventStage(st *State, ev Event) *StageState {
+	if ev.StageIndex >= 0 && ev.StageIndex < len(st.Stages) {
+		return &st.Stages[ev.StageIndex]
 	}
+	return nil
+}
+
+// decodeData unmarshals an event's data, naming the event when it cannot.
+func decodeData(ev Event, v any) error {
+	if err := json.Unmarshal(ev.Data, v); err != nil {
+		return fmt.Errorf("event %d (%s): %w", ev.Seq, ev.Type, err)
+	}
+	return nil
+}
+
+// applyNothing is for events recorded for the audit trail only
+// (stale_lock_removed): the state does not change.
+func applyNothing(*State, Event) error { return nil }
+
+func applyStart(st *State, ev Event) error {
+	var d SessionStartData
+	if err := decodeData(ev, &d); err != nil {
+		return err
+	}
+	// A start without a session name would leave a state that names no
+	// session (found by FuzzLoadState: a damaged log replayed by Open).
+	if ev.Session == "" {
+		return fmt.Errorf("event %d (%s) names no session", ev.Seq, ev.Type)
+	}
+	*st = State{
+		SchemaVersion: SchemaVersion,
+		Session:       ev.Session,
+		Type:          d.Type,
+		Stage:         d.Stage,
+		Pipeline:      d.Pipeline,
+		StartedAt:     ev.TS,
+		Status:        StatusRunning,
+		ProjectDir:    d.ProjectDir,
+		TmuxSession:   d.TmuxSession,
+		Provider:      d.Provider,
+		Model:         d.Model,
+		MaxCostUSD:    d.MaxCostUSD,
+		Spec:          d.Spec,
+	}
+	for _, p := range d.Stages {
+		st.Stages = append(st.Stages, StageState{Name: p.Name, Status: StagePending, MaxIterations: p.MaxIterations, Parallel: p.Parallel})
+	}
+	if len(st.Stages) > 0 {
+		st.MaxIterations = st.Stages[0].MaxIterations
+	}
+	return nil
+}
+
+func applyResume(st *State, ev Event) error {
+	t := ev.TS
+	st.ResumedAt = &t
+	st.Status = StatusRunning
+	st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
+	st.CompletedAt = nil
+	st.CompletionReason = ""
+	st.Error = ""
+	st.IterationStarted = nil
+	s := eventStage(st, ev)
+	if s != nil && s.Status != StageComplete {
+		s.Status = StageRunning
+		s.CompletedAt = nil
+		s.Reason = ""
+	}
+	// The data is optional and only ever raises limits: an unreadable one
+	// resumes with the limits the session had.
+	var d ResumeData
+	if len(ev.Data) > 0 && json.Unmarshal(ev.Data, &d) == nil && d.MaxIterations > 0 {
+		if s != nil {
+			s.MaxIterations = d.MaxIterations
+		}
+		st.MaxIterations = d.MaxIterations
+	}
+	if d.MaxCostUSD > 0 {
+		st.MaxCostUSD = d.MaxCostUSD
+	}
+	return nil
+}
+
+func applyStageStart(st *State, ev Event) error {
+	s := eventStage(st, ev)
+	if s == nil {
+		return fmt.Errorf("event %d: stage index %d out of range", ev.Seq, ev.StageIndex)
+	}
+	st.CurrentStage = ev.StageIndex
+	st.Iteration = 0
+	st.IterationCompleted = 0
+	st.MaxIterations = s.MaxIterations
+	s.Status = StageRunning
+	t := ev.TS
+	s.StartedAt = &t
+	return nil
+}
+
+func applyIterationStart(st *State, ev Event) error {
+	if ev.Iteration > st.Iteration {
+		st.Iteration = ev.Iteration
+	}
+	t := ev.TS
+	st.IterationStarted = &t
+	if s := eventStage(st, ev); s != nil {
+		s.Status = StageRunning
+	}
+	return nil
+}
+
+func applyIterationDone(st *State, ev Event) error {
+	var h HistoryEntry
+	if err := decodeData(ev, &h); err != nil {
+		return err
+	}
+	st.addChanges(&h)
+	st.History = append(st.History, h)
+	if n := len(st.History); n > HistoryLimit {
+		st.History = append(st.History[:0:0], st.History[n-HistoryLimit:]...)
+	}
+	s := eventStage(st, ev)
+	if s != nil && s.Parallel {
+		countParallelRun(st, s, ev.Iteration, h)
+	} else {
+		countSequentialRun(st, s, ev.Iteration, h)
+	}
+	if s != nil {
+		s.Iterations = st.IterationCompleted
+	}
+	st.Cost.USD += h.CostUSD
+	st.Cost.InputTokens += h.InputTokens
+	st.Cost.OutputTokens += h.OutputToks
+	st.ParkStreak = 0
+	if a := st.Answer; a != nil && (ev.StageIndex != a.StageIndex || ev.Iteration > a.Iteration) {
+		// The iteration that received the answer as ${ANSWER} is done.
+		st.Answer = nil
+	}
+	return nil
+}
+
+// countParallelRun counts a finished run of a parallel stage: runs finish
+// in any order, and a failed run may be run again after a resume.
+func countParallelRun(st *State, s *StageState, it int, h HistoryEntry) {
+	if !slices.Contains(s.Completed, it) {
+		s.Completed = append(s.Completed, it)
+	}
+	s.Failed = slices.DeleteFunc(s.Failed, func(f int) bool { return f == it })
+	if h.ExitCode != 0 || h.Decision == "error" {
+		s.Failed = append(s.Failed, it)
+	}
+	// A failed run that is run again counts as its last attempt did.
+	st.FailedIterations += len(s.Failed) - s.FailedIterations
+	s.FailedIterations = len(s.Failed)
+	st.IterationCompleted = len(s.Completed)
+	if st.IterationCompleted >= st.Iteration {
+		st.IterationStarted = nil
+	}
+}
+
+// countSequentialRun counts a finished iteration of a sequential stage (s
+// is nil when the event's stage index is out of range).
+func countSequentialRun(st *State, s *StageState, it int, h HistoryEntry) {
+	st.IterationCompleted = it
+	st.IterationStarted = nil
+	if h.ExitCode != 0 {
+		st.FailedIterations++
+		if s != nil {
+			s.FailedIterations++
+		}
+	}
+}
+
+func applyStageComplete(st *State, ev Event) error {
+	// The reason is informative: a stage_complete without one still
+	// completes the stage.
+	var d ReasonData
+	_ = json.Unmarshal(ev.Data, &d)
+	if s := eventStage(st, ev); s != nil {
+		s.Status = StageComplete
+		t := ev.TS
+		s.CompletedAt = &t
+		s.Reason = d.Reason
+	}
+	return nil
+}
+
+// applySessionEnd folds session_complete, session_failed and
+// session_killed; a failed or killed session marks the stage it ended in.
+func applySessionEnd(st *State, ev Event) error {
+	var d ReasonData
+	_ = json.Unmarshal(ev.Data, &d)
+	t := ev.TS
+	st.CompletedAt = &t
+	st.CompletionReason = d.Reason
+	st.IterationStarted = nil
+	st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
+	if ev.Type == EventSessionComplete {
+		st.Status = StatusComplete
+		return nil
+	}
+	st.Status = StatusFailed
+	stageStatus := StageFailed
+	if ev.Type == EventSessionKilled {
+		st.Status, stageStatus = StatusKilled, StageKilled
+	}
+	st.Error = d.Error
+	if s := eventStage(st, ev); s != nil && s.Status != StageComplete {
+		s.Status = stageStatus
+		s.Reason = d.Reason
+	}
+	return nil
+}
+
+// The events of parks and questions (SPEC §15).
+
+func applyParked(st *State, ev Event) error {
+	var d ParkData
+	if err := decodeData(ev, &d); err != nil {
+		return err
+	}
+	until, at := d.Until, ev.TS
+	st.Status = StatusParked
+	st.ParkedUntil, st.ParkedAt, st.ParkedReason = &until, &at, d.Reason
+	st.ParkStreak++
+	st.IterationStarted = nil
+	st.Cost.USD += d.CostUSD
+	st.Cost.InputTokens += d.InputTokens
+	st.Cost.OutputTokens += d.OutputTokens
+	return nil
+}
+
+func applyUnparked(st *State, ev Event) error {
+	var d UnparkData
+	_ = json.Unmarshal(ev.Data, &d)
+	if d.Seconds > 0 {
+		st.ParkedSeconds += d.Seconds
+	}
+	st.Status = StatusRunning
+	st.ParkedUntil, st.ParkedAt, st.ParkedReason = nil, nil, ""
+	return nil
+}
+
+func applyWaiting(st *State, ev Event) error {
+	var q Question
+	if err := decodeData(ev, &q); err != nil {
+		return err
+	}
+	q.StageIndex, q.Iteration = ev.StageIndex, ev.Iteration
+	if q.AskedAt.IsZero() {
+		q.AskedAt = ev.TS
+	}
+	st.Status = StatusWaiting
+	st.Question = &q
+	return nil
+}
+
+func applyAnswered(st *State, ev Event) error {
+	var d AnswerData
+	if err := decodeData(ev, &d); err != nil {
+		return err
+	}
+	a := Answer{Answer: d.Answer, StageIndex: ev.StageIndex, Iteration: ev.Iteration, AnsweredAt: ev.TS}
+	if st.Question != nil {
+		a.Question = st.Question.Question
+	}
+	st.Status = StatusRunning
+	st.Question = nil
+	st.Answer = &a
 	return nil
 }

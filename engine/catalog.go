@@ -132,7 +132,7 @@ func loadStage(r root, name string) (*Stage, error) {
 			break
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: read %s: %v", ErrInvalid, joinLabel(label, fname, r.source), err)
+			return nil, fmt.Errorf("%w: read %s: %w", ErrInvalid, joinLabel(label, fname, r.source), err)
 		}
 	}
 	if file == "" {
@@ -227,7 +227,7 @@ func (c *Catalog) Pipeline(ref string) (*Pipeline, error) {
 			return pl, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) || strings.ContainsRune(ref, filepath.Separator) {
-			return nil, fmt.Errorf("%w: pipeline file %s: %v", ErrNotFound, p, errorsText(err))
+			return nil, fmt.Errorf("%w: pipeline file %s: %w", ErrNotFound, p, fileProblem(err))
 		}
 	}
 	if err := ValidateDefinitionName("pipeline", strings.TrimSuffix(ref, ".yaml")); err != nil {
@@ -265,12 +265,24 @@ func looksLikePath(ref string) bool {
 	return strings.ContainsRune(ref, '/') || strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml")
 }
 
-func errorsText(err error) string {
+// fileProblem says a file error in the user's words — a missing file is
+// "no such file", not the syscall's text — and keeps the error as the
+// cause, so errors.Is still sees fs.ErrNotExist.
+func fileProblem(err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		return "no such file"
+		return reworded{text: "no such file", err: err}
 	}
-	return err.Error()
+	return err
 }
+
+// reworded is an error said in other words, its cause kept.
+type reworded struct {
+	text string
+	err  error
+}
+
+func (r reworded) Error() string { return r.text }
+func (r reworded) Unwrap() error { return r.err }
 
 func (c *Catalog) builtinNames(dir string) []string {
 	entries, _ := fs.ReadDir(c.Builtin, dir)

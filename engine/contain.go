@@ -135,7 +135,7 @@ func NewScope(projectDir, session, runDir string) (Scope, error) {
 			return s, nil
 		}
 		if want == ContainCgroup {
-			return s, fmt.Errorf("%w: %s=cgroup but no cgroup can be created: %v; unset it to use the strongest mechanism available", ErrInvalid, ContainmentEnv, err)
+			return s, fmt.Errorf("%w: %s=cgroup but no cgroup can be created: %w; unset it to use the strongest mechanism available", ErrInvalid, ContainmentEnv, err)
 		}
 		s.Why = "no cgroup: " + err.Error()
 		s.Mechanism = ContainSubreaper

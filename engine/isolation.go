@@ -68,7 +68,7 @@ func SetAsideSuffix(t time.Time) string { return t.UTC().Format("20060102T150405
 func MakeWorktree(ctx context.Context, p *Plan, force bool, now time.Time) (*workspace.Worktree, workspace.Aside, error) {
 	var aside workspace.Aside
 	if err := workspace.Check(ctx, p.ProjectDir, p.BaseRef); err != nil {
-		return nil, aside, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, aside, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if force {
 		var err error
@@ -78,7 +78,7 @@ func MakeWorktree(ctx context.Context, p *Plan, force bool, now time.Time) (*wor
 	}
 	wt, err := workspace.CreateWorktree(ctx, p.ProjectDir, p.Session, p.BaseRef, p.WorktreeSetup)
 	if err != nil {
-		return nil, aside, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, aside, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return wt, aside, nil
 }

@@ -293,7 +293,7 @@ func (c *Catalog) resolveInputs(inputs []string) ([]string, error) {
 	}
 	projectReal, err := filepath.EvalSymlinks(c.ProjectDir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: project directory %s: %v", ErrInvalid, c.ProjectDir, err)
+		return nil, fmt.Errorf("%w: project directory %s: %w", ErrInvalid, c.ProjectDir, err)
 	}
 	out := make([]string, 0, len(inputs))
 	for _, in := range inputs {
@@ -306,7 +306,7 @@ func (c *Catalog) resolveInputs(inputs []string) ([]string, error) {
 		}
 		real, err := filepath.EvalSymlinks(p)
 		if err != nil {
-			return nil, fmt.Errorf("%w: input file %s: %v; give a path to a file inside %s", ErrInvalid, in, errorsText(err), c.ProjectDir)
+			return nil, fmt.Errorf("%w: input file %s: %w; give a path to a file inside %s", ErrInvalid, in, fileProblem(err), c.ProjectDir)
 		}
 		rel, err := filepath.Rel(projectReal, real)
 		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
@@ -341,7 +341,7 @@ func PlanFromSpec(spec json.RawMessage) (*Plan, error) {
 	}
 	var p Plan
 	if err := json.Unmarshal(spec, &p); err != nil {
-		return nil, fmt.Errorf("%w: state spec unreadable: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: state spec unreadable: %w", ErrInvalid, err)
 	}
 	if p.Version != PlanVersion || len(p.Stages) == 0 {
 		return nil, fmt.Errorf("%w: state spec version %d with %d stages cannot be resumed by this build", ErrInvalid, p.Version, len(p.Stages))

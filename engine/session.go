@@ -84,7 +84,7 @@ type Prepared struct {
 // and bd. Errors wrap the package's sentinels.
 func Prepare(o RunOptions) (*Prepared, error) {
 	if err := state.ValidateSession(o.Session); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	dir, err := ProjectDir(o.ProjectDir)
 	if err != nil {
@@ -145,24 +145,24 @@ func ProjectDir(dir string) (string, error) {
 	if dir == "" {
 		wd, err := os.Getwd()
 		if err != nil {
-			return "", fmt.Errorf("%w: current directory: %v", ErrInvalid, err)
+			return "", fmt.Errorf("%w: current directory: %w", ErrInvalid, err)
 		}
 		dir = wd
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", fmt.Errorf("%w: project directory %q: %v", ErrInvalid, dir, err)
+		return "", fmt.Errorf("%w: project directory %q: %w", ErrInvalid, dir, err)
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("%w: project directory %s does not exist; create it or pass an existing directory", ErrInvalid, abs)
 		}
-		return "", fmt.Errorf("%w: project directory %s: %v", ErrInvalid, abs, err)
+		return "", fmt.Errorf("%w: project directory %s: %w", ErrInvalid, abs, err)
 	}
 	info, err := os.Stat(real)
 	if err != nil {
-		return "", fmt.Errorf("%w: project directory %s: %v", ErrInvalid, abs, err)
+		return "", fmt.Errorf("%w: project directory %s: %w", ErrInvalid, abs, err)
 	}
 	if !info.IsDir() {
 		return "", fmt.Errorf("%w: project directory %s is a file, not a directory", ErrInvalid, abs)
@@ -191,7 +191,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		o.Notify = Notify
 	}
 	if err := state.ValidateSession(o.Session); err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Result{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	cfg, err := runConfig(&o)
 	if err != nil {
@@ -230,7 +230,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	lock, err := state.AcquireLock(ctx, layout.LockFile(), o.Session, o.LockWait, o.Heartbeat)
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
-			return Result{}, fmt.Errorf("%w: %v; watch it with monitor, stop it with kill, or start it over with --force", ErrConflictRunning, err)
+			return Result{}, fmt.Errorf("%w: %w; watch it with monitor, stop it with kill, or start it over with --force", ErrConflictRunning, err)
 		}
 		return Result{}, err
 	}
@@ -245,7 +245,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		if st, _, err := state.Load(layout); err == nil {
 			return Result{}, existingConflict(st)
 		} else if !errors.Is(err, state.ErrNoState) {
-			return Result{}, fmt.Errorf("%w: %s exists but cannot be read (%v); resume with --resume or start over with --force (the old run is moved aside)", ErrConflictCrashed, layout.RunDir(), err)
+			return Result{}, fmt.Errorf("%w: %s exists but cannot be read (%w); resume with --resume or start over with --force (the old run is moved aside)", ErrConflictCrashed, layout.RunDir(), err)
 		}
 	case ModeForce:
 		// A crashed run's agents would work on beside the new one.
@@ -266,7 +266,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 			if errors.Is(err, state.ErrDiskFull) {
 				return Result{}, err
 			}
-			return Result{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return Result{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		st := s.State()
 		if st.Status == state.StatusComplete && !ResumableComplete(st.CompletionReason) {

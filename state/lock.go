@@ -267,7 +267,12 @@ func (l *Lock) restore() error {
 	fl := flock.New(tmp, flock.SetFlag(os.O_RDWR), flock.SetPermissions(0o644))
 	if ok, err := fl.TryLock(); !ok || err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("restore lock %s: flock the new file: %v", l.path, err)
+		if err == nil {
+			// TryLock says no without an error when another process
+			// holds the lock: there is no cause to keep, only to name.
+			return fmt.Errorf("restore lock %s: flock the new file: another process holds it", l.path)
+		}
+		return fmt.Errorf("restore lock %s: flock the new file: %w", l.path, err)
 	}
 	l.mu.Lock()
 	data, _ := json.Marshal(l.info)

@@ -266,7 +266,7 @@ func diskFull(err error, projectDir, then string) error {
 	if err == nil || !isNoSpace(err) || errors.Is(err, ErrDiskFull) {
 		return err
 	}
-	return fmt.Errorf("%w (%v): free space on the disk holding %s, then %s", ErrDiskFull, err, projectDir, then)
+	return fmt.Errorf("%w (%w): free space on the disk holding %s, then %s", ErrDiskFull, err, projectDir, then)
 }
 
 func isNoSpace(err error) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -127,4 +128,30 @@ func (n *Notifier) run(ev NotifyEvent) error {
 		return err
 	}
 	return nil
+}
+
+// Notify shows a desktop notification where the platform has a way to
+// (notify-send, osascript); it is best effort and quiet. Setting
+// AGENT_SESSIONS_NOTIFY=0 turns it off.
+func Notify(title, body string) {
+	if os.Getenv("AGENT_SESSIONS_NOTIFY") == "0" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var cmd *exec.Cmd
+	switch {
+	case runtime.GOOS == "darwin":
+		if _, err := exec.LookPath("osascript"); err != nil {
+			return
+		}
+		script := fmt.Sprintf("display notification %q with title %q", body, title)
+		cmd = exec.CommandContext(ctx, "osascript", "-e", script)
+	default:
+		if _, err := exec.LookPath("notify-send"); err != nil {
+			return
+		}
+		cmd = exec.CommandContext(ctx, "notify-send", "--app-name=agent-sessions", title, body)
+	}
+	cmd.Run()
 }

@@ -7,12 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/state"
@@ -174,7 +170,53 @@ func ProjectDir(dir string) (string, error) {
 // session, takes its lock, runs it to the end in this process and releases
 // the lock on every path. A returned error means the session never started
 // (exit code 2); otherwise the Result says how it ended.
+//
+// Its steps: prepareRun (validate and compile, nothing written),
+// lockSession, openSession (create, or reopen to resume), announce, and
+// drive (the Runner, to the session's end).
 func Run(ctx context.Context, o RunOptions) (Result, error) {
+	cfg, prep, err := prepareRun(&o)
+	if err != nil {
+		return Result{}, err
+	}
+	layout := state.NewLayout(o.ProjectDir, o.Session)
+	// Before the first file of ours is made: an agent's git must never
+	// see them (see engineDirs). A failure is reported, not fatal.
+	excluded, excludeErr := ExcludeEngineFiles(ctx, o.ProjectDir)
+	lock, err := lockSession(ctx, o, layout)
+	if err != nil {
+		return Result{}, err
+	}
+	defer lock.Release()
+	s, err := openSession(ctx, &o, layout, prep)
+	if err != nil {
+		return Result{}, err
+	}
+	if lock.Stale != nil {
+		s.store.Record(state.Event{Type: state.EventStaleLockRemoved, Data: state.MustData(lock.Stale)})
+	}
+	if !s.plan.Multi() {
+		if err := state.InitProgress(layout.Progress(len(s.plan.Stages), 0, s.plan.Stages[0].Name), o.Session); err != nil {
+			return Result{}, err
+		}
+	}
+	logw := newSessionLog(layout.LogFile(), o.Stdout)
+	defer logw.Close()
+	s.announce(logw, o, layout, excluded, excludeErr)
+	scope, err := NewScope(o.ProjectDir, o.Session, layout.RunDir())
+	if err != nil {
+		return Result{}, err
+	}
+	defer scope.Close()
+	if err := writeContainment(layout, scope); err != nil {
+		return Result{}, err
+	}
+	fmt.Fprintf(logw, "■ containment: %s\n", scope.describe())
+	return s.drive(ctx, o, cfg, logw, scope), nil
+}
+
+// setRunDefaults fills in what the caller of Run left out.
+func setRunDefaults(o *RunOptions) {
 	if o.Mode == "" {
 		o.Mode = ModeNew
 	}
@@ -190,216 +232,280 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	if o.Notify == nil {
 		o.Notify = Notify
 	}
+}
+
+// prepareRun fills in the options' defaults and validates what the
+// session is told — its name, config.yaml, the project directory (made
+// absolute in o) and the mode — and compiles a new session's plan (nil
+// for a resume, which runs the plan it stored). Nothing is written.
+func prepareRun(o *RunOptions) (Config, *Prepared, error) {
+	setRunDefaults(o)
 	if err := state.ValidateSession(o.Session); err != nil {
-		return Result{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Config{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	cfg, err := runConfig(&o)
+	cfg, err := runConfig(o)
 	if err != nil {
-		return Result{}, err
+		return Config{}, nil, err
 	}
 	dir, err := ProjectDir(o.ProjectDir)
 	if err != nil {
-		return Result{}, err
+		return Config{}, nil, err
 	}
 	if err := CheckPathRoom(dir); err != nil {
-		return Result{}, err
+		return Config{}, nil, err
 	}
 	o.ProjectDir = dir
-	layout := state.NewLayout(dir, o.Session)
-
-	var prep *Prepared
 	switch o.Mode {
 	case ModeNew, ModeForce:
-		if prep, err = Prepare(o); err != nil {
-			return Result{}, err
-		}
+		prep, err := Prepare(*o)
+		return cfg, prep, err
 	case ModeResume:
-	default:
-		return Result{}, fmt.Errorf("%w: mode %q: use new, resume or force", ErrInvalid, o.Mode)
+		return cfg, nil, nil
 	}
+	return Config{}, nil, fmt.Errorf("%w: mode %q: use new, resume or force", ErrInvalid, o.Mode)
+}
 
-	// Before the first file of ours is made: an agent's git must never
-	// see them (see engineDirs). A failure is reported, not fatal.
-	excluded, excludeErr := ExcludeEngineFiles(ctx, dir)
-
+// lockSession takes the session's lock; force first stops the engine that
+// holds it.
+func lockSession(ctx context.Context, o RunOptions, layout state.Layout) (*state.Lock, error) {
 	if o.Mode == ModeForce {
 		if _, err := stopLiveEngine(ctx, layout, o.Grace); err != nil {
-			return Result{}, err
+			return nil, err
 		}
 	}
 	lock, err := state.AcquireLock(ctx, layout.LockFile(), o.Session, o.LockWait, o.Heartbeat)
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
-			return Result{}, fmt.Errorf("%w: %w; watch it with monitor, stop it with kill, or start it over with --force", ErrConflictRunning, err)
+			return nil, fmt.Errorf("%w: %w; watch it with monitor, stop it with kill, or start it over with --force", ErrConflictRunning, err)
 		}
-		return Result{}, err
+		return nil, err
 	}
-	defer lock.Release()
+	return lock, nil
+}
 
-	var store *state.Store
-	var plan *Plan
-	var left Leftovers
-	resumeNote := ""
+// opened is a session ready to run under its lock: its store, the plan it
+// runs, and what opening it found and did (for the transcript).
+type opened struct {
+	store      *state.Store
+	plan       *Plan
+	left       Leftovers // agents a previous engine left running, stopped
+	resumeNote string    // what resuming had to repair
+	notes      string    // what making the worktree said
+}
+
+// openSession opens the session's store under its lock: a new session
+// checks that its name is free, force moves the previous run aside, resume
+// reopens the run and records the resume. Then it opens the worktree if
+// the plan asks for one (setting o.Workspace) and creates the store of a
+// session that has none yet.
+func openSession(ctx context.Context, o *RunOptions, layout state.Layout, prep *Prepared) (*opened, error) {
+	s := &opened{}
+	var err error
 	switch o.Mode {
 	case ModeNew:
-		if st, _, err := state.Load(layout); err == nil {
-			return Result{}, existingConflict(st)
-		} else if !errors.Is(err, state.ErrNoState) {
-			return Result{}, fmt.Errorf("%w: %s exists but cannot be read (%w); resume with --resume or start over with --force (the old run is moved aside)", ErrConflictCrashed, layout.RunDir(), err)
-		}
+		err = checkNameFree(layout)
 	case ModeForce:
-		// A crashed run's agents would work on beside the new one.
-		left = stopLeftoverAgents(layout, o.Grace)
-		if _, err := os.Lstat(layout.RunDir()); err == nil {
-			moved, err := state.MoveAside(layout.RunDir(), time.Now().UTC().Format("20060102T150405"))
-			if err != nil {
-				return Result{}, err
-			}
-			fmt.Fprintf(o.Stdout, "■ moved the previous run aside to %s\n", moved)
-		}
+		s.left, err = clearForForce(*o, layout)
 	case ModeResume:
-		s, rec, err := state.Open(layout, nil)
-		if err != nil {
-			if errors.Is(err, state.ErrNoState) {
-				return Result{}, fmt.Errorf("%w: no session %s to resume in %s; start it without --resume", ErrNotFound, o.Session, dir)
-			}
-			if errors.Is(err, state.ErrDiskFull) {
-				return Result{}, err
-			}
-			return Result{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		st := s.State()
-		if st.Status == state.StatusComplete && !ResumableComplete(st.CompletionReason) {
-			return Result{}, fmt.Errorf("%w: session %s already completed (%s); nothing to resume — start it over with --force or choose a new name", ErrConflictComplete, o.Session, st.CompletionReason)
-		}
-		plan, err = PlanFromSpec(st.Spec)
-		if err != nil {
-			return Result{}, err
-		}
-		if (o.Stage != "" && o.Stage != plan.Name && plan.Kind == KindLoop) || (o.Pipeline != "" && o.Pipeline != plan.Name && plan.Kind == KindPipeline) || (o.Stage != "" && plan.Kind != KindLoop) || (o.Pipeline != "" && plan.Kind != KindPipeline) {
-			return Result{}, fmt.Errorf("%w: session %s ran %s %q; resume it with the same definition or start over with --force", ErrInvalid, o.Session, plan.Kind, plan.Name)
-		}
-		applyResumeOverrides(plan, o.Compile)
-		if err := CheckPlan(plan, envPath(o.Env)); err != nil {
-			return Result{}, err
-		}
-		left = stopLeftoverAgents(layout, o.Grace)
-		store = s
-		resumeNote = recoveryNote(rec)
-		data := state.ResumeData{Recovered: resumeNote}
-		if o.Compile.Max > 0 && plan.Kind == KindLoop {
-			data.MaxIterations = o.Compile.Max
-		}
-		if o.Compile.MaxCostUSD != nil {
-			data.MaxCostUSD = *o.Compile.MaxCostUSD
-		}
-		if err := store.Record(state.Event{Type: state.EventSessionResume, StageIndex: st.CurrentStage, Stage: plan.Stages[st.CurrentStage].Name, Data: state.MustData(data)}); err != nil {
-			return Result{}, err
-		}
+		err = s.reopen(*o, layout)
 	}
-
-	if plan == nil {
-		plan = prep.Plan
+	if err != nil {
+		return nil, err
 	}
-	var notes strings.Builder
-	if plan.Isolation == IsolationWorktree && o.Workspace == nil {
-		wt, err := openWorktree(ctx, o, plan, func(f string, a ...any) { fmt.Fprintf(&notes, f, a...) })
+	if s.plan == nil {
+		s.plan = prep.Plan
+	}
+	if s.plan.Isolation == IsolationWorktree && o.Workspace == nil {
+		var notes strings.Builder
+		wt, err := openWorktree(ctx, *o, s.plan, func(f string, a ...any) { fmt.Fprintf(&notes, f, a...) })
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		o.Workspace = wt.Workspace()
+		s.notes = notes.String()
 	}
-	if store == nil {
-		plan = prep.Plan
-		tmuxName := ""
-		if !o.Foreground {
-			tmuxName = state.TmuxName(o.Session, plan.Multi())
-		}
-		stages := make([]state.StagePlan, len(plan.Stages))
-		for i, sp := range plan.Stages {
-			stages[i] = state.StagePlan{Name: sp.Name, MaxIterations: sp.MaxIterations, Parallel: sp.Parallel}
-		}
-		start := state.SessionStartData{
-			Type: plan.Kind, ProjectDir: dir, TmuxSession: tmuxName,
-			Provider: plan.Stages[0].Provider, Model: plan.Stages[0].Model, Stages: stages, Spec: plan.MarshalSpec(),
-			MaxCostUSD: plan.Stages[0].MaxCostUSD,
-		}
-		if plan.Kind == KindLoop {
-			start.Stage = plan.Name
-		} else {
-			start.Pipeline = plan.Name
-		}
-		store, err = state.Create(layout, nil, start)
-		if err != nil {
-			return Result{}, err
-		}
-		if prep.Pipeline != nil {
-			if err := state.WriteFileAtomic(layout.PipelineCopy(), prep.Pipeline.Raw, 0o644); err != nil {
-				return Result{}, err
-			}
+	if s.store == nil {
+		if s.store, err = createSession(*o, layout, prep); err != nil {
+			return nil, err
 		}
 	}
-	if lock.Stale != nil {
-		store.Record(state.Event{Type: state.EventStaleLockRemoved, Data: state.MustData(lock.Stale)})
-	}
-	if !plan.Multi() {
-		if err := state.InitProgress(layout.Progress(len(plan.Stages), 0, plan.Stages[0].Name), o.Session); err != nil {
-			return Result{}, err
-		}
-	}
+	return s, nil
+}
 
-	logw := newSessionLog(layout.LogFile(), o.Stdout)
-	defer logw.Close()
+// checkNameFree refuses a new session whose name a run already has.
+func checkNameFree(layout state.Layout) error {
+	st, _, err := state.Load(layout)
+	switch {
+	case err == nil:
+		return existingConflict(st)
+	case errors.Is(err, state.ErrNoState):
+		return nil
+	}
+	return fmt.Errorf("%w: %s exists but cannot be read (%w); resume with --resume or start over with --force (the old run is moved aside)", ErrConflictCrashed, layout.RunDir(), err)
+}
+
+// clearForForce makes room for a forced start: it stops the agents a
+// crashed run left (they would work on beside the new one) and moves the
+// previous run directory aside.
+func clearForForce(o RunOptions, layout state.Layout) (Leftovers, error) {
+	left := stopLeftoverAgents(layout, o.Grace)
+	if _, err := os.Lstat(layout.RunDir()); err != nil {
+		return left, nil
+	}
+	moved, err := state.MoveAside(layout.RunDir(), time.Now().UTC().Format("20060102T150405"))
+	if err != nil {
+		return left, err
+	}
+	fmt.Fprintf(o.Stdout, "■ moved the previous run aside to %s\n", moved)
+	return left, nil
+}
+
+// reopen opens a stopped session's store to resume it: the plan it stored,
+// with what the resume overrides, its leftover agents stopped and the
+// resume recorded.
+func (s *opened) reopen(o RunOptions, layout state.Layout) error {
+	store, rec, err := state.Open(layout, nil)
+	if err != nil {
+		return resumeOpenError(o, err)
+	}
+	plan, err := resumablePlan(o, store.State())
+	if err != nil {
+		return err
+	}
+	applyResumeOverrides(plan, o.Compile)
+	if err := CheckPlan(plan, envPath(o.Env)); err != nil {
+		return err
+	}
+	s.left = stopLeftoverAgents(layout, o.Grace)
+	s.store, s.plan, s.resumeNote = store, plan, recoveryNote(rec)
+	return recordResume(store, plan, o.Compile, s.resumeNote)
+}
+
+// resumeOpenError says why a session to resume could not be opened.
+func resumeOpenError(o RunOptions, err error) error {
+	switch {
+	case errors.Is(err, state.ErrNoState):
+		return fmt.Errorf("%w: no session %s to resume in %s; start it without --resume", ErrNotFound, o.Session, o.ProjectDir)
+	case errors.Is(err, state.ErrDiskFull):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
+}
+
+// resumablePlan is the plan a stopped session ran, if it may resume with
+// the definition it is given now.
+func resumablePlan(o RunOptions, st state.State) (*Plan, error) {
+	if st.Status == state.StatusComplete && !ResumableComplete(st.CompletionReason) {
+		return nil, fmt.Errorf("%w: session %s already completed (%s); nothing to resume — start it over with --force or choose a new name", ErrConflictComplete, o.Session, st.CompletionReason)
+	}
+	plan, err := PlanFromSpec(st.Spec)
+	if err != nil {
+		return nil, err
+	}
+	otherStage := o.Stage != "" && (plan.Kind != KindLoop || o.Stage != plan.Name)
+	otherPipeline := o.Pipeline != "" && (plan.Kind != KindPipeline || o.Pipeline != plan.Name)
+	if otherStage || otherPipeline {
+		return nil, fmt.Errorf("%w: session %s ran %s %q; resume it with the same definition or start over with --force", ErrInvalid, o.Session, plan.Kind, plan.Name)
+	}
+	return plan, nil
+}
+
+// recordResume records session_resume with the limits the resume raises.
+func recordResume(store *state.Store, plan *Plan, c Options, note string) error {
 	st := store.State()
+	data := state.ResumeData{Recovered: note}
+	if c.Max > 0 && plan.Kind == KindLoop {
+		data.MaxIterations = c.Max
+	}
+	if c.MaxCostUSD != nil {
+		data.MaxCostUSD = *c.MaxCostUSD
+	}
+	return store.Record(state.Event{Type: state.EventSessionResume, StageIndex: st.CurrentStage, Stage: plan.Stages[st.CurrentStage].Name, Data: state.MustData(data)})
+}
+
+// createSession creates a new session's store (state.json and its
+// session_start event) and keeps a copy of the pipeline definition.
+func createSession(o RunOptions, layout state.Layout, prep *Prepared) (*state.Store, error) {
+	plan := prep.Plan
+	tmuxName := ""
+	if !o.Foreground {
+		tmuxName = state.TmuxName(o.Session, plan.Multi())
+	}
+	stages := make([]state.StagePlan, len(plan.Stages))
+	for i, sp := range plan.Stages {
+		stages[i] = state.StagePlan{Name: sp.Name, MaxIterations: sp.MaxIterations, Parallel: sp.Parallel}
+	}
+	start := state.SessionStartData{
+		Type: plan.Kind, ProjectDir: o.ProjectDir, TmuxSession: tmuxName,
+		Provider: plan.Stages[0].Provider, Model: plan.Stages[0].Model, Stages: stages, Spec: plan.MarshalSpec(),
+		MaxCostUSD: plan.Stages[0].MaxCostUSD,
+	}
+	if plan.Kind == KindLoop {
+		start.Stage = plan.Name
+	} else {
+		start.Pipeline = plan.Name
+	}
+	store, err := state.Create(layout, nil, start)
+	if err != nil {
+		return nil, err
+	}
+	if prep.Pipeline != nil {
+		if err := state.WriteFileAtomic(layout.PipelineCopy(), prep.Pipeline.Raw, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return store, nil
+}
+
+// announce writes the session's opening lines: what starts (or resumes)
+// where, what was recovered, stopped or kept out of git.
+func (s *opened) announce(w io.Writer, o RunOptions, layout state.Layout, excluded []string, excludeErr error) {
+	plan, st := s.plan, s.store.State()
 	verb := "starting"
 	if o.Mode == ModeResume {
 		verb = fmt.Sprintf("resuming at stage %d/%d, iteration %d", st.CurrentStage+1, len(plan.Stages), st.IterationCompleted+1)
 	}
-	fmt.Fprintf(logw, "■ agent-sessions %s session %s (%s %s) in %s\n", verb, o.Session, plan.Kind, plan.Name, dir)
-	if resumeNote != "" {
-		fmt.Fprintf(logw, "■ recovered: %s\n", resumeNote)
+	fmt.Fprintf(w, "■ agent-sessions %s session %s (%s %s) in %s\n", verb, o.Session, plan.Kind, plan.Name, o.ProjectDir)
+	if s.resumeNote != "" {
+		fmt.Fprintf(w, "■ recovered: %s\n", s.resumeNote)
 	}
-	fmt.Fprintf(logw, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
+	fmt.Fprintf(w, "■ run dir %s · engine pid %d\n", layout.RunDir(), os.Getpid())
 	if plan.Worktree != "" {
-		fmt.Fprintf(logw, "■ worktree %s · branch %s\n%s%s", plan.Worktree, plan.Branch, o.WorktreeNote, notes.String())
+		fmt.Fprintf(w, "■ worktree %s · branch %s\n%s%s", plan.Worktree, plan.Branch, o.WorktreeNote, s.notes)
 	}
 	if len(excluded) > 0 {
-		fmt.Fprintf(logw, "■ kept out of git (info/exclude): %s\n", strings.Join(excluded, " "))
+		fmt.Fprintf(w, "■ kept out of git (info/exclude): %s\n", strings.Join(excluded, " "))
 	}
 	if excludeErr != nil {
-		fmt.Fprintf(logw, "■ warning: %v; add .claude/pipeline-runs/, .claude/locks/ and .claude/worktrees/ to .gitignore by hand\n", excludeErr)
+		fmt.Fprintf(w, "■ warning: %v; add .claude/pipeline-runs/, .claude/locks/ and .claude/worktrees/ to .gitignore by hand\n", excludeErr)
 	}
-	if n := len(left.Pids); n > 0 {
-		fmt.Fprintf(logw, "■ stopped %d agent process(es) the previous engine left running (found by %s)\n", n, left.Mechanism)
+	if n := len(s.left.Pids); n > 0 {
+		fmt.Fprintf(w, "■ stopped %d agent process(es) the previous engine left running (found by %s)\n", n, s.left.Mechanism)
 	}
-	scope, err := NewScope(dir, o.Session, layout.RunDir())
-	if err != nil {
-		return Result{}, err
-	}
-	defer scope.Close()
-	if err := writeContainment(layout, scope); err != nil {
-		return Result{}, err
-	}
-	fmt.Fprintf(logw, "■ containment: %s\n", scope.describe())
+}
 
+// drive runs the plan to the session's end with a Runner in the session's
+// workspace, stops it early if the run directory is taken away, and
+// reports how it ended (transcript and notifications).
+func (s *opened) drive(ctx context.Context, o RunOptions, cfg Config, logw io.Writer, scope Scope) Result {
 	ws := o.Workspace
 	if ws == nil {
-		ws = workspace.NewLocal(plan.ProjectDir)
+		ws = workspace.NewLocal(s.plan.ProjectDir)
 	}
 	notifier := &Notifier{Command: cfg.Notify, Desktop: o.Notify, Log: func(format string, args ...any) { fmt.Fprintf(logw, format, args...) }}
-	runner := &Runner{Plan: plan, Store: store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads, Workspace: ws, Scope: scope,
+	runner := &Runner{Plan: s.plan, Store: s.store, Out: logw, Env: o.Env, Grace: o.Grace, Beads: o.Beads, Workspace: ws, Scope: scope,
 		HostDir: o.HostDir, DailyBudgetUSD: cfg.DailyBudgetUSD, DefaultMaxPark: cfg.MaxPark, Notifier: notifier, AnswerPoll: o.AnswerPoll,
 		NewProvider: o.NewProvider, BackoffBase: o.BackoffBase}
 	runCtx, stop := context.WithCancelCause(ctx)
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		watchRunDir(runCtx, store, stop)
+		watchRunDir(runCtx, s.store, stop)
 	}()
 	res := runner.Run(runCtx)
 	stop(nil)
 	<-watched
-	store.ReleaseReserve()
+	s.store.ReleaseReserve()
 	switch res.Status {
 	case state.StatusComplete:
 		fmt.Fprintf(logw, "■ session %s complete: %s\n", o.Session, res.Reason)
@@ -410,7 +516,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 	}
 	runner.notifyEnd(res)
 	notifier.Wait()
-	return res, nil
+	return res
 }
 
 // runDirPoll is how often a running engine checks its run directory.
@@ -497,196 +603,6 @@ func existingConflict(st state.State) error {
 }
 
 func firstNonEmpty(vals ...string) string { return first(vals...) }
-
-// stopLiveEngine stops the engine holding a session's lock (for --force):
-// SIGTERM to the pid its lock names, then SIGKILL after the grace. It
-// returns the signal that ended the engine ("" when none held the lock).
-func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (string, error) {
-	ls, err := state.ProbeLock(l.LockFile())
-	if err != nil || !ls.Held {
-		return "", err
-	}
-	if ls.Info == nil || ls.Info.PID <= 0 || ls.Info.PID == os.Getpid() {
-		return "", fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
-	}
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
-	pid := ls.Info.PID
-	syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(grace + 5*time.Second)
-	for time.Now().Before(deadline) {
-		if ls, _ := state.ProbeLock(l.LockFile()); !ls.Held {
-			return "SIGTERM", nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if ls, _ := state.ProbeLock(l.LockFile()); !ls.Held {
-			return "SIGKILL", nil
-		}
-	}
-	return "SIGKILL", fmt.Errorf("%w: the engine of session %s (pid %d) did not stop", ErrConflictRunning, l.Session, pid)
-}
-
-// FindAgents lists the live processes whose environment says they are an
-// agent of the run directory (AGENT_SESSIONS_RUN_DIR). Unlike a stored PID
-// this cannot mistake an unrelated process for ours. Linux only; elsewhere
-// it finds nothing.
-func FindAgents(runDir string) []int {
-	if runtime.GOOS != "linux" {
-		return nil
-	}
-	marker := []byte("AGENT_SESSIONS_RUN_DIR=" + runDir + "\x00")
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	self := os.Getpid()
-	for _, e := range entries {
-		pid := 0
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == self {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !containsBytes(env, marker) {
-			continue
-		}
-		if st, err := procStat(pid); err == nil && st.state != 'Z' {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func containsBytes(hay, needle []byte) bool {
-	return strings.Contains(string(hay), string(needle))
-}
-
-// StopAgents stops every agent process of a run directory (a crashed
-// engine's leftovers): SIGTERM to each one's process group, grace, SIGKILL.
-func StopAgents(runDir string, grace time.Duration) int {
-	pids := FindAgents(runDir)
-	groups := map[int]bool{}
-	for _, pid := range pids {
-		if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 && pgid != syscall.Getpgrp() {
-			groups[pgid] = true
-		} else {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	for pgid := range groups {
-		StopProcessGroup(pgid, grace)
-	}
-	return len(pids)
-}
-
-// stopLeftoverAgents stops what a crashed run of the session left running
-// (resume and force, under the session's lock).
-func stopLeftoverAgents(l state.Layout, grace time.Duration) Leftovers {
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
-	return StopLeftovers(l.ProjectDir, l.Session, l.RunDir(), grace)
-}
-
-// Notify shows a desktop notification where the platform has a way to
-// (notify-send, osascript); it is best effort and quiet. Setting
-// AGENT_SESSIONS_NOTIFY=0 turns it off.
-func Notify(title, body string) {
-	if os.Getenv("AGENT_SESSIONS_NOTIFY") == "0" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	var cmd *exec.Cmd
-	switch {
-	case runtime.GOOS == "darwin":
-		if _, err := exec.LookPath("osascript"); err != nil {
-			return
-		}
-		script := fmt.Sprintf("display notification %q with title %q", body, title)
-		cmd = exec.CommandContext(ctx, "osascript", "-e", script)
-	default:
-		if _, err := exec.LookPath("notify-send"); err != nil {
-			return
-		}
-		cmd = exec.CommandContext(ctx, "notify-send", "--app-name=agent-sessions", title, body)
-	}
-	cmd.Run()
-}
-
-// sessionLog writes the transcript to the pane and appends it to
-// session.log. Pane write errors are ignored (tmux may be gone); the log is
-// reopened if the run directory was removed under the session.
-type sessionLog struct {
-	mu   sync.Mutex
-	path string
-	pane io.Writer
-	f    *os.File
-}
-
-func newSessionLog(path string, pane io.Writer) *sessionLog {
-	l := &sessionLog{path: path, pane: pane}
-	l.open()
-	return l
-}
-
-func (l *sessionLog) open() {
-	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
-		return
-	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err == nil {
-		l.f = f
-	}
-}
-
-func (l *sessionLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.pane != nil {
-		l.pane.Write(p)
-	}
-	if l.f != nil {
-		if _, err := l.f.Write(p); err != nil || l.gone() {
-			l.f.Close()
-			l.f = nil
-			l.open()
-			if l.f != nil {
-				l.f.Write(p)
-			}
-		}
-	}
-	return len(p), nil
-}
-
-// gone reports whether the log file was removed (its inode has no links).
-func (l *sessionLog) gone() bool {
-	info, err := l.f.Stat()
-	if err != nil {
-		return true
-	}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return st.Nlink == 0
-	}
-	return false
-}
-
-func (l *sessionLog) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return nil
-	}
-	return l.f.Close()
-}
 
 // runConfig loads config.yaml (unless given) and finds the host state
 // directory. A config with problems stops the session before it starts; a

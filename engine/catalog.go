@@ -310,95 +310,126 @@ type Entry struct {
 // its first-found name (a project stage shadows a built-in of the same
 // name), and the problems of definitions that could not be read.
 func (c *Catalog) List() ([]Entry, Problems) {
-	var entries []Entry
-	var problems Problems
-	seen := map[string]bool{}
-	add := func(err error) {
-		if ps, ok := AsProblems(err); ok {
-			problems = append(problems, ps...)
-		} else if err != nil {
-			problems = append(problems, Problem{File: c.ProjectDir, Msg: err.Error()})
-		}
-	}
+	l := catalogListing{seen: map[string]bool{}, projectDir: c.ProjectDir}
 	for _, r := range c.stageRoots() {
-		dirs, _ := fs.ReadDir(r.fsys, r.dir)
-		for _, d := range dirs {
-			if !d.IsDir() || seen["stage/"+d.Name()] || ValidateDefinitionName("stage", d.Name()) != nil {
-				continue
-			}
-			seen["stage/"+d.Name()] = true
-			s, err := loadStage(r, d.Name())
-			if err != nil {
-				add(err)
-				continue
-			}
-			max := s.MaxIterations
-			if max == 0 {
-				max = DefaultMaxIterations
-			}
-			if s.Completion == CompletionAllItems {
-				max = len(s.Items)
-			}
-			entries = append(entries, Entry{Kind: "stage", Name: s.Name, Description: s.Description, Termination: s.Completion,
-				DefaultMax: max, Source: s.Source, Path: s.File, Provider: s.Provider})
-		}
+		l.stages(r)
 	}
 	for _, r := range c.pipelineRoots() {
-		files, _ := fs.ReadDir(r.fsys, r.dir)
-		for _, f := range files {
-			name := f.Name()
-			if f.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
-				continue
-			}
-			base := strings.TrimSuffix(strings.TrimSuffix(name, ".yaml"), ".yml")
-			if seen["pipeline/"+base] {
-				continue
-			}
-			seen["pipeline/"+base] = true
-			data, err := fs.ReadFile(r.fsys, path.Join(r.dir, name))
-			if err != nil {
-				add(err)
-				continue
-			}
-			pl, err := ParsePipeline(joinLabel(r.label, name, r.source), data)
-			if err != nil {
-				add(err)
-				continue
-			}
-			if pl.Name == "" {
-				pl.Name = base
-			}
-			e := Entry{Kind: "pipeline", Name: base, Description: pl.Description, Source: r.source, Path: pl.File}
-			var parts []string
-			for _, s := range pl.Stages {
-				e.Stages = append(e.Stages, s.Name)
-				runs := s.Runs
-				if runs == 0 {
-					runs = len(s.Perspectives)
-				}
-				if runs == 0 {
-					runs = 1
-					if s.Stage != "" {
-						if st, err := c.Stage(s.Stage); err == nil {
-							runs = st.MaxIterations
-							if runs == 0 {
-								runs = DefaultMaxIterations
-							}
-						}
-					}
-				}
-				e.DefaultMax += runs
-				parts = append(parts, fmt.Sprintf("%s×%d", s.Name, runs))
-			}
-			e.Termination = "stages: " + strings.Join(parts, " → ")
-			entries = append(entries, e)
-		}
+		l.pipelines(c, r)
 	}
+	entries := l.entries
 	sort.SliceStable(entries, func(i, j int) bool {
 		if entries[i].Kind != entries[j].Kind {
 			return entries[i].Kind > entries[j].Kind // stages first
 		}
 		return entries[i].Name < entries[j].Name
 	})
-	return entries, problems
+	return entries, l.problems
+}
+
+// catalogListing gathers List's entries root by root; seen holds the
+// names ("stage/x", "pipeline/y") an earlier root already gave.
+type catalogListing struct {
+	entries    []Entry
+	problems   Problems
+	seen       map[string]bool
+	projectDir string
+}
+
+// add keeps a definition's problems (or an error reading it) for the list.
+func (l *catalogListing) add(err error) {
+	if ps, ok := AsProblems(err); ok {
+		l.problems = append(l.problems, ps...)
+	} else if err != nil {
+		l.problems = append(l.problems, Problem{File: l.projectDir, Msg: err.Error()})
+	}
+}
+
+// stages lists the stage directories of one root.
+func (l *catalogListing) stages(r root) {
+	dirs, _ := fs.ReadDir(r.fsys, r.dir)
+	for _, d := range dirs {
+		if !d.IsDir() || l.seen["stage/"+d.Name()] || ValidateDefinitionName("stage", d.Name()) != nil {
+			continue
+		}
+		l.seen["stage/"+d.Name()] = true
+		s, err := loadStage(r, d.Name())
+		if err != nil {
+			l.add(err)
+			continue
+		}
+		max := s.MaxIterations
+		if max == 0 {
+			max = DefaultMaxIterations
+		}
+		if s.Completion == CompletionAllItems {
+			max = len(s.Items)
+		}
+		l.entries = append(l.entries, Entry{Kind: "stage", Name: s.Name, Description: s.Description, Termination: s.Completion,
+			DefaultMax: max, Source: s.Source, Path: s.File, Provider: s.Provider})
+	}
+}
+
+// pipelines lists the pipeline files of one root.
+func (l *catalogListing) pipelines(c *Catalog, r root) {
+	files, _ := fs.ReadDir(r.fsys, r.dir)
+	for _, f := range files {
+		name := f.Name()
+		if f.IsDir() || !(strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".yml")) {
+			continue
+		}
+		base := strings.TrimSuffix(strings.TrimSuffix(name, ".yaml"), ".yml")
+		if l.seen["pipeline/"+base] {
+			continue
+		}
+		l.seen["pipeline/"+base] = true
+		data, err := fs.ReadFile(r.fsys, path.Join(r.dir, name))
+		if err != nil {
+			l.add(err)
+			continue
+		}
+		pl, err := ParsePipeline(joinLabel(r.label, name, r.source), data)
+		if err != nil {
+			l.add(err)
+			continue
+		}
+		l.entries = append(l.entries, c.pipelineEntry(pl, base, r.source))
+	}
+}
+
+// pipelineEntry is a pipeline's catalog entry: its stages, and its runs
+// in all as the default limit.
+func (c *Catalog) pipelineEntry(pl *Pipeline, base, source string) Entry {
+	e := Entry{Kind: "pipeline", Name: base, Description: pl.Description, Source: source, Path: pl.File}
+	var parts []string
+	for _, s := range pl.Stages {
+		e.Stages = append(e.Stages, s.Name)
+		runs := c.defaultRuns(s)
+		e.DefaultMax += runs
+		parts = append(parts, fmt.Sprintf("%s×%d", s.Name, runs))
+	}
+	e.Termination = "stages: " + strings.Join(parts, " → ")
+	return e
+}
+
+// defaultRuns is how many times a pipeline stage runs unless told: its
+// runs, else one per perspective, else the reused stage's limit, else one.
+func (c *Catalog) defaultRuns(s PipelineStage) int {
+	if s.Runs != 0 {
+		return s.Runs
+	}
+	if n := len(s.Perspectives); n > 0 {
+		return n
+	}
+	if s.Stage == "" {
+		return 1
+	}
+	st, err := c.Stage(s.Stage)
+	if err != nil {
+		return 1
+	}
+	if st.MaxIterations == 0 {
+		return DefaultMaxIterations
+	}
+	return st.MaxIterations
 }

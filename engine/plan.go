@@ -197,6 +197,17 @@ func stagePlan(def *Stage, ps *PipelineStage, defaults StageDefaults, o Options)
 	if ps == nil {
 		ps = &PipelineStage{}
 	}
+	sp := resolveStage(def, ps, defaults, o)
+	sp.MaxIterations = maxIterations(sp, def, ps, o)
+	if sp.MinIterations > sp.MaxIterations {
+		sp.MinIterations = sp.MaxIterations
+	}
+	return sp, checkStagePlan(sp)
+}
+
+// resolveStage takes each setting of a stage from the most specific place
+// that gives it (see stagePlan); the iteration limit is maxIterations'.
+func resolveStage(def *Stage, ps *PipelineStage, defaults StageDefaults, o Options) StagePlan {
 	sp := StagePlan{
 		Name:          first(ps.Name, def.Name),
 		Description:   first(ps.Description, def.Description),
@@ -236,38 +247,48 @@ func stagePlan(def *Stage, ps *PipelineStage, defaults StageDefaults, o Options)
 	}
 	sp.MaxRuntime = firstDuration(o.MaxRuntime, ps.MaxRuntime, defaults.MaxRuntime, def.MaxRuntime)
 	sp.MaxPark = firstDuration(o.MaxPark, ps.MaxPark, defaults.MaxPark, def.MaxPark)
+	return sp
+}
 
-	var problems Problems
-	where := func(format string, args ...any) {
-		problems = append(problems, Problem{Msg: fmt.Sprintf("stage %s: ", sp.Name) + fmt.Sprintf(format, args...)})
-	}
+// maxIterations is a stage's iteration limit: one per item of an
+// all-items stage, else the pipeline entry's runs or perspectives, the
+// definition's limit, one for an inline prompt, the default — capped (or,
+// for a loop, set) by --max.
+func maxIterations(sp StagePlan, def *Stage, ps *PipelineStage, o Options) int {
+	var n int
 	switch {
 	case sp.Completion == CompletionAllItems:
-		sp.MaxIterations = len(sp.Items)
-		if len(sp.Items) == 0 {
-			where("completion all-items needs a non-empty items: list")
-		}
+		n = len(sp.Items)
 	case ps.Runs > 0:
-		sp.MaxIterations = ps.Runs
+		n = ps.Runs
 	case len(ps.Perspectives) > 0:
-		sp.MaxIterations = len(ps.Perspectives)
+		n = len(ps.Perspectives)
 	case def.MaxIterations > 0:
-		sp.MaxIterations = def.MaxIterations
+		n = def.MaxIterations
 	case ps.Prompt != "":
-		sp.MaxIterations = 1
+		n = 1
 	default:
-		sp.MaxIterations = DefaultMaxIterations
+		n = DefaultMaxIterations
 	}
 	if o.Max > 0 {
 		// A loop takes --max as its count; a pipeline's stages and an
 		// all-items stage are only capped by it.
 		loop := ps.Name == "" && sp.Completion != CompletionAllItems
-		if loop || o.Max < sp.MaxIterations {
-			sp.MaxIterations = o.Max
+		if loop || o.Max < n {
+			n = o.Max
 		}
 	}
-	if sp.MinIterations > sp.MaxIterations {
-		sp.MinIterations = sp.MaxIterations
+	return n
+}
+
+// checkStagePlan reports what makes a resolved stage impossible to run.
+func checkStagePlan(sp StagePlan) Problems {
+	var problems Problems
+	where := func(format string, args ...any) {
+		problems = append(problems, Problem{Msg: fmt.Sprintf("stage %s: ", sp.Name) + fmt.Sprintf(format, args...)})
+	}
+	if sp.Completion == CompletionAllItems && len(sp.Items) == 0 {
+		where("completion all-items needs a non-empty items: list")
 	}
 	if sp.Parallel && sp.Completion != CompletionFixedN && sp.Completion != CompletionAllItems {
 		where("parallel: true runs a fixed number of runs at once, so completion must be fixed-n or all-items (got %s); set completion: fixed-n", sp.Completion)
@@ -281,7 +302,7 @@ func stagePlan(def *Stage, ps *PipelineStage, defaults StageDefaults, o Options)
 	if strings.TrimSpace(sp.Prompt) == "" {
 		where("has no prompt")
 	}
-	return sp, problems
+	return problems
 }
 
 // resolveInputs makes input files absolute and insists they are readable

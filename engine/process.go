@@ -82,6 +82,59 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 		c, _ = Scope{Mechanism: ContainPgroup}.NewContainer("")
 	}
 	defer c.Close()
+	cmd := agentCommand(p, c)
+	pipes, err := newAgentPipes()
+	if err != nil {
+		return procResult{ExitCode: ExitNoStart, Err: err}
+	}
+	cmd.Stdout, cmd.Stderr = pipes.outW, pipes.errW
+	// Pdeathsig fires when the *thread* that forked the child exits, so the
+	// fork happens on a thread locked to this goroutine, which lives until
+	// the agent has been waited for.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		pipes.closeAll()
+		return procResult{ExitCode: ExitNoStart, Err: err}
+	}
+	pipes.closeWriters()
+	pgid := cmd.Process.Pid
+	c.started(pgid)
+	if p.Started != nil {
+		p.Started(pgid)
+	}
+	copies := pipes.copyTo(p.Stdout, p.Stderr)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	res, waitErr := awaitAgent(ctx, c, p, waited)
+	// The leader is gone; nothing it started may outlive the iteration.
+	leftover := 0
+	if len(c.Pids()) > 0 {
+		before := c.Stopped()
+		leftover = c.Stop(p.Grace) - before
+	}
+	res.Contained = c.Stopped()
+	pipes.drain(copies)
+	if leftover > 0 {
+		// Said in the transcript (after the copies, so it is the last line):
+		// the agent left these running and they were ended with it.
+		fmt.Fprintf(p.Stderr, "■ stopped %d process(es) the agent left running (containment: %s)\n", leftover, c.Mechanism())
+	}
+	res.ExitCode = exitCode(cmd, waitErr)
+	switch {
+	case res.TimedOut:
+		res.ExitCode = ExitTimeout
+	case res.Stopped && res.ExitCode == 0:
+		res.ExitCode = ExitKilled
+	case res.Ended:
+		res.ExitCode = 0
+	}
+	return res
+}
+
+// agentCommand is the agent's command: its argv (never a shell), in its
+// own process group, prepared for its container.
+func agentCommand(p procSpec, c *Container) *exec.Cmd {
 	cmd := exec.Command(p.Argv[0], p.Argv[1:]...)
 	cmd.Dir = p.Dir
 	cmd.Env = p.Env
@@ -97,47 +150,15 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	// Should a process that left the group keep the stdin pipe open, Wait
 	// must not hang on it.
 	cmd.WaitDelay = 2 * time.Second
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return procResult{ExitCode: ExitNoStart, Err: err}
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return procResult{ExitCode: ExitNoStart, Err: err}
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	c.prepare(cmd.SysProcAttr)
+	return cmd
+}
 
-	// Pdeathsig fires when the *thread* that forked the child exits, so the
-	// fork happens on a thread locked to this goroutine, which lives until
-	// the agent has been waited for.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
-		return procResult{ExitCode: ExitNoStart, Err: err}
-	}
-	outW.Close()
-	errW.Close()
-	pgid := cmd.Process.Pid
-	c.started(pgid)
-	if p.Started != nil {
-		p.Started(pgid)
-	}
-	var copies sync.WaitGroup
-	copies.Add(2)
-	go func() { defer copies.Done(); io.Copy(p.Stdout, outR) }()
-	go func() { defer copies.Done(); io.Copy(p.Stderr, errR) }()
-
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-
+// awaitAgent waits for the agent's leader to exit — or stops the container
+// when ctx is cancelled or the timeout passes, or ends it once it said it
+// finished — and returns how it ended and Wait's error.
+func awaitAgent(ctx context.Context, c *Container, p procSpec, waited <-chan error) (procResult, error) {
 	var timeout <-chan time.Time
 	if p.Timeout > 0 {
 		t := time.NewTimer(p.Timeout)
@@ -159,37 +180,60 @@ func runProcess(ctx context.Context, p procSpec) procResult {
 	case <-p.Finished:
 		res.Ended, waitErr = endFinished(ctx, c, p, waited)
 	}
-	// The leader is gone; nothing it started may outlive the iteration.
-	leftover := 0
-	if len(c.Pids()) > 0 {
-		before := c.Stopped()
-		leftover = c.Stop(p.Grace) - before
-	}
-	res.Contained = c.Stopped()
-	// Anything still holding the pipes (it cannot be ours any more) gets a
-	// moment, then the readers stop.
-	deadline := time.Now().Add(2 * time.Second)
-	outR.SetReadDeadline(deadline)
-	errR.SetReadDeadline(deadline)
-	copies.Wait()
-	outR.Close()
-	errR.Close()
-	if leftover > 0 {
-		// Said in the transcript (after the copies, so it is the last line):
-		// the agent left these running and they were ended with it.
-		fmt.Fprintf(p.Stderr, "■ stopped %d process(es) the agent left running (containment: %s)\n", leftover, c.Mechanism())
-	}
+	return res, waitErr
+}
 
-	res.ExitCode = exitCode(cmd, waitErr)
-	switch {
-	case res.TimedOut:
-		res.ExitCode = ExitTimeout
-	case res.Stopped && res.ExitCode == 0:
-		res.ExitCode = ExitKilled
-	case res.Ended:
-		res.ExitCode = 0
+// agentPipes carry an agent's stdout and stderr to the engine: pipes of
+// our own rather than exec's, so that the readers can be stopped when
+// something the agent left behind keeps them open.
+type agentPipes struct{ outR, outW, errR, errW *os.File }
+
+func newAgentPipes() (*agentPipes, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
 	}
-	return res
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	return &agentPipes{outR: outR, outW: outW, errR: errR, errW: errW}, nil
+}
+
+// closeWriters closes the engine's copies of the write ends once the agent
+// has its own.
+func (a *agentPipes) closeWriters() {
+	a.outW.Close()
+	a.errW.Close()
+}
+
+func (a *agentPipes) closeAll() {
+	a.closeWriters()
+	a.outR.Close()
+	a.errR.Close()
+}
+
+// copyTo copies the agent's output until the pipes close or drain stops
+// the readers.
+func (a *agentPipes) copyTo(stdout, stderr io.Writer) *sync.WaitGroup {
+	var copies sync.WaitGroup
+	copies.Add(2)
+	go func() { defer copies.Done(); io.Copy(stdout, a.outR) }()
+	go func() { defer copies.Done(); io.Copy(stderr, a.errR) }()
+	return &copies
+}
+
+// drain gives anything still holding the pipes (it cannot be ours any
+// more) a moment, then stops the readers.
+func (a *agentPipes) drain(copies *sync.WaitGroup) {
+	deadline := time.Now().Add(2 * time.Second)
+	a.outR.SetReadDeadline(deadline)
+	a.errR.SetReadDeadline(deadline)
+	copies.Wait()
+	a.outR.Close()
+	a.errR.Close()
 }
 
 // endFinished gives an agent whose work is over FinishGrace to exit on its

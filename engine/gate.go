@@ -208,7 +208,7 @@ func (r *Runner) park(ctx context.Context, i, it int, c parkCause) (stageEnd, bo
 	// Shared first: the sooner other engines see the wall, the fewer
 	// agents they start into it.
 	if !c.shared && r.HostDir != "" {
-		p := state.Park{Provider: sp.Provider, Until: c.until.UTC(), Reason: c.reason, BySession: r.Plan.Session, ProjectDir: r.Plan.ProjectDir, Since: r.now().UTC()}
+		p := state.Park{Provider: sp.Provider, Until: c.until.UTC(), Reason: c.reason, BySession: r.Plan.Session, ProjectDir: r.controlDir(), Since: r.now().UTC()}
 		if err := state.WritePark(r.HostDir, p); err != nil {
 			r.printf("■ could not share the park with other sessions on this host: %v\n", err)
 		}
@@ -357,7 +357,7 @@ func (r *Runner) addSpend(usd float64) {
 	if usd <= 0 || r.HostDir == "" {
 		return
 	}
-	e := state.SpendEntry{TS: r.now(), Session: r.Plan.Session, ProjectDir: r.Plan.ProjectDir, USD: usd}
+	e := state.SpendEntry{TS: r.now(), Session: r.Plan.Session, ProjectDir: r.controlDir(), USD: usd}
 	if err := state.AddSpend(r.HostDir, e); err != nil {
 		r.printf("■ could not add $%.4f to this host's spend ledger: %v\n", usd, err)
 	}
@@ -382,7 +382,7 @@ func (r *Runner) notify(event, reason, question string, until *time.Time) {
 		return
 	}
 	st := r.Store.State()
-	r.Notifier.Send(NotifyEvent{Event: event, Session: r.Plan.Session, ProjectDir: r.Plan.ProjectDir, Status: st.Status,
+	r.Notifier.Send(NotifyEvent{Event: event, Session: r.Plan.Session, ProjectDir: r.controlDir(), Status: st.Status,
 		Reason: reason, Question: question, CostUSD: st.Cost.USD, ParkedUntil: until})
 }
 

@@ -176,7 +176,7 @@ func (r *Runner) runAgent(ctx context.Context, ir iterRun, provider Provider, si
 	}
 	c.Stage = ir.sp
 	c.Stage.budgetLeft = r.budgetLeft(ir.sp)
-	c.Dir, c.Iteration = r.Workspace.Dir(), ir.it
+	c.Dir, c.Iteration = r.agentDir(), ir.it
 	c.Env = AgentEnv(r.Env, r.agentVars(ir.i, ir.it, ir.files))
 	c.Output = sink
 	c.Timeout = time.Duration(ir.sp.Timeout) * time.Second
@@ -220,7 +220,7 @@ func (r *Runner) judge(ctx context.Context, ir iterRun, run agentRun, prevVote b
 	}
 	beadsEmpty := false
 	if succeeded && ir.sp.Completion == CompletionBeadsEmpty && !ir.sp.CheckBefore && !run.sig.Complete && !ir.parallel {
-		n, err := r.Beads(ctx, r.Workspace.Dir(), "loop/"+r.Plan.Session)
+		n, err := r.Beads(ctx, r.agentDir(), "loop/"+r.Plan.Session)
 		if err != nil {
 			warnings = append(warnings, "bd ready failed: "+err.Error())
 		}

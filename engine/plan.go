@@ -22,12 +22,17 @@ const (
 // stored in state.json (spec) so a resumed session runs exactly what was
 // started, whatever happened to the definitions since.
 type Plan struct {
-	Version    int         `json:"version"`
-	Session    string      `json:"session"`
-	Kind       string      `json:"kind"`
-	Name       string      `json:"name"`   // the stage or pipeline
-	Source     string      `json:"source"` // where the definition was found
-	File       string      `json:"file"`
+	Version int    `json:"version"`
+	Session string `json:"session"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`   // the stage or pipeline
+	Source  string `json:"source"` // where the definition was found
+	File    string `json:"file"`
+	// ProjectDir is the control directory: the project whose .claude/
+	// holds the session's run directory, lock and worktree, and whose
+	// definitions and inputs the plan was compiled from. The agents work
+	// in the Runner's Workspace (under isolation worktree, inside
+	// Worktree) — never assume that is ProjectDir.
 	ProjectDir string      `json:"project_dir"`
 	Context    string      `json:"context,omitempty"`
 	Inputs     []string    `json:"inputs,omitempty"` // absolute paths

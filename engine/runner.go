@@ -83,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) Result {
 		r.NewProvider = NewProvider
 	}
 	if r.Workspace == nil {
-		r.Workspace = workspace.NewLocal(r.Plan.ProjectDir)
+		r.Workspace = workspace.NewLocal(r.controlDir())
 	}
 	st := r.Store.State()
 	reason := ""
@@ -138,6 +138,17 @@ func (r *Runner) finish(evType string, stageIdx int, end stageEnd) Result {
 	return Result{Status: end.status, Reason: end.reason, Err: data.Error}
 }
 
+// controlDir is the project directory the session belongs to: its run
+// directory, lock and worktrees live under it, a full disk is reported
+// against it, and the host-wide records (parks, spend, notifications) name
+// it. It need not be where the agents work (agentDir).
+func (r *Runner) controlDir() string { return r.Plan.ProjectDir }
+
+// agentDir is where the agents work — their working directory, bd's
+// directory, the root of the inputs they read: the workspace's directory,
+// the session's worktree under isolation worktree, else the project.
+func (r *Runner) agentDir() string { return r.Workspace.Dir() }
+
 func (r *Runner) printf(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -152,7 +163,7 @@ func (r *Runner) record(ev state.Event) error {
 }
 
 func (r *Runner) failEngine(err error) stageEnd {
-	err = state.DiskFull(err, r.Plan.ProjectDir)
+	err = state.DiskFull(err, r.controlDir())
 	return stageEnd{status: state.StatusFailed, reason: ReasonEngineError, err: err.Error()}
 }
 
@@ -240,7 +251,7 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 			return end
 		}
 		if sp.Completion == CompletionBeadsEmpty && sp.CheckBefore {
-			n, err := r.Beads(ctx, r.Workspace.Dir(), "loop/"+r.Plan.Session)
+			n, err := r.Beads(ctx, r.agentDir(), "loop/"+r.Plan.Session)
 			if err != nil {
 				if ctx.Err() != nil {
 					return killedBy(ctx)

@@ -99,7 +99,7 @@ func (r *Runner) stageInputs(i int) (string, error) {
 	}
 	var parts []inputPart
 	for _, p := range r.Plan.Inputs {
-		parts = append(parts, inputPart{title: "input: " + relTo(r.Plan.ProjectDir, p), path: p})
+		parts = append(parts, inputPart{title: "input: " + r.inputName(p), path: p})
 	}
 	s := joinInputs(parts)
 	r.inputs["input files"] = s
@@ -158,6 +158,27 @@ func joinInputs(parts []inputPart) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
+// inputName names an input file for ${INPUTS} relative to the directory
+// it is read in: the agents' (a worktree session's inputs were mapped
+// into its worktree), else the project's.
+func (r *Runner) inputName(p string) string {
+	if r.Workspace != nil {
+		if rel, ok := within(r.agentDir(), p); ok {
+			return rel
+		}
+	}
+	return relTo(r.controlDir(), p)
+}
+
+// within is p relative to dir, when p is inside dir.
+func within(dir, p string) (string, bool) {
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return rel, true
+}
+
 func relTo(base, p string) string {
 	if rel, err := filepath.Rel(base, p); err == nil {
 		return rel
@@ -182,7 +203,7 @@ func (r *Runner) worktreeDir() string {
 	case r.Plan.Worktree != "":
 		return r.Plan.Worktree
 	case r.Workspace != nil:
-		return r.Workspace.Dir()
+		return r.agentDir()
 	}
-	return r.Plan.ProjectDir
+	return r.controlDir()
 }

@@ -79,17 +79,9 @@ type StagePlan struct {
 	budgetLeft float64
 }
 
-// Multi reports whether the plan has more than one stage; it decides the
-// tmux prefix and where progress lives.
+// Multi reports whether the plan has more than one stage, which is what
+// state.TmuxName and state.Layout.Progress are told.
 func (p *Plan) Multi() bool { return len(p.Stages) > 1 }
-
-// TmuxPrefixKind is "pipeline" for a multi-stage plan and "loop" otherwise.
-func (p *Plan) TmuxPrefixKind() string {
-	if p.Multi() {
-		return KindPipeline
-	}
-	return KindLoop
-}
 
 // Options tailor a compiled plan.
 type Options struct {

@@ -101,3 +101,14 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// TmuxNameOf is the tmux session name of a session in state st: the name
+// its engine recorded, else the one TmuxName gives by its number of stages
+// — as the engine names it, so a one-stage pipeline is loop-<session>
+// (a foreground run records none).
+func TmuxNameOf(st *State) string {
+	if st.TmuxSession != "" {
+		return st.TmuxSession
+	}
+	return TmuxName(st.Session, len(st.Stages) > 1)
+}

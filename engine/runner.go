@@ -219,28 +219,14 @@ func (r *Runner) completeStage(i int, reason string) stageEnd {
 func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stageEnd {
 	sp := r.Plan.Stages[i]
 	max := st.Stages[i].MaxIterations
-	next := 1
-	failures := 0
-	prevVote := false
-	if st.CurrentStage == i {
-		next = st.IterationCompleted + 1
-		failures = trailingFailures(st.History, i)
-		if last, ok := st.LastEntry(i); ok && last.Iteration == st.IterationCompleted {
-			switch last.Decision {
-			case DecisionStop:
-				// Resuming after a crash between deciding to stop and
-				// recording it: the stage is done.
-				return r.completeStage(i, last.Reason)
-			case DecisionError:
-				// The session failed on this iteration (or crashed while
-				// recording that); resuming is the user's retry, so go on
-				// with the next iteration and a fresh failure streak.
-				failures = 0
-			}
-			prevVote = last.Plateau
-		}
+	pos, stopReason, stopped := resumePosition(st, i)
+	if stopped {
+		// Resuming after a crash between deciding to stop and recording
+		// it: the stage is done.
+		return r.completeStage(i, stopReason)
 	}
-	for it := next; ; it++ {
+	failures, prevVote := pos.failures, pos.prevVote
+	for it := pos.next; ; it++ {
 		if ctx.Err() != nil {
 			return killedBy(ctx)
 		}
@@ -250,18 +236,8 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 		if end, ok := r.guard(ctx, i, it); !ok {
 			return end
 		}
-		if sp.Completion == CompletionBeadsEmpty && sp.CheckBefore {
-			n, err := r.Beads(ctx, r.agentDir(), "loop/"+r.Plan.Session)
-			if err != nil {
-				if ctx.Err() != nil {
-					return killedBy(ctx)
-				}
-				return stageEnd{status: state.StatusFailed, reason: ReasonDependency, err: err.Error()}
-			}
-			if n == 0 {
-				r.printf("■ no ready beads labelled loop/%s\n", r.Plan.Session)
-				return r.completeStage(i, CompletionBeadsEmpty)
-			}
+		if end, done := r.beadsBefore(ctx, i); done {
+			return end
 		}
 		entry, stopped, err := r.iteration(ctx, i, it, max, prevVote, failures, false)
 		if err != nil {
@@ -293,6 +269,61 @@ func (r *Runner) runSequential(ctx context.Context, i int, st state.State) stage
 			return killedBy(ctx)
 		}
 	}
+}
+
+// seqPosition is where a sequential stage stands: the next iteration, the
+// streak of failed iterations before it and the last plateau vote.
+type seqPosition struct {
+	next, failures int
+	prevVote       bool
+}
+
+// resumePosition is where a sequential stage goes on from: the start, or
+// for the current stage of a resumed session what its state says. stopped
+// (with the reason) when its last iteration had decided to stop.
+func resumePosition(st state.State, i int) (pos seqPosition, stopReason string, stopped bool) {
+	pos.next = 1
+	if st.CurrentStage != i {
+		return pos, "", false
+	}
+	pos.next = st.IterationCompleted + 1
+	pos.failures = trailingFailures(st.History, i)
+	last, ok := st.LastEntry(i)
+	if !ok || last.Iteration != st.IterationCompleted {
+		return pos, "", false
+	}
+	switch last.Decision {
+	case DecisionStop:
+		return pos, last.Reason, true
+	case DecisionError:
+		// The session failed on this iteration (or crashed while recording
+		// that); resuming is the user's retry, so go on with the next
+		// iteration and a fresh failure streak.
+		pos.failures = 0
+	}
+	pos.prevVote = last.Plateau
+	return pos, "", false
+}
+
+// beadsBefore is check_before of a beads-empty stage: done (with how the
+// stage ends) when no bead is ready, or bd cannot tell.
+func (r *Runner) beadsBefore(ctx context.Context, i int) (stageEnd, bool) {
+	sp := r.Plan.Stages[i]
+	if sp.Completion != CompletionBeadsEmpty || !sp.CheckBefore {
+		return stageEnd{}, false
+	}
+	n, err := r.Beads(ctx, r.agentDir(), "loop/"+r.Plan.Session)
+	if err != nil {
+		if ctx.Err() != nil {
+			return killedBy(ctx), true
+		}
+		return stageEnd{status: state.StatusFailed, reason: ReasonDependency, err: err.Error()}, true
+	}
+	if n == 0 {
+		r.printf("■ no ready beads labelled loop/%s\n", r.Plan.Session)
+		return r.completeStage(i, CompletionBeadsEmpty), true
+	}
+	return stageEnd{}, false
 }
 
 // runParallel runs a parallel stage's runs not yet done, at most

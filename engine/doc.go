@@ -15,7 +15,8 @@
 //
 // Where each behaviour lives:
 //   - session.go: Run, `agent-sessions run` — prepare, lock, open or
-//     create the session, announce, drive the Runner; stop.go stops a live
+//     create the session, announce, drive the Runner; resume.go reopens a
+//     stopped session and what a resume may change; stop.go stops a live
 //     engine (--force, kill) and a crashed run's agents; sessionlog.go is
 //     session.log; launch.go the handoff and start-error files.
 //   - runner.go: the Runner — stage after stage, sequential and parallel,

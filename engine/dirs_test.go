@@ -37,3 +37,19 @@ func TestInputsNamedWhereAgentsReadThem(t *testing.T) {
 		t.Errorf("control dir %s, agents' dir %s; want %s and %s", r.controlDir(), r.agentDir(), project, wt)
 	}
 }
+
+// TestEngineDirsFromTheirOwners: the patterns kept out of git are the
+// owners' directories (state.RunsDir, state.LocksDir,
+// workspace.WorktreesDir), said as before.
+func TestEngineDirsFromTheirOwners(t *testing.T) {
+	t.Parallel()
+	project := t.TempDir()
+	for i, dir := range []string{state.RunsDir(project), state.LocksDir(project), workspace.WorktreesDir(project)} {
+		if got := filepath.Join(project, engineDirs[i]); got != dir {
+			t.Errorf("engineDirs[%d] = %s, want %s under the project", i, engineDirs[i], dir)
+		}
+	}
+	if got, want := engineDirsText(), ".claude/pipeline-runs/, .claude/locks/ and .claude/worktrees/"; got != want {
+		t.Errorf("engineDirsText = %q, want %q", got, want)
+	}
+}

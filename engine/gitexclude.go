@@ -12,13 +12,32 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // engineDirs are the project's directories that belong to the engine, not
 // to the agent's work: if git saw them, an agent's ordinary `git add -A`,
 // `stash`, `reset --hard` or `clean -fd` would commit, stash, rewind or
 // delete the session's own log, state and lock under the running engine.
-var engineDirs = []string{".claude/pipeline-runs/", ".claude/locks/", ".claude/worktrees/"}
+// They are the owners' paths relative to the project (state: run dirs and
+// locks; workspace: worktrees), as git patterns.
+var engineDirs = []string{
+	gitDirPattern(state.RunsDir("")),
+	gitDirPattern(state.LocksDir("")),
+	gitDirPattern(workspace.WorktreesDir("")),
+}
+
+// gitDirPattern is a project-relative directory as a git pattern that
+// matches only a directory ("a/b/").
+func gitDirPattern(rel string) string { return filepath.ToSlash(rel) + "/" }
+
+// engineDirsText lists engineDirs in a sentence ("a, b and c").
+func engineDirsText() string {
+	n := len(engineDirs)
+	return strings.Join(engineDirs[:n-1], ", ") + " and " + engineDirs[n-1]
+}
 
 // excludeHeader introduces the lines ExcludeEngineFiles adds, so a person
 // reading info/exclude knows where they came from.

@@ -414,7 +414,7 @@ func (s *opened) announce(w io.Writer, o RunOptions, layout state.Layout, exclud
 		fmt.Fprintf(w, "■ kept out of git (info/exclude): %s\n", strings.Join(excluded, " "))
 	}
 	if excludeErr != nil {
-		fmt.Fprintf(w, "■ warning: %v; add .claude/pipeline-runs/, .claude/locks/ and .claude/worktrees/ to .gitignore by hand\n", excludeErr)
+		fmt.Fprintf(w, "■ warning: %v; add %s to .gitignore by hand\n", excludeErr, engineDirsText())
 	}
 	if n := len(s.left.Pids); n > 0 {
 		fmt.Fprintf(w, "■ stopped %d agent process(es) the previous engine left running (found by %s)\n", n, s.left.Mechanism)

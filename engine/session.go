@@ -193,6 +193,7 @@ func Run(ctx context.Context, o RunOptions) (Result, error) {
 		return Result{}, err
 	}
 	if lock.Stale != nil {
+		// For the audit trail only: a failure to record it stops nothing.
 		s.store.Record(state.Event{Type: state.EventStaleLockRemoved, Data: state.MustData(lock.Stale)})
 	}
 	if !s.plan.Multi() {

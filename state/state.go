@@ -364,6 +364,9 @@ func decodeHead(prefix, tail []byte) (State, bool) {
 }
 
 func rebuildFromEvents(l Layout, cause error) (State, LoadResult, error) {
+	// Below, state.json's problem (cause) is said but not wrapped: the
+	// events' error is the one to test — wrapping a missing state.json's
+	// fs.ErrNotExist too would read as "no such session".
 	events, skipped, eerr := ReadEvents(l.EventsFile())
 	if eerr != nil {
 		if errors.Is(eerr, fs.ErrNotExist) && errors.Is(cause, fs.ErrNotExist) {

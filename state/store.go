@@ -126,6 +126,8 @@ func Open(l Layout, now func() time.Time) (*Store, Recovery, error) {
 	default:
 		rebuilt, err := Rebuild(events)
 		if err != nil {
+			// state.json's problem is said, not wrapped: the rebuild's
+			// error is the one to test (see rebuildFromEvents).
 			return nil, rec, fmt.Errorf("state.json unusable (%v); rebuild from events failed: %w", serr, err)
 		}
 		st = rebuilt

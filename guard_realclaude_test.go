@@ -109,7 +109,7 @@ func TestRealClaudeGuardrails(t *testing.T) {
 			t.Errorf("parked until %v (%q), want the reset %d", st.ParkedUntil, st.ParkedReason, resetAt.Load())
 		}
 		s := listSession(t, envA, project, "ua")
-		if s["status"] != state.LiveParked || s["parked_until"] == nil {
+		if s["status"] != string(state.LiveParked) || s["parked_until"] == nil {
 			t.Errorf("list says %v", s)
 		}
 

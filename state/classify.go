@@ -5,30 +5,102 @@ import (
 	"time"
 )
 
-// Liveness statuses (SPEC §9). The first four mirror state.json; the others
-// are only ever derived.
+// Status is a session's liveness status (SPEC §9): what the classifier
+// names it. The first four mirror state.json's own status (State.Status,
+// the Status* strings); the others are only ever derived. In JSON it is the
+// plain string.
+type Status string
+
+// Liveness statuses.
 const (
-	LiveRunning  = "running"
-	LiveComplete = "complete"
-	LiveFailed   = "failed"
-	LiveKilled   = "killed"
-	LiveCrashed  = "crashed"  // state says running, no live lock, no tmux session
-	LiveOrphan   = "orphan"   // a loop-*/pipeline-* tmux session with no run dir behind it
-	LiveZombie   = "zombie"   // tmux session alive, engine gone
-	LiveStarting = "starting" // tmux session younger than StartGrace, engine not locked yet
-	LiveWaiting  = "waiting"  // an engine holds the lock and waits for an answer (SPEC §15)
-	LiveParked   = "parked"   // an engine holds the lock and waits out a usage or rate limit
+	LiveRunning  Status = "running"
+	LiveComplete Status = "complete"
+	LiveFailed   Status = "failed"
+	LiveKilled   Status = "killed"
+	LiveCrashed  Status = "crashed"  // state says running, no live lock, no tmux session
+	LiveOrphan   Status = "orphan"   // a loop-*/pipeline-* tmux session with no run dir behind it
+	LiveZombie   Status = "zombie"   // tmux session alive, engine gone
+	LiveStarting Status = "starting" // tmux session younger than StartGrace, engine not locked yet
+	LiveWaiting  Status = "waiting"  // an engine holds the lock and waits for an answer (SPEC §15)
+	LiveParked   Status = "parked"   // an engine holds the lock and waits out a usage or rate limit
+	// LiveStaleLock is list's status for a lock file no process holds, with
+	// no run directory or tmux session behind it: the classifier has nothing
+	// to name (it says ""), and an empty status told the reader nothing.
+	LiveStaleLock Status = "stale_lock"
 )
 
-// Alive reports whether a liveness status means an engine holds (or is
-// about to hold) the session: it may be stopped, never resumed.
-func Alive(status string) bool {
-	switch status {
+// Alive reports whether an engine holds (or is about to hold) the session:
+// it may be stopped, never resumed.
+func (s Status) Alive() bool {
+	switch s {
 	case LiveRunning, LiveStarting, LiveWaiting, LiveParked:
 		return true
 	}
 	return false
 }
+
+// Active reports whether something of the session still runs that kill
+// stops: a live engine, or a tmux session without one (zombie, orphan). It
+// is what the orphan reminder lists.
+func (s Status) Active() bool {
+	return s.Alive() || s == LiveZombie || s == LiveOrphan
+}
+
+// Finished reports whether the session ended and recorded how: complete,
+// failed or killed (list's include_finished).
+func (s Status) Finished() bool {
+	return s == LiveComplete || s == LiveFailed || s == LiveKilled
+}
+
+// rankOrder is the order of sessions found together: those with an engine
+// first, then what was left behind, then what ended.
+var rankOrder = []Status{LiveWaiting, LiveParked, LiveRunning, LiveStarting, LiveZombie, LiveOrphan, LiveCrashed,
+	LiveFailed, LiveKilled, LiveComplete}
+
+// Rank orders statuses for a listing of sessions (lower first); an unknown
+// status comes last.
+func (s Status) Rank() int {
+	for i, o := range rankOrder {
+		if o == s {
+			return i
+		}
+	}
+	return len(rankOrder)
+}
+
+// attentionOrder is what needs a person, most urgent first (after a
+// waiting session, whose agent waits for the user).
+var attentionOrder = []Status{LiveCrashed, LiveZombie, LiveOrphan, LiveFailed, LiveStaleLock}
+
+// Attention orders sessions by what needs a person first (lower first): a
+// waiting session, then what was left broken, then a stale one (running for
+// over StaleAfter), parked, running, killed, and the rest.
+func (s Status) Attention(stale bool) int {
+	if s == LiveWaiting {
+		return -1 // its agent waits for the user: first of all
+	}
+	for i, o := range attentionOrder {
+		if s == o {
+			return i
+		}
+	}
+	n := len(attentionOrder)
+	switch {
+	case stale:
+		return n
+	case s == LiveParked:
+		return n + 1
+	case s == LiveRunning || s == LiveStarting:
+		return n + 2
+	case s == LiveKilled:
+		return n + 3
+	}
+	return n + 4
+}
+
+// Alive reports whether a liveness status means an engine holds (or is
+// about to hold) the session; see Status.Alive.
+func Alive(status Status) bool { return status.Alive() }
 
 // StaleAfter is how long a session may run before it is flagged stale.
 const StaleAfter = 2 * time.Hour
@@ -63,7 +135,7 @@ type Facts struct {
 
 // Liveness is the classifier's verdict.
 type Liveness struct {
-	Status    string        `json:"status"`
+	Status    Status        `json:"status"`
 	Stale     bool          `json:"stale"`
 	StaleLock bool          `json:"stale_lock"`
 	Age       time.Duration `json:"-"`
@@ -142,7 +214,7 @@ func classify(f Facts) Liveness {
 		lv.Status = LiveZombie
 		lv.Why = "session ended (" + f.State.Status + ") but its tmux session is still open"
 	default:
-		lv.Status = f.State.Status
+		lv.Status = Status(f.State.Status)
 		switch f.State.Status {
 		case StatusComplete:
 			lv.Why = "completed: " + f.State.CompletionReason
@@ -152,7 +224,7 @@ func classify(f Facts) Liveness {
 			lv.Why = "killed"
 		}
 	}
-	if Alive(lv.Status) && lv.Status != LiveStarting && f.State != nil && f.Now.Sub(LastStart(f.State)) > StaleAfter {
+	if lv.Status.Alive() && lv.Status != LiveStarting && f.State != nil && f.Now.Sub(LastStart(f.State)) > StaleAfter {
 		lv.Stale = true
 	}
 	return lv

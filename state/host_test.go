@@ -162,7 +162,7 @@ func TestClassifyWaitingAndParked(t *testing.T) {
 	for _, tc := range []struct {
 		status string
 		held   bool
-		want   string
+		want   Status
 	}{
 		{StatusWaiting, true, LiveWaiting},
 		{StatusParked, true, LiveParked},

@@ -444,7 +444,7 @@ func TestClassify(t *testing.T) {
 	tests := []struct {
 		name      string
 		f         Facts
-		want      string
+		want      Status
 		stale     bool
 		staleLock bool
 	}{

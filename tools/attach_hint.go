@@ -21,13 +21,13 @@ type AttachArgs struct {
 
 // AttachResult is attach_hint's result.
 type AttachResult struct {
-	Session         string   `json:"session" jsonschema:"session name"`
-	Status          string   `json:"status" jsonschema:"classifier status of the session"`
-	Command         string   `json:"command" jsonschema:"the command to give the user (read-only when read_only was asked)"`
-	ReadOnlyCommand string   `json:"read_only_command,omitempty" jsonschema:"when command is not read-only: attach to watch without being able to type into it"`
-	SwitchCommand   string   `json:"switch_command" jsonschema:"from inside tmux: switch the current client to the session instead of nesting an attach"`
-	DetachKeys      string   `json:"detach_keys" jsonschema:"how to detach and leave it running"`
-	Warnings        []string `json:"warnings" jsonschema:"what not to do while attached"`
+	Session         string       `json:"session" jsonschema:"session name"`
+	Status          state.Status `json:"status" jsonschema:"classifier status of the session"`
+	Command         string       `json:"command" jsonschema:"the command to give the user (read-only when read_only was asked)"`
+	ReadOnlyCommand string       `json:"read_only_command,omitempty" jsonschema:"when command is not read-only: attach to watch without being able to type into it"`
+	SwitchCommand   string       `json:"switch_command" jsonschema:"from inside tmux: switch the current client to the session instead of nesting an attach"`
+	DetachKeys      string       `json:"detach_keys" jsonschema:"how to detach and leave it running"`
+	Warnings        []string     `json:"warnings" jsonschema:"what not to do while attached"`
 
 	// For the text and the tests, not sent: they repeat command.
 	TmuxSession   string `json:"-"`

@@ -38,8 +38,8 @@ type CleanupItem struct {
 	TmuxSession string `json:"tmux_session,omitempty" jsonschema:"orphans and zombies: the tmux session"`
 	Host        string `json:"host,omitempty" jsonschema:"the host it is on, from hosts.yaml (absent: this machine)"`
 
-	Status string `json:"-"` // the group says it
-	Path   string `json:"-"` // follows from the session and project
+	Status state.Status `json:"-"` // the group says it
+	Path   string       `json:"-"` // follows from the session and project
 }
 
 // CleanupAction is one thing done (or that would be done).

@@ -244,9 +244,9 @@ func TestEndToEnd(t *testing.T) {
 			sdkCall(t, cs, "list", nil, nil, &l)
 			got := map[string]string{}
 			for _, s := range l.Sessions {
-				got[s.Session] = s.Status
+				got[s.Session] = string(s.Status)
 			}
-			if got["e2e"] != state.LiveComplete || got["e2e-2"] != state.LiveKilled || len(got) != 2 {
+			if got["e2e"] != string(state.LiveComplete) || got["e2e-2"] != string(state.LiveKilled) || len(got) != 2 {
 				t.Errorf("list = %v", got)
 			}
 

@@ -284,7 +284,7 @@ func (d *Deps) discoverAt(ctx context.Context, project string, dp depth) ([]sess
 		infos = append(infos, info)
 	}
 	sort.SliceStable(infos, func(i, j int) bool {
-		ri, rj := rank(infos[i].Live.Status), rank(infos[j].Live.Status)
+		ri, rj := infos[i].Live.Status.Rank(), infos[j].Live.Status.Rank()
 		if ri != rj {
 			return ri < rj
 		}
@@ -293,49 +293,36 @@ func (d *Deps) discoverAt(ctx context.Context, project string, dp depth) ([]sess
 	return infos, warnings
 }
 
-// rank orders statuses: what needs attention first.
-func rank(status string) int {
-	order := []string{state.LiveWaiting, state.LiveParked, state.LiveRunning, state.LiveStarting, state.LiveZombie, state.LiveOrphan, state.LiveCrashed,
-		state.LiveFailed, state.LiveKilled, state.LiveComplete}
-	for i, s := range order {
-		if s == status {
-			return i
-		}
-	}
-	return len(order)
-}
-
 // LiveStaleLock is list's status for a lock file no process holds, with
-// no run directory or tmux session behind it: the classifier has nothing
-// to name, and an empty status told the reader nothing.
-const LiveStaleLock = "stale_lock"
+// no run directory or tmux session behind it (state.LiveStaleLock).
+const LiveStaleLock = state.LiveStaleLock
 
 // Summary is one session as list reports it: compact, since Claude reads
 // every byte of it, and with what needs a person's attention. The fields
 // tagged "-" are for the other tools and the text.
 type Summary struct {
-	Session          string  `json:"session" jsonschema:"session name"`
-	Status           string  `json:"status" jsonschema:"running, starting, complete, failed, killed, crashed (resumable), orphan (tmux session without run dir), zombie (tmux alive, engine gone) or stale_lock (a lock file no process holds, nothing else)"`
-	Why              string  `json:"why,omitempty" jsonschema:"zombies, stale locks and finished sessions whose tmux session is still open: why it has that status"`
-	Definition       string  `json:"definition,omitempty" jsonschema:"the stage or pipeline it runs"`
-	Stage            string  `json:"stage,omitempty" jsonschema:"multi-stage sessions: the current stage as N/M name"`
-	Iterations       string  `json:"iterations,omitempty" jsonschema:"iterations of the current stage completed / its limit, e.g. 7/25"`
-	Age              string  `json:"age,omitempty" jsonschema:"how long it has run (or ran)"`
-	Stale            bool    `json:"stale,omitempty" jsonschema:"running for more than 2 hours"`
-	StaleLock        bool    `json:"stale_lock,omitempty" jsonschema:"a lock file exists that no process holds"`
-	CompletionReason string  `json:"completion_reason,omitempty" jsonschema:"why it ended"`
-	Error            string  `json:"error,omitempty" jsonschema:"the start of the error it failed with (monitor shows all of it)"`
-	CostUSD          float64 `json:"cost_usd,omitempty" jsonschema:"spend reported by the agents, in US dollars"`
-	Commits          *int    `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
-	Branch           string  `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch"`
-	FailedIterations int     `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
-	MaxCostUSD       float64 `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost_usd (absent: none)"`
-	Question         string  `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
-	ParkedUntil      string  `json:"parked_until,omitempty" jsonschema:"parked: when it goes on by itself (RFC 3339)"`
-	ParkedReason     string  `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
-	ProjectDir       string  `json:"project_dir,omitempty" jsonschema:"its project, when not the one listed"`
-	TmuxSession      string  `json:"tmux_session,omitempty" jsonschema:"orphans, zombies and finished sessions: the tmux session left open"`
-	Host             string  `json:"host,omitempty" jsonschema:"the host it runs on, from hosts.yaml (absent: this machine)"`
+	Session          string       `json:"session" jsonschema:"session name"`
+	Status           state.Status `json:"status" jsonschema:"running, starting, complete, failed, killed, crashed (resumable), orphan (tmux session without run dir), zombie (tmux alive, engine gone) or stale_lock (a lock file no process holds, nothing else)"`
+	Why              string       `json:"why,omitempty" jsonschema:"zombies, stale locks and finished sessions whose tmux session is still open: why it has that status"`
+	Definition       string       `json:"definition,omitempty" jsonschema:"the stage or pipeline it runs"`
+	Stage            string       `json:"stage,omitempty" jsonschema:"multi-stage sessions: the current stage as N/M name"`
+	Iterations       string       `json:"iterations,omitempty" jsonschema:"iterations of the current stage completed / its limit, e.g. 7/25"`
+	Age              string       `json:"age,omitempty" jsonschema:"how long it has run (or ran)"`
+	Stale            bool         `json:"stale,omitempty" jsonschema:"running for more than 2 hours"`
+	StaleLock        bool         `json:"stale_lock,omitempty" jsonschema:"a lock file exists that no process holds"`
+	CompletionReason string       `json:"completion_reason,omitempty" jsonschema:"why it ended"`
+	Error            string       `json:"error,omitempty" jsonschema:"the start of the error it failed with (monitor shows all of it)"`
+	CostUSD          float64      `json:"cost_usd,omitempty" jsonschema:"spend reported by the agents, in US dollars"`
+	Commits          *int         `json:"commits,omitempty" jsonschema:"git projects: commits the session's iterations made"`
+	Branch           string       `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch"`
+	FailedIterations int          `json:"failed_iterations,omitempty" jsonschema:"iterations whose agent failed (present only when some did)"`
+	MaxCostUSD       float64      `json:"max_cost_usd,omitempty" jsonschema:"its spending cap in US dollars, beside cost_usd (absent: none)"`
+	Question         string       `json:"question,omitempty" jsonschema:"waiting: the agent's question — put it to the user, then reply with their answer"`
+	ParkedUntil      string       `json:"parked_until,omitempty" jsonschema:"parked: when it goes on by itself (RFC 3339)"`
+	ParkedReason     string       `json:"parked_reason,omitempty" jsonschema:"parked: why (usage_limit, rate_limit, overloaded, daily_budget)"`
+	ProjectDir       string       `json:"project_dir,omitempty" jsonschema:"its project, when not the one listed"`
+	TmuxSession      string       `json:"tmux_session,omitempty" jsonschema:"orphans, zombies and finished sessions: the tmux session left open"`
+	Host             string       `json:"host,omitempty" jsonschema:"the host it runs on, from hosts.yaml (absent: this machine)"`
 
 	Type               string `json:"-"`
 	Pipeline           string `json:"-"`
@@ -399,7 +386,7 @@ func (s Summary) compact(project string) Summary {
 	// What needs a word: zombies, orphans, stale locks, and a finished
 	// session whose tmux session is still open (a dead pane, say).
 	unusual := c.Status == state.LiveOrphan || c.Status == state.LiveZombie || c.Status == LiveStaleLock ||
-		(c.TmuxOpen && !state.Alive(c.Status))
+		(c.TmuxOpen && !c.Status.Alive())
 	if !unusual || c.Status == LiveStaleLock {
 		c.TmuxSession = ""
 	}

@@ -23,22 +23,22 @@ type KillArgs struct {
 
 // KillResult is kill's result.
 type KillResult struct {
-	Session          string   `json:"session" jsonschema:"session name"`
-	Killed           bool     `json:"killed" jsonschema:"something was running and was stopped; false means it was a no-op"`
-	StatusBefore     string   `json:"status_before" jsonschema:"classifier status before the kill"`
-	Status           string   `json:"status" jsonschema:"status after the kill"`
-	RemainingWork    string   `json:"remaining_work" jsonschema:"where it stopped and what was left to do"`
-	BeadsRemaining   *int     `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left"`
-	AgentsStopped    int      `json:"agents_stopped,omitempty" jsonschema:"agent processes kill itself had to stop (the engine normally does)"`
-	StoppedProcesses int      `json:"stopped_processes,omitempty" jsonschema:"agent processes of the session that were running when kill began and were ended (by the engine or by kill itself)"`
-	ProcessesLeft    []int    `json:"processes_left,omitempty" jsonschema:"pids of agent processes still running after the kill (should be empty)"`
-	Containment      string   `json:"containment,omitempty" jsonschema:"how the session's agents are contained: cgroup, subreaper, pgroup, marker (a run without containment info, found by environment) or none"`
-	EngineSignal     string   `json:"engine_signal,omitempty" jsonschema:"the signal that ended the engine: SIGTERM, or SIGKILL when it outlived the grace; empty when no engine ran"`
-	Worktree         string   `json:"worktree,omitempty" jsonschema:"isolation worktree: the worktree, kept as it is"`
-	Branch           string   `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch, kept"`
-	BranchCommits    *int     `json:"branch_commits,omitempty" jsonschema:"commits the branch holds that the branch it came from lacks"`
-	Steps            []string `json:"steps" jsonschema:"what kill did, in order"`
-	NextSteps        []Option `json:"next_steps,omitempty" jsonschema:"calls to make next, with complete arguments: continue it, or run it again"`
+	Session          string       `json:"session" jsonschema:"session name"`
+	Killed           bool         `json:"killed" jsonschema:"something was running and was stopped; false means it was a no-op"`
+	StatusBefore     state.Status `json:"status_before" jsonschema:"classifier status before the kill"`
+	Status           state.Status `json:"status" jsonschema:"status after the kill"`
+	RemainingWork    string       `json:"remaining_work" jsonschema:"where it stopped and what was left to do"`
+	BeadsRemaining   *int         `json:"beads_remaining,omitempty" jsonschema:"beads-empty stages: ready beads left"`
+	AgentsStopped    int          `json:"agents_stopped,omitempty" jsonschema:"agent processes kill itself had to stop (the engine normally does)"`
+	StoppedProcesses int          `json:"stopped_processes,omitempty" jsonschema:"agent processes of the session that were running when kill began and were ended (by the engine or by kill itself)"`
+	ProcessesLeft    []int        `json:"processes_left,omitempty" jsonschema:"pids of agent processes still running after the kill (should be empty)"`
+	Containment      string       `json:"containment,omitempty" jsonschema:"how the session's agents are contained: cgroup, subreaper, pgroup, marker (a run without containment info, found by environment) or none"`
+	EngineSignal     string       `json:"engine_signal,omitempty" jsonschema:"the signal that ended the engine: SIGTERM, or SIGKILL when it outlived the grace; empty when no engine ran"`
+	Worktree         string       `json:"worktree,omitempty" jsonschema:"isolation worktree: the worktree, kept as it is"`
+	Branch           string       `json:"branch,omitempty" jsonschema:"isolation worktree: the session's branch, kept"`
+	BranchCommits    *int         `json:"branch_commits,omitempty" jsonschema:"commits the branch holds that the branch it came from lacks"`
+	Steps            []string     `json:"steps" jsonschema:"what kill did, in order"`
+	NextSteps        []Option     `json:"next_steps,omitempty" jsonschema:"calls to make next, with complete arguments: continue it, or run it again"`
 
 	// For the text and the tests, not sent: the numbers are in
 	// remaining_work, and final-output.txt lives in the run dir.
@@ -71,8 +71,8 @@ func (d *Deps) kill(ctx context.Context, _ mcp.CallToolRequest, a KillArgs) (Kil
 	res := KillResult{Session: a.Session, StatusBefore: info.Live.Status, Steps: []string{}}
 	before := engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir())
 	res.Containment = containmentOf(info, before)
-	switch info.Live.Status {
-	case state.LiveRunning, state.LiveStarting, state.LiveWaiting, state.LiveParked, state.LiveZombie, state.LiveOrphan:
+	switch {
+	case info.Live.Status.Active():
 		res.Killed = true
 		res.EngineSignal = d.stopSession(ctx, info, &res.Steps, &res.AgentsStopped)
 	default:
@@ -102,7 +102,7 @@ func (d *Deps) kill(ctx context.Context, _ mcp.CallToolRequest, a KillArgs) (Kil
 	fillKill(&res, final)
 	res.Status = final.Live.Status
 	if final.State != nil {
-		res.Status = final.State.Status
+		res.Status = state.Status(final.State.Status)
 		if plan, err := engine.PlanFromSpec(final.State.Spec); err == nil && final.State.CurrentStage < len(plan.Stages) &&
 			plan.Stages[final.State.CurrentStage].Completion == engine.CompletionBeadsEmpty {
 			bctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -110,7 +110,7 @@ func (d *Deps) list(ctx context.Context, _ mcp.CallToolRequest, a ListArgs) (Lis
 	var all []Summary
 	for _, info := range infos {
 		s := d.summarize(info)
-		if !includeFinished && (s.Status == state.LiveComplete || s.Status == state.LiveFailed || s.Status == state.LiveKilled) {
+		if !includeFinished && s.Status.Finished() {
 			continue
 		}
 		res.Counts.add(s)
@@ -182,28 +182,7 @@ func listNext(r ListResult, all []Summary, a ListArgs) []Option {
 }
 
 // attention orders list: what needs a person first.
-func attention(s Summary) int {
-	if s.Status == state.LiveWaiting {
-		return -1 // its agent waits for the user: first of all
-	}
-	order := []string{state.LiveCrashed, state.LiveZombie, state.LiveOrphan, state.LiveFailed, LiveStaleLock}
-	for i, st := range order {
-		if s.Status == st {
-			return i
-		}
-	}
-	switch {
-	case s.Stale:
-		return len(order)
-	case s.Status == state.LiveParked:
-		return len(order) + 1
-	case s.Status == state.LiveRunning || s.Status == state.LiveStarting:
-		return len(order) + 2
-	case s.Status == state.LiveKilled:
-		return len(order) + 3
-	}
-	return len(order) + 4
-}
+func attention(s Summary) int { return s.Status.Attention(s.Stale) }
 
 func (c *Counts) add(s Summary) {
 	c.Total++

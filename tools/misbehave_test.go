@@ -24,8 +24,8 @@ func TestMisbehavingAgentsThroughTheTools(t *testing.T) {
 		extra       string // more stage YAML
 		env         []string
 		context     string
-		status      string // final classifier status
-		warning     string // in the last iteration's warning
+		status      state.Status // final classifier status
+		warning     string       // in the last iteration's warning
 		check       func(t *testing.T, m tools.MonitorResult, st state.State)
 	}{
 		// Every iteration timed out: the stage fails, however short.

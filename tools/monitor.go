@@ -73,7 +73,7 @@ type WaitOutcome struct {
 	Seconds  float64 `json:"seconds" jsonschema:"how long it waited"`
 	// Paused: the wait returned because the session stopped running
 	// agents meanwhile, for a question or a limit (SPEC §15).
-	Paused string `json:"paused,omitempty" jsonschema:"waiting (its agent asks the user something, see question: nothing moves until reply) or parked (it began waiting out a limit during the wait, until parked_until): the wait returned for it"`
+	Paused state.Status `json:"paused,omitempty" jsonschema:"waiting (its agent asks the user something, see question: nothing moves until reply) or parked (it began waiting out a limit during the wait, until parked_until): the wait returned for it"`
 	// EngineDied: the engine stopped without recording an end (crashed,
 	// or its tmux session left as a zombie); a complete-wait is not met.
 	EngineDied bool `json:"engine_died,omitempty" jsonschema:"the engine died without recording how the session ended (crashed); resume it with start_session mode resume"`
@@ -82,7 +82,7 @@ type WaitOutcome struct {
 // MonitorResult is monitor's result: compact, since Claude reads all of it.
 type MonitorResult struct {
 	Session            string            `json:"session" jsonschema:"session name"`
-	Status             string            `json:"status" jsonschema:"classifier status: running, starting, complete, failed, killed, crashed, orphan, zombie or stale_lock"`
+	Status             state.Status      `json:"status" jsonschema:"classifier status: running, starting, complete, failed, killed, crashed, orphan, zombie or stale_lock"`
 	Why                string            `json:"why,omitempty" jsonschema:"why it has that status, when the status alone does not say"`
 	Type               string            `json:"type,omitempty" jsonschema:"loop or pipeline"`
 	Definition         string            `json:"definition,omitempty" jsonschema:"stage or pipeline name"`
@@ -251,13 +251,13 @@ func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progre
 	defer tick.Stop()
 	heartbeat := time.Now()
 	for {
-		alive := state.Alive(info.Live.Status)
+		alive := info.Live.Status.Alive()
 		stage, done := key(info)
 		switch {
 		case !alive:
 			// A session only completes when its engine records the end; an
 			// engine that died mid-run left it unfinished.
-			out.EngineDied = !state.Terminal(info.Live.Status)
+			out.EngineDied = !info.Live.Status.Finished()
 			out.Met = (a.Wait == WaitComplete && !out.EngineDied) || (stage != stage0 || done != done0)
 		case a.Wait == WaitIteration && (stage != stage0 || done > done0):
 			out.Met = true

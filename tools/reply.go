@@ -22,12 +22,12 @@ type ReplyArgs struct {
 
 // ReplyResult is reply's result.
 type ReplyResult struct {
-	Session   string   `json:"session" jsonschema:"session name"`
-	Answered  bool     `json:"answered" jsonschema:"the answer was handed to the session; false when it was not waiting for one"`
-	Status    string   `json:"status" jsonschema:"the session's status"`
-	Question  string   `json:"question,omitempty" jsonschema:"the question that was answered"`
-	Note      string   `json:"note" jsonschema:"what happens next"`
-	NextSteps []Option `json:"next_steps" jsonschema:"calls to make next, with complete arguments"`
+	Session   string       `json:"session" jsonschema:"session name"`
+	Answered  bool         `json:"answered" jsonschema:"the answer was handed to the session; false when it was not waiting for one"`
+	Status    state.Status `json:"status" jsonschema:"the session's status"`
+	Question  string       `json:"question,omitempty" jsonschema:"the question that was answered"`
+	Note      string       `json:"note" jsonschema:"what happens next"`
+	NextSteps []Option     `json:"next_steps" jsonschema:"calls to make next, with complete arguments"`
 }
 
 // Reply is the reply tool (SPEC §15): it answers a session's question.
@@ -67,7 +67,7 @@ func (d *Deps) reply(ctx context.Context, _ mcp.CallToolRequest, a ReplyArgs) (R
 		return ReplyResult{}, "", toolError(fmt.Errorf("hand the answer to session %s: %w", a.Session, err))
 	}
 	res.Answered, res.Question = true, q.Question
-	if state.Alive(info.Live.Status) {
+	if info.Live.Status.Alive() {
 		res.Status = d.awaitAnswerTaken(ctx, info)
 		res.Note = fmt.Sprintf("answered; session %s goes on with iteration %d, which receives the answer as ${ANSWER}", a.Session, q.Iteration+1)
 		monitor.Arguments["wait"] = "iteration"
@@ -88,7 +88,7 @@ const answerTakeWait = 3 * time.Second
 // awaitAnswerTaken waits (briefly) until the engine has recorded the
 // answer, so the status reply returns — and what monitor says next — is the
 // session going on, not still waiting. It returns the status it saw last.
-func (d *Deps) awaitAnswerTaken(ctx context.Context, info sessionInfo) string {
+func (d *Deps) awaitAnswerTaken(ctx context.Context, info sessionInfo) state.Status {
 	deadline := time.Now().Add(answerTakeWait)
 	status := info.Live.Status
 	for time.Now().Before(deadline) {

@@ -163,8 +163,7 @@ func (d *Deps) activeInfos(ctx context.Context, project string, dp depth) ([]ses
 	infos, _ := d.discoverAt(ctx, project, dp)
 	var out []sessionInfo
 	for _, info := range infos {
-		switch info.Live.Status {
-		case state.LiveRunning, state.LiveStarting, state.LiveWaiting, state.LiveParked, state.LiveZombie, state.LiveOrphan:
+		if info.Live.Status.Active() {
 			out = append(out, info)
 		}
 	}
@@ -355,7 +354,7 @@ func (w *reminderWatcher) key() string {
 	infos, _ := w.d.activeInfos(w.ctx, "", statusOnly)
 	parts := make([]string, 0, len(infos))
 	for _, info := range infos {
-		parts = append(parts, info.Name+"="+info.Live.Status)
+		parts = append(parts, info.Name+"="+string(info.Live.Status))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ",")

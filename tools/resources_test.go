@@ -145,7 +145,7 @@ func TestResources(t *testing.T) {
 		if err := json.Unmarshal([]byte(text), &st); err != nil {
 			t.Fatalf("state resource is not JSON: %v\n%s", err, text)
 		}
-		if st.Status != state.LiveComplete || st.State.Session != "doc" || st.State.IterationCompleted != 3 {
+		if st.Status != string(state.LiveComplete) || st.State.Session != "doc" || st.State.IterationCompleted != 3 {
 			t.Errorf("state resource = %s", text)
 		}
 		if text, err = c.readResource("sessions://session/doc/progress"); err != nil || !strings.Contains(text, "mock agent") {

@@ -429,7 +429,7 @@ func newConflict(info sessionInfo, a StartArgs) error {
 	case state.LiveComplete:
 		return (&ToolError{Code: CodeConflictComplete, Message: fmt.Sprintf("session %s already completed (%s)", name, info.State.CompletionReason)}).with(force, other)
 	default:
-		what := info.Live.Status
+		what := string(info.Live.Status)
 		if info.State != nil && info.State.Error != "" {
 			what += ": " + truncate(info.State.Error, 300)
 		}

@@ -65,9 +65,9 @@ func (d *Deps) attachHint(ctx context.Context, _ mcp.CallToolRequest, a AttachAr
 	name := info.Tmux.Name
 	res := AttachResult{
 		Session: a.Session, TmuxSession: name, Status: info.Live.Status,
-		AttachCommand:   strings.Join(d.Tmux.AttachCommand(name, false), " "),
-		ReadOnlyCommand: strings.Join(d.Tmux.AttachCommand(name, true), " "),
-		SwitchCommand:   strings.Join(d.Tmux.SwitchCommand(name), " "),
+		AttachCommand:   strings.Join(d.host().AttachCommand(name, false), " "),
+		ReadOnlyCommand: strings.Join(d.host().AttachCommand(name, true), " "),
+		SwitchCommand:   strings.Join(d.host().SwitchCommand(name), " "),
 		InsideTmux:      os.Getenv("TMUX") != "",
 		DetachKeys:      "Ctrl+b then d (detaches; the session keeps running)",
 		Warnings: []string{
@@ -82,8 +82,8 @@ func (d *Deps) attachHint(ctx context.Context, _ mcp.CallToolRequest, a AttachAr
 	if res.InsideTmux {
 		res.Warnings = append(res.Warnings, "Inside tmux: use switch_command rather than nesting an attach.")
 	}
-	if d.Tmux.Socket() != "" {
-		res.Warnings = append(res.Warnings, "Sessions run on the private tmux server -L "+d.Tmux.Socket()+"; plain `tmux ls` will not show them.")
+	if sock := d.host().Socket(); sock != "" {
+		res.Warnings = append(res.Warnings, "Sessions run on the private tmux server -L "+sock+"; plain `tmux ls` will not show them.")
 	}
 	text := attachText(res)
 	if a.ReadOnly {

@@ -1,10 +1,6 @@
 package tools
 
 import (
-	"encoding/json"
-	"io"
-	"os"
-
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -28,15 +24,15 @@ type ChangesSummary struct {
 
 // changesSummary is monitor's changes field: the session's totals and the
 // last iteration's record, nil when the project is no git repository.
-func changesSummary(st *state.State, lastResult string) *ChangesSummary {
+func changesSummary(st *state.State, lastResult *state.Changes) *ChangesSummary {
 	if st.Changes == nil {
 		return nil
 	}
 	cs := &ChangesSummary{Commits: st.Changes.Commits, HeadStart: shortSHA(st.Changes.HeadStart), Head: shortSHA(st.Changes.Head), Dirty: st.Changes.Dirty}
 	if n := len(st.History); n > 0 && st.History[n-1].Changes != nil {
 		last := *st.History[n-1].Changes // counts only: state.json keeps no commit list
-		if c, ok := resultChanges(lastResult); ok {
-			last = c
+		if lastResult != nil {
+			last = *lastResult
 		}
 		last.Commits = shortCommits(last.Commits)
 		last.HeadBefore, last.HeadAfter = shortSHA(last.HeadBefore), shortSHA(last.HeadAfter)
@@ -55,26 +51,6 @@ func shortCommits(in []state.Commit) []state.Commit {
 
 // shortSHA is a commit id as monitor shows it: enough for git to resolve.
 func shortSHA(sha string) string { return sha[:min(len(sha), monitorSHA)] }
-
-// resultChanges reads the change record of an iteration's result.json.
-func resultChanges(path string) (state.Changes, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return state.Changes{}, false
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 256<<10))
-	if err != nil {
-		return state.Changes{}, false
-	}
-	var r struct {
-		Changes *state.Changes `json:"changes"`
-	}
-	if json.Unmarshal(data, &r) != nil || r.Changes == nil {
-		return state.Changes{}, false
-	}
-	return *r.Changes, true
-}
 
 // commitCount is list's commits field: nil outside a git project.
 func commitCount(st *state.State) *int {

@@ -3,21 +3,19 @@ package tools
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // ArchiveDir is where prune moves finished run directories, inside
 // .claude/pipeline-runs/. Nothing is deleted: delete the archive yourself.
-const ArchiveDir = ".archive"
+const ArchiveDir = sessions.ArchiveDir
 
 // CleanupArgs are cleanup's arguments.
 type CleanupArgs struct {
@@ -98,9 +96,8 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 	}
 	dry := a.DryRun == nil || *a.DryRun
 	res := CleanupResult{DryRun: dry, ProjectDir: project}
-	infos, warnings := d.discover(ctx, project)
-	now := d.now()
-	cutoff := now.Add(-time.Duration(a.PruneOlderThanDays) * 24 * time.Hour)
+	h := d.host()
+	infos, warnings := h.Discover(ctx, project, sessions.Summary)
 	act := func(enabled bool, action, session string, do func() (string, error)) {
 		if !enabled {
 			return
@@ -116,74 +113,9 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 		res.Actions = append(res.Actions, ca)
 	}
 	for _, info := range infos {
-		info := info
-		item := CleanupItem{Session: info.Name, Status: info.Live.Status, Detail: info.Live.Why}
-		if info.Tmux != nil {
-			item.TmuxSession = info.Tmux.Name
-		}
-		if info.Tmux != nil && info.Tmux.PaneDead && info.Live.Status != state.LiveOrphan {
-			dead := item
-			dead.Detail = "its tmux session remains with a dead pane (remain-on-exit is on)"
-			res.Zombies = append(res.Zombies, dead)
-			act(a.KillOrphans, "kill_zombie", info.Name, func() (string, error) {
-				if err := d.Tmux.KillSession(ctx, info.Tmux.Name); err != nil {
-					return "", err
-				}
-				return "closed tmux session " + info.Tmux.Name + " (its pane was dead)", nil
-			})
-		}
-		switch info.Live.Status {
-		case state.LiveOrphan:
-			res.Orphans = append(res.Orphans, item)
-			act(a.KillOrphans, "kill_orphan", info.Name, func() (string, error) {
-				if err := d.Tmux.KillSession(ctx, info.Tmux.Name); err != nil {
-					return "", err
-				}
-				return "closed tmux session " + info.Tmux.Name, nil
-			})
-		case state.LiveZombie:
-			res.Zombies = append(res.Zombies, item)
-			act(a.KillOrphans, "kill_zombie", info.Name, func() (string, error) {
-				var steps []string
-				n := 0
-				d.stopSession(ctx, info, &steps, &n)
-				return strings.Join(steps, "; "), nil
-			})
-		case state.LiveCrashed:
-			item.Path = info.Layout.RunDir()
-			if n := len(engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir()).Pids); n > 0 {
-				item.Detail += fmt.Sprintf("; %d of its agent processes still run (mark_crashed or kill stops them)", n)
-			}
-			res.Crashed = append(res.Crashed, item)
-			act(a.MarkCrashed, "mark_crashed", info.Name, func() (string, error) { return d.markCrashed(info) })
-		}
-		if info.Live.Stale {
-			item.Detail = "running for " + humanDuration(info.Live.Age)
-			res.Stale = append(res.Stale, item)
-			act(a.KillStale, "kill_stale", info.Name, func() (string, error) {
-				var steps []string
-				n := 0
-				d.stopSession(ctx, info, &steps, &n)
-				return strings.Join(steps, "; "), nil
-			})
-		}
-		if info.Live.StaleLock {
-			lockItem := CleanupItem{Session: info.Name, Status: info.Live.Status, Detail: "lock file exists but no process holds it", Path: info.Layout.LockFile()}
-			if info.Lock.Info != nil {
-				lockItem.Detail += fmt.Sprintf(" (it names pid %d, started %s)", info.Lock.Info.PID, info.Lock.Info.StartedAt.Format(time.RFC3339))
-			}
-			res.StaleLocks = append(res.StaleLocks, lockItem)
-			act(a.RemoveStaleLocks, "remove_stale_lock", info.Name, func() (string, error) { return removeStaleLock(info.Layout.LockFile()) })
-		}
-		if a.PruneOlderThanDays > 0 && info.State != nil && state.Terminal(info.State.Status) && info.State.CompletedAt != nil &&
-			info.State.CompletedAt.Before(cutoff) && info.Tmux == nil && !info.Lock.Held {
-			item.Path = info.Layout.RunDir()
-			item.Detail = fmt.Sprintf("%s %s ago", info.State.Status, humanDuration(now.Sub(*info.State.CompletedAt)))
-			res.Prunable = append(res.Prunable, item)
-			act(true, "prune", info.Name, func() (string, error) { return archive(info) })
-		}
+		d.cleanupSession(ctx, h, info, a, act, &res)
 	}
-	cleanupWorktrees(ctx, project, infos, a.RemoveWorktrees, act, &res)
+	d.cleanupWorktrees(ctx, project, infos, a.RemoveWorktrees, act, &res)
 	res.NextSteps = cleanupNext(res, a)
 	for _, w := range warnings {
 		if strings.HasPrefix(w, "tmux did not answer") {
@@ -193,79 +125,68 @@ func (d *Deps) cleanup(ctx context.Context, _ mcp.CallToolRequest, a CleanupArgs
 	return res, cleanupText(res), nil
 }
 
-// removeStaleLock removes a lock file no engine holds and says what became
-// of it. A file that is gone already was not "held by a process": an
-// earlier action of the same cleanup (mark_crashed takes the lock and
-// releases it, which removes the file) or someone else removed it.
-func removeStaleLock(path string) (string, error) {
-	removed, err := state.RemoveStaleLock(path)
-	if err != nil {
-		return "", err
-	}
-	if removed {
-		return "removed " + path, nil
-	}
-	ls, _ := state.ProbeLock(path)
-	switch {
-	case ls.Held && ls.Info != nil && ls.Info.PID > 0:
-		return fmt.Sprintf("left alone: an engine runs the session again (pid %d)", ls.Info.PID), nil
-	case ls.Held:
-		return "left alone: an engine runs the session again", nil
-	case !ls.Exists:
-		return "already gone (released by an earlier action, or removed meanwhile)", nil
-	}
-	return "left alone: it was in use a moment ago; run cleanup again", nil
-}
+// actFunc records one cleanup action: done when enabled and not a dry run.
+type actFunc func(enabled bool, action, session string, do func() (string, error))
 
-// markCrashed records a crashed session as failed, under its lock.
-func (d *Deps) markCrashed(info sessionInfo) (string, error) {
-	lock, err := state.AcquireLock(context.Background(), info.Layout.LockFile(), info.Name, time.Second, 0)
-	if err != nil {
-		return "", fmt.Errorf("it is locked again (resumed meanwhile?): %w", err)
+// cleanupSession files one session under what cleanup found, and acts on
+// it as the flags ask.
+func (d *Deps) cleanupSession(ctx context.Context, h Host, info sessions.Info, a CleanupArgs, act actFunc, res *CleanupResult) {
+	item := CleanupItem{Session: info.Name, Status: info.Live.Status, Detail: info.Live.Why}
+	if info.Tmux != nil {
+		item.TmuxSession = info.Tmux.Name
 	}
-	defer lock.Release()
-	// Under the lock no engine runs it: whatever of it still runs is left
-	// over from the crash, and must not go on working unrecorded.
-	stopped := ""
-	if left := engine.StopLeftovers(info.ProjectDir, info.Name, info.Layout.RunDir(), 5*time.Second); len(left.Pids) > 0 {
-		stopped = fmt.Sprintf("stopped %d agent process(es) the crashed engine left running (found by %s); ", len(left.Pids), left.Mechanism)
+	closeTmux := func(what string) func() (string, error) {
+		return func() (string, error) {
+			if err := h.CloseTmux(ctx, info.Tmux.Name); err != nil {
+				return "", err
+			}
+			return "closed tmux session " + info.Tmux.Name + what, nil
+		}
 	}
-	store, _, err := state.Open(info.Layout, nil)
-	if err != nil {
-		return stopped, err
+	stop := func() (string, error) { return strings.Join(h.Stop(ctx, info), "; "), nil }
+	if info.Tmux != nil && info.Tmux.PaneDead && info.Live.Status != state.LiveOrphan {
+		dead := item
+		dead.Detail = "its tmux session remains with a dead pane (remain-on-exit is on)"
+		res.Zombies = append(res.Zombies, dead)
+		act(a.KillOrphans, "kill_zombie", info.Name, closeTmux(" (its pane was dead)"))
 	}
-	st := store.State()
-	if !state.Active(st.Status) {
-		return stopped + "left alone: it is " + st.Status + " now", nil
+	switch info.Live.Status {
+	case state.LiveOrphan:
+		res.Orphans = append(res.Orphans, item)
+		act(a.KillOrphans, "kill_orphan", info.Name, closeTmux(""))
+	case state.LiveZombie:
+		res.Zombies = append(res.Zombies, item)
+		act(a.KillOrphans, "kill_zombie", info.Name, stop)
+	case state.LiveCrashed:
+		item.Path = info.Layout.RunDir()
+		if n := h.AgentsLeft(info); n > 0 {
+			item.Detail += fmt.Sprintf("; %d of its agent processes still run (mark_crashed or kill stops them)", n)
+		}
+		res.Crashed = append(res.Crashed, item)
+		act(a.MarkCrashed, "mark_crashed", info.Name, func() (string, error) { return h.MarkCrashed(info) })
 	}
-	stage := ""
-	if st.CurrentStage < len(st.Stages) {
-		stage = st.Stages[st.CurrentStage].Name
+	if info.Live.Stale {
+		item.Detail = "running for " + humanDuration(info.Live.Age)
+		res.Stale = append(res.Stale, item)
+		act(a.KillStale, "kill_stale", info.Name, stop)
 	}
-	err = store.Record(state.Event{Type: state.EventSessionFailed, StageIndex: st.CurrentStage, Stage: stage,
-		Data: state.MustData(state.ReasonData{Reason: "crashed", Error: "the engine died while running; marked failed by cleanup (resume continues it)"})})
-	if err != nil {
-		return "", err
+	if info.Live.StaleLock {
+		lockItem := CleanupItem{Session: info.Name, Status: info.Live.Status, Detail: "lock file exists but no process holds it", Path: info.Layout.LockFile()}
+		if info.Lock.Info != nil {
+			lockItem.Detail += fmt.Sprintf(" (it names pid %d, started %s)", info.Lock.Info.PID, info.Lock.Info.StartedAt.Format(time.RFC3339))
+		}
+		res.StaleLocks = append(res.StaleLocks, lockItem)
+		act(a.RemoveStaleLocks, "remove_stale_lock", info.Name, func() (string, error) { return h.RemoveStaleLock(info.Layout.LockFile()) })
 	}
-	return stopped + "recorded as failed (reason crashed); start_session with mode resume still continues it", nil
-}
-
-// archive moves a finished run directory into .archive/ — never deletes.
-func archive(info sessionInfo) (string, error) {
-	dir := filepath.Join(state.RunsDir(info.ProjectDir), ArchiveDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+	now := d.now()
+	cutoff := now.Add(-time.Duration(a.PruneOlderThanDays) * 24 * time.Hour)
+	if a.PruneOlderThanDays > 0 && info.State != nil && state.Terminal(info.State.Status) && info.State.CompletedAt != nil &&
+		info.State.CompletedAt.Before(cutoff) && info.Tmux == nil && !info.Lock.Held {
+		item.Path = info.Layout.RunDir()
+		item.Detail = fmt.Sprintf("%s %s ago", info.State.Status, humanDuration(now.Sub(*info.State.CompletedAt)))
+		res.Prunable = append(res.Prunable, item)
+		act(true, "prune", info.Name, func() (string, error) { return h.Archive(info) })
 	}
-	target := filepath.Join(dir, info.Name+"."+time.Now().UTC().Format("20060102T150405"))
-	if err := os.Rename(info.Layout.RunDir(), target); err != nil {
-		return "", err
-	}
-	removed, _ := state.RemoveStaleLock(info.Layout.LockFile())
-	msg := "moved to " + target
-	if removed {
-		msg += " (and removed its stale lock)"
-	}
-	return msg, nil
 }
 
 // cleanupNext are the calls that follow a cleanup report, each complete.

@@ -10,6 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/tmux"
 )
 
@@ -66,6 +67,9 @@ func toolError(err error) *ToolError {
 		}
 		return te
 	}
+	if te := domainError(err); te != nil {
+		return te
+	}
 	msg := cleanMessage(err)
 	code := CodeInternal
 	switch {
@@ -93,6 +97,85 @@ func toolError(err error) *ToolError {
 		msg = "the call was cancelled: " + msg
 	}
 	return &ToolError{Code: code, Message: msg, Options: []Option{}}
+}
+
+// domainError maps the lifecycle's domain errors (package sessions) onto
+// codes and the calls that resolve them; nil for any other error.
+// start_session adds options that repeat its own call (startError).
+func domainError(err error) *ToolError {
+	var (
+		kept     *sessions.KeptWorktreeError
+		notFound *sessions.NotFoundError
+		badName  *sessions.InvalidNameError
+		conflict *sessions.ConflictError
+		failure  *sessions.StartFailure
+		unread   *sessions.UnreadableError
+		nested   *sessions.NestedError
+		noTmux   *sessions.NoTmuxError
+		plan     *sessions.PlanError
+	)
+	switch {
+	case errors.As(err, &kept):
+		te := toolError(kept.Err)
+		te.Message += fmt.Sprintf(" (its worktree %s was kept: %v)", kept.Dir, kept.Why)
+		return te
+	case errors.As(err, &notFound):
+		if notFound.Resume {
+			return (&ToolError{Code: CodeNotFound, Message: notFound.Error()}).
+				with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the sessions that exist and what can be started"})
+		}
+		return (&ToolError{Code: CodeNotFound, Message: notFound.Error()}).
+			with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the sessions that exist, and the stages and pipelines a session of this name could run"})
+	case errors.As(err, &badName):
+		return invalidf("%v", badName.Err).with(Option{Tool: "list", Description: "see the sessions that exist"})
+	case errors.As(err, &conflict):
+		return conflictError(conflict)
+	case errors.As(err, &failure):
+		code := CodeInternal
+		if failure.Err != nil {
+			code = toolError(failure.Err).Code
+		}
+		return &ToolError{Code: code, Message: failure.Msg, Options: []Option{}, cause: err}
+	case errors.As(err, &unread):
+		return (&ToolError{Code: CodeInternal, Message: unread.Error(), cause: err}).
+			with(Option{Tool: "monitor", Arguments: map[string]any{"session": unread.Session}, Description: "look at what is left of it"})
+	case errors.As(err, &nested):
+		return &ToolError{Code: CodeNotAllowed, Message: nested.Error(), Options: []Option{}}
+	case errors.As(err, &noTmux):
+		return &ToolError{Code: CodeTmuxUnavailable, Message: noTmux.Error(), Options: []Option{}}
+	case errors.As(err, &plan):
+		return toolError(plan.Err)
+	}
+	return nil
+}
+
+// conflictError is a conflict's code and the calls that resolve it, as far
+// as they follow from the conflict alone (start_session adds the ones that
+// repeat its call).
+func conflictError(c *sessions.ConflictError) *ToolError {
+	te := &ToolError{Code: CodeConflictRunning, Message: c.Error(), Options: []Option{}, cause: c}
+	look := Option{Tool: "monitor", Arguments: map[string]any{"session": c.Session}, Description: "look at it"}
+	switch c.Reason {
+	case sessions.ConflictComplete:
+		te.Code = CodeConflictComplete
+	case sessions.ConflictResumable:
+		te.Code = CodeConflictCrashed
+	case sessions.ConflictNothingToResume:
+		te.with(look)
+	case sessions.ConflictResumeComplete:
+		te.Code = CodeConflictComplete
+		args := map[string]any{"session": c.Session, "mode": engine.ModeForce}
+		if c.Stage != "" {
+			args["stage"] = c.Stage
+		} else if c.Pipeline != "" {
+			args["pipeline"] = c.Pipeline
+		}
+		te.with(Option{Tool: "start_session", Arguments: args, Description: "start it over (the old run is moved aside)"})
+	case sessions.ConflictTmuxTaken:
+		te.with(Option{Tool: "monitor", Arguments: map[string]any{"session": c.Session}, Description: "look at the session that is running"},
+			Option{Tool: "list", Description: "see every session"})
+	}
+	return te
 }
 
 // cleanMessage drops the sentinel's own text from a wrapped message

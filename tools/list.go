@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -104,12 +105,12 @@ func (d *Deps) list(ctx context.Context, _ mcp.CallToolRequest, a ListArgs) (Lis
 	if err != nil {
 		return ListResult{}, "", err
 	}
-	infos, warnings := d.discover(ctx, project)
+	infos, warnings := d.host().Discover(ctx, project, sessions.Summary)
 	res := ListResult{ProjectDir: project, Sessions: []Summary{}, Warnings: warnings, Offset: a.Offset}
 	includeFinished := a.IncludeFinished == nil || *a.IncludeFinished
 	var all []Summary
 	for _, info := range infos {
-		s := d.summarize(info)
+		s := summarize(info)
 		if !includeFinished && s.Status.Finished() {
 			continue
 		}

@@ -2,9 +2,7 @@ package tools
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -12,26 +10,23 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
-	"github.com/agent-sessions/agent-sessions/tmux"
 )
 
 // Wait kinds of monitor.
 const (
-	WaitNone      = "none"
-	WaitIteration = "iteration"
-	WaitComplete  = "complete"
+	WaitNone      = sessions.WaitNone
+	WaitIteration = sessions.WaitIteration
+	WaitComplete  = sessions.WaitComplete
 )
 
 // Limits of monitor's output. Claude reads the whole answer, so by
 // default it is a glance (budget 2.5 KB); a caller who asks for lines gets
 // exactly those lines.
 const (
-	defaultLines       = 15
-	defaultOutputLimit = 1100
-	recentOutputLimit  = 32 << 10
-	excerptLimit       = 400
-	progressTailLimit  = 400
+	excerptLimit      = 400
+	progressTailLimit = 400
 )
 
 // MonitorArgs are monitor's arguments.
@@ -191,14 +186,14 @@ func (d *Deps) monitor(ctx context.Context, _ mcp.CallToolRequest, a MonitorArgs
 		}
 	}
 	if a.Wait != WaitNone {
-		info, waited, err = d.wait(ctx, info, a, progress)
+		var w sessions.Waited
+		info, w, err = d.host().Wait(ctx, info, a.Wait, time.Duration(a.TimeoutSeconds)*time.Second, progress)
 		if err != nil {
-			return MonitorResult{}, "", err
+			return MonitorResult{}, "", toolError(err)
 		}
-		tmuxList, _ := d.listTmux(ctx)
-		info = d.inspect(info.ProjectDir, info.Name, tmuxList)
+		waited = &WaitOutcome{Kind: w.Kind, Met: w.Met, TimedOut: w.TimedOut, Seconds: w.Seconds, Paused: w.Paused, EngineDied: w.EngineDied}
 	}
-	res := d.snapshot(ctx, info, a.Lines)
+	res := snapshot(info, d.host().Look(ctx, info, a.Lines))
 	res.Waited = waited
 	if busy {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d monitor waits are already pending, the most at once, so this call did not wait and answers now; call again later, or once a pending wait returns", d.maxWaits()))
@@ -231,98 +226,9 @@ func (d *Deps) takeWaitSlot() (release func(), ok bool) {
 	}
 }
 
-// wait polls the session's state until the wait is met, the session ends,
-// the timeout passes or the call is cancelled.
-func (d *Deps) wait(ctx context.Context, info sessionInfo, a MonitorArgs, progress func(float64, float64, string)) (sessionInfo, *WaitOutcome, error) {
-	start := time.Now()
-	out := &WaitOutcome{Kind: a.Wait}
-	key := func(i sessionInfo) (int, int) {
-		if i.State == nil {
-			return -1, -1
-		}
-		return i.State.CurrentStage, i.State.IterationCompleted
-	}
-	stage0, done0 := key(info)
-	status0 := info.Live.Status
-	lastKey := fmt.Sprint(stage0, done0)
-	timeout := time.NewTimer(time.Duration(a.TimeoutSeconds) * time.Second)
-	defer timeout.Stop()
-	tick := time.NewTicker(d.poll())
-	defer tick.Stop()
-	heartbeat := time.Now()
-	for {
-		alive := info.Live.Status.Alive()
-		stage, done := key(info)
-		switch {
-		case !alive:
-			// A session only completes when its engine records the end; an
-			// engine that died mid-run left it unfinished.
-			out.EngineDied = !info.Live.Status.Finished()
-			out.Met = (a.Wait == WaitComplete && !out.EngineDied) || (stage != stage0 || done != done0)
-		case a.Wait == WaitIteration && (stage != stage0 || done > done0):
-			out.Met = true
-		case info.Live.Status == state.LiveWaiting || (info.Live.Status == state.LiveParked && status0 != state.LiveParked):
-			// Nothing moves until the user answers; a park that began
-			// during the wait is news (one that was known goes on by
-			// itself, so the wait goes on with it).
-			out.Paused = info.Live.Status
-		}
-		if out.Met || !alive || out.Paused != "" {
-			out.Seconds = time.Since(start).Seconds()
-			return info, out, nil
-		}
-		if progress != nil {
-			if k := fmt.Sprint(stage, done); k != lastKey || time.Since(heartbeat) > 5*time.Second {
-				lastKey, heartbeat = k, time.Now()
-				progress(float64(done), float64(maxOf(info)), progressMessage(info))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return info, nil, toolError(fmt.Errorf("monitor wait cancelled: %w", ctx.Err()))
-		case <-timeout.C:
-			out.TimedOut = true
-			out.Seconds = time.Since(start).Seconds()
-			return info, out, nil
-		case <-tick.C:
-			info = d.refresh(ctx, info)
-		}
-	}
-}
-
-// refresh re-inspects a session while waiting. While the engine holds its
-// lock, the lock alone says it is running and tmux is not asked.
-func (d *Deps) refresh(ctx context.Context, info sessionInfo) sessionInfo {
-	var list []tmux.Session
-	if ls, _ := state.ProbeLock(info.Layout.LockFile()); !ls.Held {
-		list, _ = d.listTmux(ctx)
-	}
-	return d.inspect(info.ProjectDir, info.Name, list)
-}
-
-func maxOf(info sessionInfo) int {
-	if info.State == nil {
-		return 0
-	}
-	return info.State.MaxIterations
-}
-
-func progressMessage(info sessionInfo) string {
-	st := info.State
-	if st == nil {
-		return "starting"
-	}
-	name := ""
-	if st.CurrentStage < len(st.Stages) {
-		name = st.Stages[st.CurrentStage].Name
-	}
-	return fmt.Sprintf("stage %d/%d %s: %d of %d iterations done", st.CurrentStage+1, len(st.Stages), name, st.IterationCompleted, st.MaxIterations)
-}
-
-// snapshot builds monitor's answer from one inspection. lines 0 is the
-// default glance.
-func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) MonitorResult {
-	sum := d.summarize(info)
+// snapshot builds monitor's answer from one inspection and one look.
+func snapshot(info sessions.Info, v sessions.View) MonitorResult {
+	sum := summarize(info)
 	res := MonitorResult{
 		Session: info.Name, Status: sum.Status, Alive: info.Lock.Held, Type: sum.Type, Definition: sum.Definition,
 		IterationCompleted: sum.IterationCompleted, MaxIterations: sum.MaxIterations, CompletionReason: sum.CompletionReason,
@@ -346,23 +252,27 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 	if info.TmuxErr != nil {
 		res.Warnings = append(res.Warnings, "tmux did not answer (its server may be stopped or hung): no live pane; the status comes from the lock and state files")
 	}
-	if sc, ok := engine.ReadContainment(info.Layout); ok {
+	if sc := v.Containment; sc != nil {
 		res.Containment, res.ContainmentDetail = sc.Mechanism, first(sc.Cgroup, sc.Why)
 	}
-	if sum.Status == state.LiveCrashed {
-		if n := len(engine.SessionAgents(info.ProjectDir, info.Name, info.Layout.RunDir()).Pids); n > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("the engine is gone but %d of its agent processes still run; kill, resume or cleanup mark_crashed stops them", n))
-		}
+	if v.AgentsLeft > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the engine is gone but %d of its agent processes still run; kill, resume or cleanup mark_crashed stops them", v.AgentsLeft))
 	}
 	if info.Rebuilt {
 		res.Warnings = append(res.Warnings, "state.json was missing or corrupt; this view was rebuilt from events.jsonl (the engine rewrites it on resume)")
 	}
-	res.RecentOutput, res.OutputSource = d.recentOutput(ctx, info, lines)
+	res.RecentOutput, res.OutputSource = v.RecentOutput, v.OutputSource
 	res.NextSteps = monitorNext(sum)
-	st := info.State
-	if st == nil {
-		return res
+	if info.State != nil {
+		snapshotState(&res, info, v)
 	}
+	return res
+}
+
+// snapshotState adds what the session's state says: the iteration in
+// flight, cost, worktree, the last iteration, progress and beads.
+func snapshotState(res *MonitorResult, info sessions.Info, v sessions.View) {
+	st := info.State
 	if info.Lock.Held && st.IterationStarted != nil {
 		res.Iteration = st.Iteration
 	}
@@ -370,82 +280,36 @@ func (d *Deps) snapshot(ctx context.Context, info sessionInfo, lines int) Monito
 		res.Cost = &CostSummary{USD: st.Cost.USD, InputTokens: st.Cost.InputTokens, OutputTokens: st.Cost.OutputTokens}
 	}
 	res.FailedIterations = st.FailedIterations
-	if wt := worktreeOf(st); wt.Worktree != "" {
-		res.Worktree, res.Branch = wt.Worktree, wt.Branch
+	if wt := sessions.WorktreeOf(st); wt.Dir != "" {
+		res.Worktree, res.Branch = wt.Dir, wt.Branch
 	}
 	if n := len(st.History); n > 0 {
 		h := st.History[n-1]
-		res.LastIteration = lastIteration(info, h, len(st.Stages) > 1)
-		res.Changes = changesSummary(st, info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration).Result)
+		res.LastIteration = lastIteration(h, len(st.Stages) > 1, v.LastOutput)
+		res.Changes = changesSummary(st, v.LastChanges)
 		if h.Warning != "" && h.Decision == engine.DecisionError {
 			res.Warnings = append(res.Warnings, "last iteration: "+h.Warning)
 		}
 	}
-	if text, err := tailFile(info.Layout.ProgressOf(st), 30, 64<<10); err == nil {
-		res.ProgressTail, _ = tailText(text, progressTailLimit)
+	if v.ProgressTail != "" {
+		res.ProgressTail, _ = tailText(v.ProgressTail, progressTailLimit)
 	}
-	if plan, err := engine.PlanFromSpec(st.Spec); err == nil && st.CurrentStage < len(plan.Stages) &&
-		plan.Stages[st.CurrentStage].Completion == engine.CompletionBeadsEmpty {
-		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		n, err := engine.BeadsReady(bctx, info.ProjectDir, "loop/"+info.Name)
-		cancel()
-		if err == nil {
-			res.BeadsRemaining = &n
-		} else {
-			res.Warnings = append(res.Warnings, "could not count beads: "+truncate(err.Error(), 300))
-		}
+	switch {
+	case v.Beads != nil:
+		res.BeadsRemaining = v.Beads
+	case v.BeadsErr != nil:
+		res.Warnings = append(res.Warnings, "could not count beads: "+truncate(v.BeadsErr.Error(), 300))
 	}
-	return res
 }
 
-// recentOutput is the live pane while the tmux session exists, else the
-// end of the transcript: exactly the last lines asked for (tmux's capture
-// starts that many lines back in its history and runs to the bottom of the
-// screen, so it is cut here), or the default glance.
-func (d *Deps) recentOutput(ctx context.Context, info sessionInfo, lines int) (string, string) {
-	n, limit := lines, recentOutputLimit
-	if lines == 0 {
-		n, limit = defaultLines, defaultOutputLimit
-	}
-	text, source := "", ""
-	if info.Tmux != nil {
-		if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, n); err == nil {
-			text, source = screen, "pane"
-		}
-	}
-	if source == "" && info.HasRunDir {
-		if t, err := tailFile(info.Layout.LogFile(), n, 256<<10); err == nil && t != "" {
-			text, source = t, "session.log"
-		}
-	}
-	text = lastLines(strings.TrimRight(text, "\n"), n)
-	if len(text) > limit {
-		text, _ = tailText(text, limit)
-	}
-	return text, source
-}
-
-// lastLines keeps the last n lines of s.
-func lastLines(s string, n int) string {
-	for i, seen := len(s)-1, 0; i >= 0; i-- {
-		if s[i] == '\n' {
-			if seen++; seen == n {
-				return s[i+1:]
-			}
-		}
-	}
-	return s
-}
-
-func lastIteration(info sessionInfo, h state.HistoryEntry, multi bool) *IterationSummary {
+func lastIteration(h state.HistoryEntry, multi bool, output string) *IterationSummary {
 	li := &IterationSummary{Iteration: h.Iteration, Decision: h.Decision, Reason: h.Reason, Plateau: h.Plateau,
 		Reasoning: truncate(h.Reasoning, 200), ExitCode: h.ExitCode, DurationS: float64(h.DurationMS/100) / 10, CostUSD: h.CostUSD, Warning: truncate(h.Warning, 300)}
 	if multi {
 		li.Stage = h.Stage
 	}
-	files := info.Layout.Iteration(h.StageIndex, h.Stage, h.Iteration)
-	if text, err := tailFile(files.Output, 40, 64<<10); err == nil {
-		li.OutputExcerpt, _ = tailText(text, excerptLimit)
+	if output != "" {
+		li.OutputExcerpt, _ = tailText(output, excerptLimit)
 	}
 	return li
 }
@@ -465,40 +329,6 @@ func monitorNext(s Summary) []Option {
 		return []Option{{Tool: "kill", Arguments: name, Description: "close its tmux session"}}
 	}
 	return nil
-}
-
-// tailFile returns the last n lines of a file, reading at most max bytes
-// from its end.
-// Agents write some of these files (progress, output): a FIFO or device
-// there is refused, never opened for a blocking read.
-func tailFile(path string, n int, max int64) (string, error) {
-	f, size, err := state.OpenRegularFile(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	off := size - max
-	if off < 0 {
-		off = 0
-	}
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return "", err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, max))
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", err
-	}
-	text := strings.TrimRight(string(data), "\n")
-	if off > 0 {
-		if i := strings.IndexByte(text, '\n'); i >= 0 {
-			text = text[i+1:]
-		}
-	}
-	lines := strings.Split(text, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n"), nil
 }
 
 func monitorText(r MonitorResult) string {
@@ -531,16 +361,7 @@ func monitorText(r MonitorResult) string {
 		b.WriteString("\n")
 	}
 	if r.Waited != nil {
-		switch {
-		case r.Waited.EngineDied && !r.Waited.Met:
-			fmt.Fprintf(&b, "Waited %.0fs for %s: the engine died first (%s) without recording an end; resume it with start_session mode resume.\n", r.Waited.Seconds, r.Waited.Kind, r.Status)
-		case r.Waited.Met:
-			fmt.Fprintf(&b, "Waited %.0fs for %s: done.\n", r.Waited.Seconds, r.Waited.Kind)
-		case r.Waited.TimedOut:
-			fmt.Fprintf(&b, "Waited %.0fs for %s: timed out; call monitor again to keep waiting.\n", r.Waited.Seconds, r.Waited.Kind)
-		default:
-			fmt.Fprintf(&b, "Waited %.0fs for %s: the session ended first.\n", r.Waited.Seconds, r.Waited.Kind)
-		}
+		b.WriteString(waitedText(r.Waited, r.Status))
 	}
 	if li := r.LastIteration; li != nil {
 		fmt.Fprintf(&b, "Last iteration %d (%s): %s, exit %d, %.1fs", li.Iteration, li.Stage, li.Decision, li.ExitCode, li.DurationS)
@@ -556,14 +377,7 @@ func monitorText(r MonitorResult) string {
 		fmt.Fprintf(&b, "Worktree: %s · branch %s\n", r.Worktree, r.Branch)
 	}
 	if c := r.Changes; c != nil {
-		fmt.Fprintf(&b, "Git: %d commit(s) this session", c.Commits)
-		if c.Last != nil {
-			fmt.Fprintf(&b, "; last iteration %d commit(s), %d file(s) +%d −%d", c.Last.CommitCount, c.Last.FilesChanged, c.Last.Insertions, c.Last.Deletions)
-		}
-		if c.Dirty {
-			b.WriteString(", uncommitted changes")
-		}
-		b.WriteString("\n")
+		b.WriteString(changesText(c))
 	}
 	if r.FailedIterations > 0 {
 		fmt.Fprintf(&b, "Failed iterations: %d\n", r.FailedIterations)
@@ -587,4 +401,30 @@ func monitorText(r MonitorResult) string {
 		fmt.Fprintf(&b, "Next: %s\n", callText(n))
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// waitedText is the line saying how a wait ended.
+func waitedText(w *WaitOutcome, status state.Status) string {
+	switch {
+	case w.EngineDied && !w.Met:
+		return fmt.Sprintf("Waited %.0fs for %s: the engine died first (%s) without recording an end; resume it with start_session mode resume.\n", w.Seconds, w.Kind, status)
+	case w.Met:
+		return fmt.Sprintf("Waited %.0fs for %s: done.\n", w.Seconds, w.Kind)
+	case w.TimedOut:
+		return fmt.Sprintf("Waited %.0fs for %s: timed out; call monitor again to keep waiting.\n", w.Seconds, w.Kind)
+	}
+	return fmt.Sprintf("Waited %.0fs for %s: the session ended first.\n", w.Seconds, w.Kind)
+}
+
+// changesText is the line saying what the session's agents committed.
+func changesText(c *ChangesSummary) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Git: %d commit(s) this session", c.Commits)
+	if c.Last != nil {
+		fmt.Fprintf(&b, "; last iteration %d commit(s), %d file(s) +%d −%d", c.Last.CommitCount, c.Last.FilesChanged, c.Last.Insertions, c.Last.Deletions)
+	}
+	if c.Dirty {
+		b.WriteString(", uncommitted changes")
+	}
+	return b.String() + "\n"
 }

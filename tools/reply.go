@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -62,13 +61,13 @@ func (d *Deps) reply(ctx context.Context, _ mcp.CallToolRequest, a ReplyArgs) (R
 		return res, res.Note, nil
 	}
 	q := info.State.Question
-	err = state.WriteAnswer(info.Layout, state.AnswerFile{StageIndex: q.StageIndex, Iteration: q.Iteration, Answer: a.Answer, AnsweredAt: time.Now().UTC()})
+	status, err := d.host().Answer(ctx, info, a.Answer)
 	if err != nil {
-		return ReplyResult{}, "", toolError(fmt.Errorf("hand the answer to session %s: %w", a.Session, err))
+		return ReplyResult{}, "", toolError(err)
 	}
 	res.Answered, res.Question = true, q.Question
 	if info.Live.Status.Alive() {
-		res.Status = d.awaitAnswerTaken(ctx, info)
+		res.Status = status
 		res.Note = fmt.Sprintf("answered; session %s goes on with iteration %d, which receives the answer as ${ANSWER}", a.Session, q.Iteration+1)
 		monitor.Arguments["wait"] = "iteration"
 		res.NextSteps = append(res.NextSteps, monitor)
@@ -79,29 +78,6 @@ func (d *Deps) reply(ctx context.Context, _ mcp.CallToolRequest, a ReplyArgs) (R
 		res.NextSteps = append(res.NextSteps, Option{Tool: "start_session", Arguments: map[string]any{"session": a.Session, "mode": "resume"}, Description: "resume it"})
 	}
 	return res, res.Note, nil
-}
-
-// answerTakeWait bounds how long reply waits for the engine to take the
-// answer (it polls answer.json twice a second).
-const answerTakeWait = 3 * time.Second
-
-// awaitAnswerTaken waits (briefly) until the engine has recorded the
-// answer, so the status reply returns — and what monitor says next — is the
-// session going on, not still waiting. It returns the status it saw last.
-func (d *Deps) awaitAnswerTaken(ctx context.Context, info sessionInfo) state.Status {
-	deadline := time.Now().Add(answerTakeWait)
-	status := info.Live.Status
-	for time.Now().Before(deadline) {
-		if st, _, err := state.LoadSummary(info.Layout); err == nil && st.Question == nil {
-			return state.LiveRunning
-		}
-		select {
-		case <-ctx.Done():
-			return status
-		case <-time.After(min(d.poll(), 100*time.Millisecond)):
-		}
-	}
-	return status
 }
 
 // checkAnswer refuses an answer that cannot be one: empty, a NUL byte

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -93,33 +93,37 @@ func (d *Deps) sessionResource(kind string) server.ResourceTemplateHandlerFunc {
 		if err != nil {
 			return nil, errors.New(toolError(err).Message)
 		}
-		uri := req.Params.URI
-		switch kind {
-		case "state":
-			if info.State == nil {
-				return nil, fmt.Errorf("session %s has no readable state (%s)", name, info.Live.Why)
-			}
-			data, _ := json.MarshalIndent(map[string]any{"status": info.Live.Status, "why": info.Live.Why, "rebuilt_from_events": info.Rebuilt, "state": info.State}, "", "  ")
-			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: boundText(string(data), 64<<10)}}, nil
-		case "progress":
-			path := info.Layout.ProgressOf(info.State)
-			data, err := tailFile(path, math.MaxInt32, 256<<10)
-			if errors.Is(err, state.ErrNotRegular) {
-				return nil, fmt.Errorf("session %s: %w", name, err)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("session %s has no progress file yet (%s)", name, path)
-			}
-			text, _ := tailText(data, TextLimit)
-			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/markdown", Text: text}}, nil
-		default:
-			text, err := tailFile(info.Layout.LogFile(), 400, 256<<10)
-			if err != nil {
-				return nil, fmt.Errorf("session %s has no session.log yet", name)
-			}
-			text, _ = tailText(text, TextLimit)
-			return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/plain", Text: text}}, nil
+		return d.readSession(kind, name, req.Params.URI, info)
+	}
+}
+
+// readSession is a session resource's contents: its state, progress file
+// or log.
+func (d *Deps) readSession(kind, name, uri string, info sessions.Info) ([]mcp.ResourceContents, error) {
+	switch kind {
+	case "state":
+		if info.State == nil {
+			return nil, fmt.Errorf("session %s has no readable state (%s)", name, info.Live.Why)
 		}
+		data, _ := json.MarshalIndent(map[string]any{"status": info.Live.Status, "why": info.Live.Why, "rebuilt_from_events": info.Rebuilt, "state": info.State}, "", "  ")
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: boundText(string(data), 64<<10)}}, nil
+	case "progress":
+		data, path, err := d.host().ReadProgress(info)
+		if errors.Is(err, state.ErrNotRegular) {
+			return nil, fmt.Errorf("session %s: %w", name, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("session %s has no progress file yet (%s)", name, path)
+		}
+		text, _ := tailText(data, TextLimit)
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/markdown", Text: text}}, nil
+	default:
+		text, err := d.host().ReadLog(info, 400)
+		if err != nil {
+			return nil, fmt.Errorf("session %s has no session.log yet", name)
+		}
+		text, _ = tailText(text, TextLimit)
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/plain", Text: text}}, nil
 	}
 }
 
@@ -153,15 +157,14 @@ type active struct {
 
 // activeInfos lists the sessions still running (or starting), and zombies
 // and orphans, which also keep a tmux session alive; and the project.
-func (d *Deps) activeInfos(ctx context.Context, project string, dp depth) ([]sessionInfo, string) {
-	if project == "" {
+func (d *Deps) activeInfos(ctx context.Context, project string, dp sessions.Depth) ([]sessions.Info, string) {
+	if p, err := d.host().ResolveProject(project); err == nil {
+		project = p
+	} else if project == "" {
 		project = d.ProjectDir
 	}
-	if p, err := engine.ProjectDir(project); err == nil {
-		project = p
-	}
-	infos, _ := d.discoverAt(ctx, project, dp)
-	var out []sessionInfo
+	infos, _ := d.host().Discover(ctx, project, dp)
+	var out []sessions.Info
 	for _, info := range infos {
 		if info.Live.Status.Active() {
 			out = append(out, info)
@@ -172,10 +175,10 @@ func (d *Deps) activeInfos(ctx context.Context, project string, dp depth) ([]ses
 
 // activeSessions is the reminder's list: activeInfos, one line each.
 func (d *Deps) activeSessions(ctx context.Context, project string) []active {
-	infos, project := d.activeInfos(ctx, project, summary)
+	infos, project := d.activeInfos(ctx, project, sessions.Summary)
 	var out []active
 	for _, info := range infos {
-		s := d.summarize(info)
+		s := summarize(info)
 		var b strings.Builder
 		fmt.Fprintf(&b, "- **%s** — %s", s.Session, s.Status)
 		if s.Definition != "" {
@@ -209,7 +212,7 @@ func (d *Deps) activeSessions(ctx context.Context, project string) []active {
 		case state.LiveOrphan, state.LiveZombie:
 			fmt.Fprintf(&b, ". Close it: `cleanup {\"dry_run\": false, \"kill_orphans\": true}`, or in a terminal `%s`", cli)
 		default:
-			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`, or in a terminal `%s`; watch it: `%s`", s.Session, cli, strings.Join(d.Tmux.AttachCommand(s.TmuxSession, true), " "))
+			fmt.Fprintf(&b, ". Stop it: `kill {\"session\": %q}`, or in a terminal `%s`; watch it: `%s`", s.Session, cli, strings.Join(d.host().AttachCommand(s.TmuxSession, true), " "))
 		}
 		b.WriteString(guardrailNote(s))
 		out = append(out, active{name: s.Session, line: b.String(), waiting: s.Status == state.LiveWaiting})
@@ -348,10 +351,10 @@ func (w *reminderWatcher) Subscribed() bool {
 
 // key names the active sessions and their statuses: what the reminder's
 // notification is about. It is computed on every poll, so it reads no
-// state of a session whose engine holds its lock (statusOnly): a poll is
+// state of a session whose engine holds its lock (sessions.StatusOnly): a poll is
 // one tmux list-sessions and a lock probe per session.
 func (w *reminderWatcher) key() string {
-	infos, _ := w.d.activeInfos(w.ctx, "", statusOnly)
+	infos, _ := w.d.activeInfos(w.ctx, "", sessions.StatusOnly)
 	parts := make([]string, 0, len(infos))
 	for _, info := range infos {
 		parts = append(parts, info.Name+"="+string(info.Live.Status))

@@ -5,19 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
-	"github.com/agent-sessions/agent-sessions/tmux"
-	"github.com/agent-sessions/agent-sessions/workspace"
 )
 
 // StartArgs are start_session's arguments.
@@ -85,7 +80,6 @@ type StartResult struct {
 	ProjectDir    string   `json:"-"`
 	ProgressFile  string   `json:"-"`
 	EngineCommand []string `json:"-"`
-	made          *workspace.Worktree
 }
 
 // StartSession is the start_session tool.
@@ -107,54 +101,37 @@ func StartSession(d *Deps) server.ServerTool {
 	return server.ServerTool{Tool: tool, Handler: typed(d.startSession)}
 }
 
-// Environment variables of nested sessions (SPEC §13).
+// Environment variables of nested sessions (SPEC §13): see sessions.
 const (
-	// SessionEnv is set in every agent's environment; a server that sees
-	// it runs inside an agent (Claude Code loads the user's MCP servers in
-	// every iteration).
-	SessionEnv = "AGENT_SESSIONS_SESSION"
-	// AllowNestedEnv=1 lets such a server start sessions anyway.
-	AllowNestedEnv = "AGENT_SESSIONS_ALLOW_NESTED"
+	SessionEnv     = sessions.SessionEnv
+	AllowNestedEnv = sessions.AllowNestedEnv
 )
 
-// refuseNested stops an agent from starting sessions of its own: each one
-// would run agents that can start more, without a person watching.
-func (d *Deps) refuseNested() error {
-	env := d.environ()
-	outer := envValue(env, SessionEnv)
-	if outer == "" || envValue(env, AllowNestedEnv) == "1" {
-		return nil
-	}
-	return &ToolError{Code: CodeNotAllowed, Options: []Option{}, Message: fmt.Sprintf(
-		"this server runs inside agent session %s (%s is set), and agents may not start sessions of their own; "+
-			"a person who wants nested sessions sets %s=1 in this server's environment", outer, SessionEnv, AllowNestedEnv)}
-}
-
-func envValue(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a StartArgs) (StartResult, string, error) {
-	if !a.DryRun {
-		if err := d.refuseNested(); err != nil {
-			return StartResult{}, "", err
-		}
-	}
 	if a.Mode == "" {
 		a.Mode = engine.ModeNew
 	}
+	if err := checkStart(req, a); err != nil {
+		return StartResult{}, "", err
+	}
+	started, err := d.host().Start(ctx, startRequest(a))
+	if err != nil {
+		return StartResult{}, "", startError(err, a)
+	}
+	res := startResult(started, a)
+	return res, startText(res), nil
+}
+
+// checkStart refuses start_session arguments that cannot make a start,
+// each with what to give instead.
+func checkStart(req mcp.CallToolRequest, a StartArgs) error {
 	if a.Mode != engine.ModeNew && a.Mode != engine.ModeResume && a.Mode != engine.ModeForce {
-		return StartResult{}, "", invalidf("mode %q: use new, resume or force", a.Mode)
+		return invalidf("mode %q: use new, resume or force", a.Mode)
 	}
 	if err := state.ValidateSession(a.Session); err != nil {
 		args := startArgsMap(a)
 		args["session"] = state.SuggestSession(a.Session)
-		return StartResult{}, "", invalidf("%v", err).with(Option{Tool: "start_session", Arguments: args, Description: "use the suggested name"})
+		return invalidf("%v", err).with(Option{Tool: "start_session", Arguments: args, Description: "use the suggested name"})
 	}
 	if _, given := req.GetArguments()["max_iterations"]; a.MaxIterations < 0 || a.MaxIterations > engine.MaxCount || (given && a.MaxIterations == 0) {
 		// 0 was once taken silently as "the stage's default"; a user who
@@ -165,110 +142,43 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 				without[k] = v
 			}
 		}
-		return StartResult{}, "", invalidf("max_iterations must be between 1 and %d, got %d; leave it out to use the stage's own max_iterations", engine.MaxCount, a.MaxIterations).
+		return invalidf("max_iterations must be between 1 and %d, got %d; leave it out to use the stage's own max_iterations", engine.MaxCount, a.MaxIterations).
 			with(Option{Tool: "start_session", Arguments: without, Description: "start it with the stage's own max_iterations"})
 	}
 	if err := checkText(a); err != nil {
-		return StartResult{}, "", err
+		return err
 	}
-	if err := guardrailArgs(a, &engine.Options{}); err != nil {
-		return StartResult{}, "", err
+	if err := checkGuardrails(a); err != nil {
+		return err
 	}
 	if a.Stage != "" && a.Pipeline != "" {
-		return StartResult{}, "", invalidf("give stage or pipeline, not both (stage %q, pipeline %q)", a.Stage, a.Pipeline)
+		return invalidf("give stage or pipeline, not both (stage %q, pipeline %q)", a.Stage, a.Pipeline)
 	}
 	if a.Stage == "" && a.Pipeline == "" && a.Mode != engine.ModeResume {
-		return StartResult{}, "", invalidf("give a stage (a single-stage loop) or a pipeline to run").
+		return invalidf("give a stage (a single-stage loop) or a pipeline to run").
 			with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the stages and pipelines available"})
 	}
-	project, err := d.projectDir(a.ProjectDir)
-	if err != nil {
-		return StartResult{}, "", err
-	}
-	// What would make the engine die at once is refused here, where the
-	// caller can still be told, not after the engine was handed over.
-	if err := engine.CheckPathRoom(project); err != nil {
-		return StartResult{}, "", toolError(err)
-	}
-	if _, err := engine.GraceFromEnv(d.environ()); err != nil {
-		return StartResult{}, "", toolError(err)
-	}
-	tmuxErr := d.Tmux.Available()
-	if tmuxErr != nil && !a.DryRun {
-		return StartResult{}, "", &ToolError{Code: CodeTmuxUnavailable, Options: []Option{},
-			Message: "tmux is not installed, and sessions run in tmux; " + tmux.InstallHint() + " (or run `agent-sessions run` in a terminal yourself)"}
-	}
-	var tmuxList []tmux.Session
-	if tmuxErr == nil {
-		// A list with unreadable records still holds every session it could read.
-		if tmuxList, err = d.Tmux.ListSessions(ctx); err != nil && !errors.Is(err, tmux.ErrNoServer) && !errors.Is(err, tmux.ErrUnparsable) {
-			return StartResult{}, "", toolError(fmt.Errorf("list tmux sessions: %w", err))
-		}
-	}
-	info := d.inspect(project, a.Session, tmuxList)
-	opts := engine.RunOptions{
-		Session: a.Session, Stage: a.Stage, Pipeline: a.Pipeline, ProjectDir: project, Mode: a.Mode, Env: d.environ(),
-		Compile: engine.Options{Max: a.MaxIterations, Provider: a.Provider, Model: a.Model, Context: a.Context, Inputs: a.Inputs,
-			Isolation: a.Isolation, BaseRef: a.BaseRef, WorktreeSetup: a.WorktreeSetup},
-	}
-	if err := guardrailArgs(a, &opts.Compile); err != nil {
-		return StartResult{}, "", err
-	}
+	return nil
+}
 
-	var plan *engine.Plan
-	res := StartResult{Session: a.Session, ProjectDir: project}
+// startRequest is the Host's request for start_session's arguments.
+func startRequest(a StartArgs) sessions.StartRequest {
+	return sessions.StartRequest{Session: a.Session, Stage: a.Stage, Pipeline: a.Pipeline, MaxIterations: a.MaxIterations,
+		ProjectDir: a.ProjectDir, Mode: a.Mode, Provider: a.Provider, Model: a.Model, Context: a.Context, Inputs: a.Inputs,
+		DryRun: a.DryRun, MaxCostUSD: a.MaxCostUSD, MaxRuntime: a.MaxRuntime, Isolation: a.Isolation, BaseRef: a.BaseRef,
+		WorktreeSetup: a.WorktreeSetup}
+}
+
+// startResult shapes what the Host started (or previewed).
+func startResult(st sessions.Started, a StartArgs) StartResult {
+	res := StartResult{Session: st.Session, Status: st.Status, Type: st.Plan.Kind, Definition: st.Plan.Name, ResumeAt: st.ResumeAt,
+		MovedAside: st.MovedAside, Worktree: st.Worktree, Branch: st.Branch, BranchAside: st.BranchAside, RunDir: st.RunDir,
+		AttachCommand: strings.Join(st.AttachCommand, " "), Warnings: st.Warnings, TmuxSession: st.TmuxSession,
+		ProjectDir: st.ProjectDir, ProgressFile: st.ProgressFile, EngineCommand: st.EngineCommand}
 	if a.Mode != engine.ModeNew {
 		res.Mode = a.Mode
 	}
-	switch a.Mode {
-	case engine.ModeNew:
-		if err := newConflict(info, a); err != nil {
-			return StartResult{}, "", err
-		}
-		prep, err := engine.Prepare(opts)
-		if err != nil {
-			return StartResult{}, "", prepareError(err, a)
-		}
-		plan = prep.Plan
-	case engine.ModeForce:
-		prep, err := engine.Prepare(opts)
-		if err != nil {
-			return StartResult{}, "", prepareError(err, a)
-		}
-		plan = prep.Plan
-		if info.HasRunDir && a.DryRun {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("starting would move the previous run of %s aside to %s.%s (the start time, UTC; nothing is deleted)",
-				a.Session, info.Layout.RunDir(), d.now().UTC().Format("20060102T150405")))
-		}
-	case engine.ModeResume:
-		plan, err = d.resumePlan(info, a)
-		if err != nil {
-			return StartResult{}, "", err
-		}
-		res.ResumeAt = fmt.Sprintf("stage %d/%d (%s), iteration %d", info.State.CurrentStage+1, len(plan.Stages),
-			plan.Stages[info.State.CurrentStage].Name, info.State.IterationCompleted+1)
-	}
-	if err := engine.CheckSandbox(plan, d.geteuid(), d.environ()); err != nil {
-		return StartResult{}, "", prepareError(err, a)
-	}
-	if err := checkWorktree(ctx, plan, a); err != nil {
-		return StartResult{}, "", err
-	}
-	res.Warnings = append(res.Warnings, sharedDirWarning(project, a.Session, plan)...)
-	res.Type, res.Definition = plan.Kind, plan.Name
-	res.TmuxSession = state.TmuxName(a.Session, plan.Multi())
-	if a.Mode == engine.ModeResume && info.State != nil && info.State.TmuxSession != "" {
-		res.TmuxSession = info.State.TmuxSession
-	}
-	l := info.Layout
-	res.RunDir = l.RunDir()
-	cur := 0
-	if a.Mode == engine.ModeResume {
-		cur = info.State.CurrentStage
-	}
-	res.ProgressFile = l.Progress(len(plan.Stages), cur, plan.Stages[cur].Name)
-	res.AttachCommand = strings.Join(d.Tmux.AttachCommand(res.TmuxSession, false), " ")
-	for _, sp := range plan.Stages {
+	for _, sp := range st.Plan.Stages {
 		p := StagePreview{Name: sp.Name, Completion: sp.Completion, MaxIterations: sp.MaxIterations,
 			MinIterations: sp.MinIterations, Provider: sp.Provider, Model: sp.Model, Parallel: sp.Parallel, Perspectives: sp.Perspectives,
 			Items: len(sp.Items), CheckBefore: sp.CheckBefore}
@@ -283,96 +193,47 @@ func (d *Deps) startSession(ctx context.Context, req mcp.CallToolRequest, a Star
 		}
 		res.Stages = append(res.Stages, p)
 	}
-	if a.DryRun {
-		res.EngineCommand = d.engineArgv(plan, a, project, "")
-		res.Status = "dry_run"
-		if tmuxErr != nil {
-			res.Warnings = append(res.Warnings, "tmux is not installed: starting for real would fail; "+tmux.InstallHint())
+	if st.Status == sessions.StatusDryRun {
+		if st.FirstPrompt != "" {
+			res.FirstPrompt = boundText(st.FirstPrompt, 8<<10)
 		}
-		if p, err := engine.PreviewPrompt(plan); err == nil {
-			res.FirstPrompt = boundText(p, 8<<10)
-		} else {
-			res.Warnings = append(res.Warnings, "could not render the first prompt: "+err.Error())
-		}
-		res.AttachCommand = ""
-		args := startArgsMap(a)
-		res.NextSteps = []Option{{Tool: "start_session", Arguments: args, Description: "start it for real"}}
-		return res, startText(res), nil
+		res.NextSteps = []Option{{Tool: "start_session", Arguments: startArgsMap(a), Description: "start it for real"}}
+		return res
 	}
-
-	if err := d.clearForStart(ctx, info, a.Mode); err != nil {
-		return StartResult{}, "", err
-	}
-	// force: the engine moves the old run aside; say where it went.
-	var asideBefore map[string]bool
-	if a.Mode == engine.ModeForce && info.HasRunDir {
-		asideBefore = asideDirs(l.RunDir())
-	}
-	note, err := d.makeWorktree(ctx, plan, a, &res)
-	if err != nil {
-		return StartResult{}, "", err
-	}
-	errFile, err := os.CreateTemp("", "agent-sessions-start-*.json")
-	if err != nil {
-		return StartResult{}, "", toolError(err)
-	}
-	errFile.Close()
-	defer os.Remove(errFile.Name())
-	handoff := engine.Handoff{Env: engineEnv(d.environ())}
-	if a.Mode != engine.ModeResume {
-		handoff.Context, handoff.Inputs = a.Context, plan.Inputs
-	}
-	handoff.WorktreeReady, handoff.WorktreeNote = res.Worktree != "", note
-	handoffFile, err := engine.WriteHandoff(handoff)
-	if err != nil {
-		return StartResult{}, "", toolError(err)
-	}
-	// The handoff holds the server's whole environment, API keys included:
-	// it must not outlive this call. An engine that started has read and
-	// removed it already; on every other path (tmux failed, the engine
-	// never ran or died first) it goes here.
-	defer os.Remove(handoffFile)
-	res.EngineCommand = d.engineArgv(plan, a, project, handoffFile)
-	env := []string{engine.StartErrorFileEnv + "=" + errFile.Name()}
-	err = d.Tmux.NewSession(ctx, tmux.NewSessionOptions{Name: res.TmuxSession, Dir: project, Env: env, Argv: res.EngineCommand, Width: 200, Height: 50})
-	if errors.Is(err, tmux.ErrSessionExists) {
-		return StartResult{}, "", discardWorktree(ctx, &res, (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s already exists (another start won the race, or a hand-made session has the name)", res.TmuxSession)}).
-			with(Option{Tool: "monitor", Arguments: map[string]any{"session": a.Session}, Description: "look at the session that is running"},
-				Option{Tool: "list", Description: "see every session"}))
-	}
-	if err != nil {
-		return StartResult{}, "", discardWorktree(ctx, &res, toolError(fmt.Errorf("start tmux session %s: %w", res.TmuxSession, err)))
-	}
-	// The engine takes its lock before it writes the new state (and, for
-	// force, before it moves the old run aside): wait for state of this run.
-	var previous *time.Time
-	if a.Mode == engine.ModeForce && info.State != nil {
-		previous = &info.State.StartedAt
-	}
-	status, err := d.confirmStart(ctx, l, res.TmuxSession, errFile.Name(), previous)
-	if err != nil {
-		return StartResult{}, "", discardWorktree(ctx, &res, err)
-	}
-	if status == "starting" && os.Remove(handoffFile) == nil {
-		// The engine has not even read its handoff: it never ran, and now
-		// that the file is gone it cannot. Close its tmux session and say
-		// so, rather than report a session that will never start.
-		d.Tmux.KillSession(context.WithoutCancel(ctx), res.TmuxSession)
-		return StartResult{}, "", &ToolError{Code: CodeInternal, Options: []Option{},
-			Message: fmt.Sprintf("the engine did not start within %s (tmux session %s never ran it); its tmux session was closed — try again, and check that %s runs", d.startTimeout(), res.TmuxSession, d.Executable)}
-	}
-	if asideBefore != nil {
-		res.MovedAside = newAside(l.RunDir(), asideBefore)
-	}
-	res.Status = status
 	res.NextSteps = []Option{
 		{Tool: "monitor", Arguments: map[string]any{"session": a.Session, "wait": WaitIteration}, Description: "wait for the first iteration and see how it went"},
 		{Tool: "kill", Arguments: map[string]any{"session": a.Session}, Description: "stop it"},
 	}
-	if status == "starting" {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("the engine had not taken its lock after %s; check it with monitor", d.startTimeout()))
+	return res
+}
+
+// startError is a failed start's answer: the Host's error with its code,
+// and the options that repeat this call with a change.
+func startError(err error, a StartArgs) error {
+	var (
+		kept     *sessions.KeptWorktreeError
+		conflict *sessions.ConflictError
+		plan     *sessions.PlanError
+		wt       *sessions.WorktreeError
+	)
+	switch {
+	case errors.As(err, &kept):
+		te := toolError(startError(kept.Err, a))
+		te.Message += fmt.Sprintf(" (its worktree %s was kept: %v)", kept.Dir, kept.Why)
+		return te
+	case errors.As(err, &conflict):
+		return newConflict(conflict, a)
+	case errors.As(err, &plan):
+		return prepareError(plan.Err, a)
+	case errors.As(err, &wt):
+		args := startArgsMap(a)
+		delete(args, "isolation")
+		delete(args, "base_ref")
+		delete(args, "worktree_setup")
+		return invalidf("%v", wt).
+			with(Option{Tool: "start_session", Arguments: args, Description: "run it in the project directory itself (no isolation)"})
 	}
-	return res, startText(res), nil
+	return toolError(err)
 }
 
 // checkText refuses arguments holding a NUL byte, before anything is
@@ -398,11 +259,12 @@ func checkText(a StartArgs) error {
 	return nil
 }
 
-// newConflict refuses a new session whose name is taken, with the calls
-// that resolve it. Options carry complete arguments: the original call's,
-// with what changes.
-func newConflict(info sessionInfo, a StartArgs) error {
-	name := info.Name
+// newConflict answers a start whose session's name is taken, with the
+// calls that resolve it. Options carry complete arguments: the original
+// call's, with what changes.
+func newConflict(c *sessions.ConflictError, a StartArgs) *ToolError {
+	te := conflictError(c)
+	name := c.Session
 	call := func(changes map[string]any) map[string]any {
 		args := startArgsMap(a)
 		for k, v := range changes {
@@ -413,30 +275,20 @@ func newConflict(info sessionInfo, a StartArgs) error {
 	monitor := Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at it"}
 	force := Option{Tool: "start_session", Arguments: call(map[string]any{"mode": "force"}), Description: "stop it and start over (the old run is moved aside, nothing is deleted)"}
 	resume := Option{Tool: "start_session", Arguments: map[string]any{"session": name, "mode": "resume"}, Description: "continue where it stopped"}
-	other := Option{Tool: "start_session", Arguments: call(map[string]any{"session": freeName(info.ProjectDir, name)}), Description: "use another name"}
-	switch info.Live.Status {
-	case "":
-		if info.Lock.Exists && info.Lock.Held {
-			break
-		}
-		return nil
-	case state.LiveRunning, state.LiveStarting, state.LiveWaiting, state.LiveParked:
-		return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is already running (%s)", name, info.Live.Why)}).
-			with(monitor, Option{Tool: "kill", Arguments: map[string]any{"session": name}, Description: "stop it"}, force, other)
-	case state.LiveOrphan, state.LiveZombie:
-		return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("tmux session %s exists without a live engine (%s: %s)", info.tmuxName(), info.Live.Status, info.Live.Why)}).
-			with(Option{Tool: "cleanup", Arguments: map[string]any{"dry_run": false, "kill_orphans": true}, Description: "close orphan and zombie tmux sessions"}, force, other)
-	case state.LiveComplete:
-		return (&ToolError{Code: CodeConflictComplete, Message: fmt.Sprintf("session %s already completed (%s)", name, info.State.CompletionReason)}).with(force, other)
-	default:
-		what := string(info.Live.Status)
-		if info.State != nil && info.State.Error != "" {
-			what += ": " + truncate(info.State.Error, 300)
-		}
-		return (&ToolError{Code: CodeConflictCrashed, Message: fmt.Sprintf("session %s exists and can be resumed (%s; stopped at iteration %d)", name, what, iterationOf(info)+1)}).
-			with(resume, force, other)
+	other := Option{Tool: "start_session", Arguments: call(map[string]any{"session": c.FreeName}), Description: "use another name"}
+	switch c.Reason {
+	case sessions.ConflictRunning:
+		return te.with(monitor, Option{Tool: "kill", Arguments: map[string]any{"session": name}, Description: "stop it"}, force, other)
+	case sessions.ConflictLeftover:
+		return te.with(Option{Tool: "cleanup", Arguments: map[string]any{"dry_run": false, "kill_orphans": true}, Description: "close orphan and zombie tmux sessions"}, force, other)
+	case sessions.ConflictComplete:
+		return te.with(force, other)
+	case sessions.ConflictResumable:
+		return te.with(resume, force, other)
+	case sessions.ConflictLocked:
+		return te.with(monitor, force, other)
 	}
-	return (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is locked by a running engine", name)}).with(monitor, force, other)
+	return te
 }
 
 // startArgsMap is a start_session call's arguments as given (zero values
@@ -447,63 +299,6 @@ func startArgsMap(a StartArgs) map[string]any {
 	json.Unmarshal(data, &m)
 	delete(m, "dry_run")
 	return m
-}
-
-func iterationOf(info sessionInfo) int {
-	if info.State == nil {
-		return 0
-	}
-	return info.State.IterationCompleted
-}
-
-// asideDirs lists the run dirs moved aside from runDir (runDir.<suffix>).
-func asideDirs(runDir string) map[string]bool {
-	found := map[string]bool{}
-	matches, _ := filepath.Glob(runDir + ".*")
-	for _, m := range matches {
-		found[m] = true
-	}
-	return found
-}
-
-// newAside is the run dir moved aside since before was taken ("" if none).
-func newAside(runDir string, before map[string]bool) string {
-	for m := range asideDirs(runDir) {
-		if !before[m] {
-			return m
-		}
-	}
-	return ""
-}
-
-// freeName suggests the first of name-2, name-3… that no session of the
-// project uses, so that the option succeeds as given.
-func freeName(project, name string) string {
-	next := nextName(name)
-	for range 100 {
-		l := state.NewLayout(project, next)
-		_, errRun := os.Stat(l.RunDir())
-		_, errLock := os.Stat(l.LockFile())
-		if errors.Is(errRun, os.ErrNotExist) && errors.Is(errLock, os.ErrNotExist) {
-			break
-		}
-		next = nextName(next)
-	}
-	return next
-}
-
-// nextName suggests name-2, name-3….
-func nextName(name string) string {
-	if i := strings.LastIndexByte(name, '-'); i > 0 {
-		if n, err := strconv.Atoi(name[i+1:]); err == nil {
-			return fmt.Sprintf("%s-%d", name[:i], n+1)
-		}
-	}
-	s := name + "-2"
-	if len(s) > 48 {
-		s = name[:46] + "-2"
-	}
-	return s
 }
 
 func prepareError(err error, a StartArgs) error {
@@ -520,241 +315,9 @@ func prepareError(err error, a StartArgs) error {
 	return te
 }
 
-// resumePlan validates a resume: the session must exist, not be running or
-// complete, and its agents must be available.
-func (d *Deps) resumePlan(info sessionInfo, a StartArgs) (*engine.Plan, error) {
-	name := a.Session
-	switch {
-	case info.Lock.Held:
-		return nil, (&ToolError{Code: CodeConflictRunning, Message: fmt.Sprintf("session %s is running; there is nothing to resume", name)}).
-			with(Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at it"})
-	case info.State == nil && info.StateErr != nil:
-		return nil, (&ToolError{Code: CodeInternal, Message: fmt.Sprintf("session %s cannot be read: %v; start it over with mode force and its stage or pipeline (the old run is moved aside)", name, info.StateErr)}).
-			with(Option{Tool: "monitor", Arguments: map[string]any{"session": name}, Description: "look at what is left of it"})
-	case info.State == nil:
-		return nil, (&ToolError{Code: CodeNotFound, Message: fmt.Sprintf("no session %s to resume in %s; to start it new, give a stage or pipeline and no mode", name, info.ProjectDir)}).
-			with(Option{Tool: "list", Arguments: map[string]any{"include_catalog": true}, Description: "see the sessions that exist and what can be started"})
-	case info.State.Status == state.StatusComplete && !engine.ResumableComplete(info.State.CompletionReason):
-		return nil, (&ToolError{Code: CodeConflictComplete, Message: fmt.Sprintf("session %s already completed (%s); nothing to resume", name, info.State.CompletionReason)}).
-			with(Option{Tool: "start_session", Arguments: definitionArgs(name, "force", info.State), Description: "start it over (the old run is moved aside)"})
-	}
-	plan, err := engine.PlanFromSpec(info.State.Spec)
-	if err != nil {
-		return nil, toolError(err)
-	}
-	if (a.Stage != "" && (plan.Kind != engine.KindLoop || a.Stage != plan.Name)) || (a.Pipeline != "" && (plan.Kind != engine.KindPipeline || a.Pipeline != plan.Name)) {
-		return nil, invalidf("session %s ran %s %q; resume it without stage/pipeline (or with the same one)", name, plan.Kind, plan.Name)
-	}
-	for i := range plan.Stages {
-		if a.Provider != "" {
-			plan.Stages[i].Provider = a.Provider
-		}
-		if a.Model != "" {
-			plan.Stages[i].Model = a.Model
-		}
-	}
-	if err := engine.CheckPlan(plan, pathOf(d.environ())); err != nil {
-		return nil, prepareError(err, a)
-	}
-	return plan, nil
-}
-
-// definitionArgs are start_session arguments that rerun what a state ran.
-func definitionArgs(name, mode string, st *state.State) map[string]any {
-	args := map[string]any{"session": name, "mode": mode}
-	if st.Stage != "" {
-		args["stage"] = st.Stage
-	} else if st.Pipeline != "" {
-		args["pipeline"] = st.Pipeline
-	}
-	return args
-}
-
-func pathOf(env []string) string {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// clearForStart makes way for the new engine's tmux session: for force it
-// stops a live engine; a leftover tmux session (zombie) is closed after its
-// screen is saved.
-func (d *Deps) clearForStart(ctx context.Context, info sessionInfo, mode string) error {
-	if mode == engine.ModeForce && info.Lock.Held {
-		if err := engine.StopEngine(ctx, info.Layout, d.grace()); err != nil {
-			return toolError(err)
-		}
-	}
-	if info.Tmux == nil || mode == engine.ModeNew {
-		return nil
-	}
-	if screen, err := d.Tmux.CapturePane(ctx, info.Tmux.Name, 2000); err == nil && info.HasRunDir {
-		if _, err := os.Stat(info.Layout.FinalOutput()); errors.Is(err, os.ErrNotExist) {
-			state.WriteFileAtomic(info.Layout.FinalOutput(), []byte(screen+"\n"), 0o644)
-		}
-	}
-	// The engine is gone; give its tmux session a moment to close itself.
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
-		if ok, _ := d.Tmux.HasSession(ctx, info.Tmux.Name); !ok {
-			return nil
-		}
-	}
-	if err := d.Tmux.KillSession(ctx, info.Tmux.Name); err != nil && !errors.Is(err, tmux.ErrSessionNotFound) {
-		return toolError(err)
-	}
-	return nil
-}
-
-// engineArgv is the command tmux runs: this binary's `run`, every value a
-// separate argument (tmux execs it without a shell). With a handoff file
-// the context and inputs travel in it; without one (what a dry run shows,
-// for a person to run by hand) they are flags.
-func (d *Deps) engineArgv(plan *engine.Plan, a StartArgs, project, handoff string) []string {
-	argv := []string{d.Executable, "run", "--session", a.Session}
-	if plan.Kind == engine.KindLoop {
-		argv = append(argv, "--stage", plan.Name)
-	} else {
-		ref := a.Pipeline
-		if ref == "" || a.Mode == engine.ModeResume {
-			ref = plan.Name
-		}
-		argv = append(argv, "--pipeline", ref)
-	}
-	argv = append(argv, "--project", project)
-	if a.MaxIterations > 0 {
-		argv = append(argv, "--max", strconv.Itoa(a.MaxIterations))
-	}
-	if a.Provider != "" {
-		argv = append(argv, "--provider", a.Provider)
-	}
-	if a.Model != "" {
-		argv = append(argv, "--model", a.Model)
-	}
-	argv = append(argv, guardrailFlags(a)...)
-	if plan.Isolation == engine.IsolationWorktree && a.Mode != engine.ModeResume {
-		argv = append(argv, "--isolation", plan.Isolation)
-		if plan.BaseRef != "" {
-			argv = append(argv, "--base-ref", plan.BaseRef)
-		}
-		if len(plan.WorktreeSetup) > 0 {
-			setup, _ := json.Marshal(plan.WorktreeSetup)
-			argv = append(argv, "--worktree-setup", string(setup))
-		}
-	}
-	if handoff != "" {
-		argv = append(argv, "--handoff", handoff)
-	} else if a.Mode != engine.ModeResume {
-		if a.Context != "" {
-			argv = append(argv, "--context", a.Context)
-		}
-		for _, in := range plan.Inputs {
-			argv = append(argv, "--input", in)
-		}
-	}
-	switch a.Mode {
-	case engine.ModeResume:
-		argv = append(argv, "--resume")
-	case engine.ModeForce:
-		argv = append(argv, "--force")
-	}
-	return argv
-}
-
-// engineEnv is the environment of the engine: the server's own (so PATH
-// finds the same agent CLIs), without tmux's variables of the server's own
-// terminal. Where to report a failed start is set on the tmux command.
-func engineEnv(env []string) []string {
-	out := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "TMUX", "TMUX_PANE", "TERM", engine.StartErrorFileEnv, "":
-			continue
-		}
-		if strings.ContainsAny(k, " \t\n") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-// confirmStart waits, within a bound, until the engine holds its lock and
-// the run's state can be read (or it already finished), so that a monitor
-// right after start sees the session, not a run dir without state. previous
-// is the StartedAt of a run that force replaces: its state does not count.
-// An engine that dies at once is reported with its own first error lines,
-// never as started.
-func (d *Deps) confirmStart(ctx context.Context, l state.Layout, tmuxName, errFile string, previous *time.Time) (string, error) {
-	deadline := time.Now().Add(d.startTimeout())
-	for {
-		if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
-			if st, _, err := state.Load(l); err == nil && (previous == nil || !st.StartedAt.Equal(*previous)) {
-				return state.StatusRunning, nil
-			}
-		}
-		alive, _ := d.Tmux.HasSession(ctx, tmuxName)
-		if !alive {
-			// An engine that said why it could not start did not start,
-			// whatever state is there: it may be another start's, one that
-			// ran and finished before this one's tmux session could exist.
-			if err := reportedFailure(errFile); err != nil {
-				return "", err
-			}
-			// Did it run and finish already, or die at once?
-			if ls, _ := state.ProbeLock(l.LockFile()); ls.Held {
-				return state.StatusRunning, nil
-			}
-			if st, _, err := state.Load(l); err == nil && (previous == nil || !st.StartedAt.Equal(*previous)) &&
-				(state.Terminal(st.Status) || st.Status == state.StatusRunning) {
-				if st.Status == state.StatusFailed {
-					return "", &ToolError{Code: CodeInternal, Options: []Option{}, Message: fmt.Sprintf("the engine started but the session failed at once: %s", truncate(st.Error, 2000))}
-				}
-				return st.Status, nil
-			}
-			return "", exitedAtOnce(l)
-		}
-		if time.Now().After(deadline) {
-			return "starting", nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", toolError(ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// reportedFailure is the failure an engine wrote to its start-error file,
-// or nil when it wrote none.
-func reportedFailure(errFile string) error {
-	err := engine.ReadStartFailure(errFile)
-	if err == nil {
-		return nil
-	}
-	te := toolError(err)
-	te.Message = "the engine could not start: " + err.Error()
-	return te
-}
-
-// exitedAtOnce is the answer for an engine that left no start-error file
-// (checked above, once its tmux session was gone) and no state: its log's
-// last lines.
-func exitedAtOnce(l state.Layout) error {
-	msg := "the engine exited at once without saying why"
-	if data, err := os.ReadFile(l.LogFile()); err == nil && len(data) > 0 {
-		tail, _ := tailText(string(data), 4000)
-		msg += "; last lines of " + filepath.Base(l.LogFile()) + ":\n" + tail
-	}
-	return &ToolError{Code: CodeInternal, Options: []Option{}, Message: msg}
-}
-
 func startText(r StartResult) string {
 	var b strings.Builder
-	if r.Status == "dry_run" {
+	if r.Status == sessions.StatusDryRun {
 		fmt.Fprintf(&b, "Dry run — nothing was created. Session %s would run %s %s in tmux session %s:\n", r.Session, r.Type, r.Definition, r.TmuxSession)
 	} else {
 		verb := "Started"
@@ -770,7 +333,7 @@ func startText(r StartResult) string {
 		}
 		b.WriteString("\n")
 	}
-	if r.Status != "dry_run" {
+	if r.Status != sessions.StatusDryRun {
 		fmt.Fprintf(&b, "Run dir: %s\nWatch live (the user, in a terminal): %s — detach with Ctrl+b d, never Ctrl+C\n", r.RunDir, r.AttachCommand)
 	}
 	if r.Worktree != "" {

@@ -23,25 +23,18 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
-	"github.com/agent-sessions/agent-sessions/tmux"
 )
 
 // Tmux is what the tools need from tmux (the tmux package's Client).
-type Tmux interface {
-	Available() error
-	Socket() string
-	ListSessions(ctx context.Context) ([]tmux.Session, error)
-	HasSession(ctx context.Context, name string) (bool, error)
-	NewSession(ctx context.Context, o tmux.NewSessionOptions) error
-	CapturePane(ctx context.Context, name string, lines int) (string, error)
-	KillSession(ctx context.Context, name string) error
-	AttachCommand(name string, readOnly bool) []string
-	SwitchCommand(name string) []string
-}
+type Tmux = sessions.Tmux
 
-// Deps are the tools' dependencies.
+// Deps are the tools' dependencies. The lifecycle runs on Host; without
+// one, on this machine (a sessions.Local made of the fields below).
 type Deps struct {
+	// Host runs the sessions (nil: this machine, from the fields below).
+	Host Host
 	Tmux Tmux
 	// Executable is the absolute path of this binary; start_session runs
 	// `Executable run …` inside tmux.
@@ -89,32 +82,11 @@ func (d *Deps) environ() []string {
 	return os.Environ()
 }
 
-func (d *Deps) geteuid() int {
-	if d.Geteuid != nil {
-		return d.Geteuid()
-	}
-	return os.Geteuid()
-}
-
 func (d *Deps) poll() time.Duration {
 	if d.Poll > 0 {
 		return d.Poll
 	}
 	return 250 * time.Millisecond
-}
-
-func (d *Deps) grace() time.Duration {
-	if d.Grace > 0 {
-		return d.Grace
-	}
-	return 15 * time.Second
-}
-
-func (d *Deps) startTimeout() time.Duration {
-	if d.StartTimeout > 0 {
-		return d.StartTimeout
-	}
-	return 10 * time.Second
 }
 
 // All is the registry of every tool. main, the debug mode and the tests use

@@ -1,9 +1,11 @@
 // Package tools is the MCP surface of agent-sessions: one file per tool or
 // resource, each a constructor returning its definition and handler, and
 // All, the single registry that the stdio server, the debug mode and the
-// tests all use. Tools talk to tmux through the small Tmux interface and
-// read sessions through the state package's classifier, so every tool
-// judges a session the same way.
+// tests all use. Handlers are a thin adapter: they check their arguments,
+// make one or a few calls on the Host (host.go: the session lifecycle,
+// package sessions on this machine) and shape the answer; this package
+// alone turns the lifecycle's domain errors into error codes and the
+// options that resolve them (errors.go).
 package tools
 
 import (

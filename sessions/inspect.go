@@ -297,3 +297,9 @@ func (l *Local) Refresh(ctx context.Context, info Info) Info {
 	}
 	return l.Inspect(info.ProjectDir, info.Name, list, Full)
 }
+
+// Catalog lists the stages and pipelines that can be started in project,
+// and the definitions there that could not be read.
+func (l *Local) Catalog(project string) ([]engine.Entry, engine.Problems) {
+	return engine.NewCatalog(project).List()
+}

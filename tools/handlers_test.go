@@ -88,6 +88,10 @@ func (f *fakeHost) ReadLog(sessions.Info, int) (string, error) {
 	return "", nil
 }
 
+func (f *fakeHost) Catalog(string) ([]engine.Entry, engine.Problems) {
+	return []engine.Entry{{Kind: "stage", Name: "work", Description: "does the work", Termination: "fixed-n", DefaultMax: 5, Source: "builtin"}}, nil
+}
+
 func (f *fakeHost) Start(_ context.Context, r sessions.StartRequest) (sessions.Started, error) {
 	if f.startFn == nil {
 		f.unexpected("Start")
@@ -421,9 +425,12 @@ func TestHandlerList(t *testing.T) {
 	if step := m["next_steps"].([]any)[0].(map[string]any); step["tool"] != "start_session" || step["arguments"].(map[string]any)["session"] != "c" {
 		t.Errorf("next step %v: want resume of the crashed one", step)
 	}
-	_, m = callFake(t, h, "list", map[string]any{"include_finished": false})
+	_, m = callFake(t, h, "list", map[string]any{"include_finished": false, "include_catalog": true})
 	if len(m["sessions"].([]any)) != 3 {
 		t.Errorf("include_finished false: %v", m["sessions"])
+	}
+	if c, _ := m["catalog"].([]any); len(c) != 1 || c[0].(map[string]any)["name"] != "work" || c[0].(map[string]any)["source"] != nil {
+		t.Errorf("catalog %v: want work, its builtin source left out", m["catalog"])
 	}
 	isErr, m = callFake(t, &fakeHost{t: t, resolveFn: func(string) (string, error) {
 		return "", fmt.Errorf("%w: project directory /nope does not exist", engine.ErrNotFound)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/workspace"
@@ -28,6 +29,8 @@ type Host interface {
 	// ReadProgress and ReadLog read a session's progress file and log.
 	ReadProgress(info sessions.Info) (text, path string, err error)
 	ReadLog(info sessions.Info, lines int) (string, error)
+	// Catalog lists what can be started in a project.
+	Catalog(project string) ([]engine.Entry, engine.Problems)
 	// Start starts (or with DryRun previews) a session.
 	Start(ctx context.Context, r sessions.StartRequest) (sessions.Started, error)
 	// Kill stops a session; Stop stops one for cleanup and says how.

@@ -10,7 +10,6 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
@@ -122,7 +121,7 @@ func (d *Deps) list(ctx context.Context, _ mcp.CallToolRequest, a ListArgs) (Lis
 		res.Sessions = all[a.Offset:min(len(all), a.Offset+a.Limit)]
 	}
 	if a.IncludeCatalog {
-		entries, problems := engine.NewCatalog(project).List()
+		entries, problems := d.host().Catalog(project)
 		for _, e := range entries {
 			ce := CatalogEntry{Kind: e.Kind, Name: e.Name, Description: truncate(e.Description, 100), Termination: e.Termination, DefaultMax: e.DefaultMax}
 			if e.Source != "builtin" {

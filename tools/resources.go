@@ -47,7 +47,7 @@ func Resources(d *Deps) ([]server.ServerResource, []server.ServerResourceTemplat
 				mcp.WithResourceDescription("JSON list of the stages and pipelines that can be started in the server's project: name, description, termination, default iteration limit, where each was found."),
 				mcp.WithMIMEType("application/json")),
 			Handler: func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-				entries, problems := engine.NewCatalog(d.ProjectDir).List()
+				entries, problems := d.host().Catalog(d.ProjectDir)
 				if entries == nil {
 					entries = []engine.Entry{}
 				}

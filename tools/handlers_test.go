@@ -509,6 +509,10 @@ func TestHandlerCleanup(t *testing.T) {
 	}
 	isErr, m = callFake(t, &fakeHost{t: t}, "cleanup", map[string]any{"prune_older_than_days": -1})
 	wantError(t, isErr, m, CodeInvalidArgument)
+	isErr, m = callFake(t, &fakeHost{t: t, resolveFn: func(string) (string, error) {
+		return "", fmt.Errorf("%w: project_dir /nope does not exist", engine.ErrNotFound)
+	}}, "cleanup", map[string]any{"project_dir": "/nope"})
+	wantError(t, isErr, m, CodeNotFound)
 }
 
 func TestHandlerReply(t *testing.T) {
@@ -560,6 +564,8 @@ func TestHandlerAttachHint(t *testing.T) {
 	}}
 	isErr, m = callFake(t, gone, "attach_hint", map[string]any{"session": "s"})
 	wantError(t, isErr, m, CodeNotFound, "monitor")
+	isErr, m = callFake(t, &fakeHost{t: t, findFn: notFound}, "attach_hint", map[string]any{"session": "ghost"})
+	wantError(t, isErr, m, CodeNotFound, "list")
 	isErr, m = callFake(t, &fakeHost{t: t}, "attach_hint", map[string]any{"session": "s", "readonly": true})
 	wantError(t, isErr, m, CodeInvalidArgument)
 }

@@ -98,10 +98,6 @@ func (s Status) Attention(stale bool) int {
 	return n + 4
 }
 
-// Alive reports whether a liveness status means an engine holds (or is
-// about to hold) the session; see Status.Alive.
-func Alive(status Status) bool { return status.Alive() }
-
 // StaleAfter is how long a session may run before it is flagged stale.
 const StaleAfter = 2 * time.Hour
 

@@ -174,7 +174,7 @@ func TestClassifyWaitingAndParked(t *testing.T) {
 		if lv.Status != tc.want {
 			t.Errorf("%s held=%v: %s (%s), want %s", tc.status, tc.held, lv.Status, lv.Why, tc.want)
 		}
-		if Alive(lv.Status) != tc.held {
+		if lv.Status.Alive() != tc.held {
 			t.Errorf("%s held=%v: Alive = %v", tc.status, tc.held, !tc.held)
 		}
 	}

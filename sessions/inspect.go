@@ -32,15 +32,13 @@ type Info struct {
 }
 
 // TmuxName is the session's tmux session name: the live one, else what
-// state.json recorded, else the loop- form.
+// its state says (state.TmuxNameOf, the engine's rule), else the loop- form.
 func (s *Info) TmuxName() string {
 	switch {
 	case s.Tmux != nil:
 		return s.Tmux.Name
-	case s.State != nil && s.State.TmuxSession != "":
-		return s.State.TmuxSession
 	case s.State != nil:
-		return state.TmuxName(s.Name, s.State.Type == engine.KindPipeline)
+		return state.TmuxNameOf(s.State)
 	}
 	return state.TmuxName(s.Name, false)
 }

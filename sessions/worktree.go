@@ -87,7 +87,7 @@ func sharedDirWarning(project, session string, plan *engine.Plan) []string {
 	if plan.Isolation == engine.IsolationWorktree {
 		return nil
 	}
-	locks, _ := filepath.Glob(filepath.Join(project, ".claude", "locks", "*.lock"))
+	locks, _ := filepath.Glob(filepath.Join(state.LocksDir(project), "*.lock"))
 	var running []string
 	for _, l := range locks {
 		name := strings.TrimSuffix(filepath.Base(l), ".lock")

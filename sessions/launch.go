@@ -335,7 +335,7 @@ func (l *Local) confirmStart(ctx context.Context, lay state.Layout, tmuxName, er
 	fresh := func(st state.State) bool { return previous == nil || !st.StartedAt.Equal(*previous) }
 	for {
 		if ls, _ := state.ProbeLock(lay.LockFile()); ls.Held {
-			if st, _, err := state.Load(lay); err == nil && fresh(st) {
+			if st, _, err := state.Load(lay); err == nil && fresh(st) && holdersRun(ls, st) {
 				return state.StatusRunning, nil
 			}
 		}
@@ -351,6 +351,16 @@ func (l *Local) confirmStart(ctx context.Context, lay state.Layout, tmuxName, er
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// holdersRun reports whether st is the run of the engine holding the lock:
+// an engine takes the lock before it starts (or resumes) its run, so its
+// run starts after its hold. A run that started before is another's — one
+// that finished between this start's look and its engine's: the engine
+// holds the lock only while it refuses to start over that run, and taking
+// it for this start's made a losing start report "running".
+func holdersRun(ls state.LockStatus, st state.State) bool {
+	return ls.Info != nil && !state.LastStart(&st).Before(ls.Info.StartedAt)
 }
 
 // endedAtOnce judges an engine whose tmux session is gone before

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,7 +20,9 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
+	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
 )
 
@@ -73,77 +74,26 @@ func must(te *toolErr, err error) error {
 	return nil
 }
 
-// stateWatch re-reads a state.json until stopped and remembers every moment
-// it existed but was not a complete, parseable state.
-type stateWatch struct {
-	stop, done chan struct{}
-	reads      atomic.Int64
-	mu         sync.Mutex
-	bad        []string
+// watchStateFile watches a state.json (testkit.WatchFile): at every moment
+// it exists it must be a complete, parseable state.
+func watchStateFile(path string) *testkit.FileWatch {
+	return testkit.WatchFile(path, validState)
 }
 
-func watchStateFile(path string) *stateWatch {
-	w := &stateWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		seen := false
-		for {
-			select {
-			case <-w.stop:
-				return
-			default:
-			}
-			data, err := os.ReadFile(path)
-			problem := ""
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				if seen {
-					problem = "state.json vanished"
-				}
-			case err != nil:
-				problem = err.Error()
-			default:
-				seen = true
-				w.reads.Add(1)
-				var st state.State
-				if err := json.Unmarshal(data, &st); err != nil {
-					problem = fmt.Sprintf("does not parse: %v", err)
-				} else if st.Session == "" || st.Status == "" || len(st.Stages) == 0 {
-					problem = "incomplete state"
-				}
-			}
-			if problem != "" {
-				w.mu.Lock()
-				if len(w.bad) < 5 {
-					w.bad = append(w.bad, problem)
-				}
-				w.mu.Unlock()
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
-	return w
-}
-
-func (w *stateWatch) finish() (reads int64, bad []string) {
-	close(w.stop)
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.reads.Load(), w.bad
+// validState says what is wrong with a state.json's content, or "".
+func validState(data []byte) string {
+	var st state.State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Sprintf("does not parse (%v): %q", err, data[max(0, len(data)-80):])
+	}
+	if st.Session == "" || st.Status == "" || len(st.Stages) == 0 {
+		return fmt.Sprintf("incomplete state: %.200s", data)
+	}
+	return ""
 }
 
 // waitUntil polls cond for at most within; it reports whether cond held.
-func waitUntil(within time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-	}
-}
+var waitUntil = testkit.WaitUntil
 
 // tmuxGone reports whether the private server no longer has the session.
 func (e *testEnv) tmuxGone(name string) bool {
@@ -245,7 +195,7 @@ func killTrial(e *testEnv, c *mcpClient, name string, rng *rand.Rand) (killed bo
 	}
 	watch := watchStateFile(l.StateFile())
 	defer func() {
-		reads, bad := watch.finish()
+		reads, bad := watch.Finish()
 		if err == nil && len(bad) > 0 {
 			err = fmt.Errorf("%s: state.json was not a valid state at some moment (%d reads): %q", name, reads, bad)
 		}
@@ -472,16 +422,10 @@ func TestReliabilityKillPaths(t *testing.T) {
 	}
 }
 
-func pathExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func readFileT(t *testing.T, p string) string {
-	t.Helper()
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
+var (
+	pathExists = testkit.PathExists
+	readFileT  = testkit.ReadFile
+)
 
 // Issue 6.3a: twenty start_session calls with one name at the same moment
 // start exactly one session; the others are told it is running, and
@@ -550,6 +494,65 @@ func TestReliabilityConcurrentStartsOneName(t *testing.T) {
 			t.Errorf("tmux sessions left: %q", names)
 		}
 	})
+}
+
+// hookTmux is the tools' tmux client with a hook run before each
+// new-session, once armed: what happens between start_session's look at a
+// name and its engine's start.
+type hookTmux struct {
+	tools.Tmux
+	hook atomic.Pointer[func()]
+}
+
+func (h *hookTmux) NewSession(ctx context.Context, o tmux.NewSessionOptions) error {
+	if f := h.hook.Swap(nil); f != nil {
+		(*f)()
+	}
+	return h.Tmux.NewSession(ctx, o)
+}
+
+// A start that found its name free, but whose engine then finds a run it
+// did not make (another start's, finished in between) and refuses, fails
+// with the conflict; it is never reported started. The refusing engine
+// holds the lock for an instant over the other run's state, and the start
+// once took that for its own engine's run: under load, two of twenty
+// concurrent starts of one name said they had started it
+// (TestReliabilityConcurrentStartsOneName). Here the other run appears, and
+// its lock is held (as that engine holds it, for longer), just before the
+// new-session.
+func TestStartOverAnotherRunIsNotStarted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := &hookTmux{Tmux: e.deps.Tmux}
+	e.deps.Tmux = h
+	e.stage("quick", quickStage)
+	c := e.connect(modernVersion)
+	finish(t, c, "same")
+	l := e.layout("same")
+	aside := filepath.Join(t.TempDir(), "run")
+	if err := os.Rename(l.RunDir(), aside); err != nil {
+		t.Fatal(err)
+	}
+	hook := func() {
+		if err := os.Rename(aside, l.RunDir()); err != nil {
+			t.Error(err)
+			return
+		}
+		lock, err := state.AcquireLock(e.ctx, l.LockFile(), "same", 5*time.Second, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		time.AfterFunc(500*time.Millisecond, func() { lock.Release() })
+	}
+	h.hook.Store(&hook)
+	te := c.fail("start_session", map[string]any{"session": "same", "stage": "quick"}, tools.CodeConflictComplete)
+	if !strings.Contains(te.Message, "same") {
+		t.Errorf("conflict message %q does not name the session", te.Message)
+	}
+	if err := checkRun(l, "same", 3, -1); err != nil {
+		t.Errorf("the finished run changed: %v", err)
+	}
 }
 
 // Issue 6.3b: thirty distinct sessions started at once all complete with

@@ -118,25 +118,9 @@ func samePath(a, b string) bool {
 // what ListTmux returned (nil: no tmux session is looked for).
 func (l *Local) Inspect(project, name string, tmuxList []tmux.Session, dp Depth) Info {
 	lay := state.NewLayout(project, name)
-	var info Info
-	for attempt := 1; ; attempt++ {
-		info = readSession(project, name, lay, dp)
-		if attempt == 3 || info.Lock.Held || info.State == nil || !state.Active(info.State.Status) {
-			break
-		}
-		// State says running and no engine holds the lock: crashed — or
-		// an engine took the lock just after the probe (a start), or wrote
-		// its end and let go just after the read. Probe again, then read
-		// again: an engine that ended has changed the state; one that
-		// started holds the lock.
-		if again, _ := state.ProbeLock(lay.LockFile()); again.Held {
-			info.Lock = again
-			break
-		}
-		if st, _, err := state.LoadSummary(lay); err == nil && st.EventSeq == info.State.EventSeq && st.Status == info.State.Status {
-			break // still running, still unlocked: crashed
-		}
-	}
+	info := settle(func() Info { return readSession(project, name, lay, dp) },
+		func() state.LockStatus { ls, _ := state.ProbeLock(lay.LockFile()); return ls },
+		func() (state.State, error) { st, _, err := state.LoadSummary(lay); return st, err })
 	if info.State != nil && info.State.Status == state.StatusRunning && !info.Lock.Held {
 		// An engine killed between its last event and the state.json
 		// replace left the file a step behind the log: judge by the log.
@@ -151,6 +135,45 @@ func (l *Local) Inspect(project, name string, tmuxList []tmux.Session, dp Depth)
 	}
 	info.Live = state.Classify(facts)
 	return info
+}
+
+// settle reads a session (read: its lock, run dir and state, in that
+// order) until the read is one an engine's moves cannot explain away: the
+// files of a run (an active state, or a run dir with no state yet) and no
+// engine holding the lock are a crash — or an engine that took the lock just
+// after the probe (a start: it takes the lock before it makes its run dir
+// and state), or that wrote its end and let go just after the read. So probe
+// again, then load again: an engine that started holds the lock; one that
+// ended has changed the state. A run dir without state was once taken as
+// crashed at once, and a start that looked while another's engine was
+// making its run told its caller to resume a session that was starting.
+func settle(read func() Info, probe func() state.LockStatus, load func() (state.State, error)) Info {
+	for attempt := 1; ; attempt++ {
+		info := read()
+		if attempt == 3 || info.Lock.Held || !runWithoutEngine(info) {
+			return info
+		}
+		if again := probe(); again.Held {
+			info.Lock = again
+			return info
+		}
+		st, err := load()
+		if info.State == nil && err != nil {
+			return info // still no state, still unlocked: crashed
+		}
+		if info.State != nil && err == nil && st.EventSeq == info.State.EventSeq && st.Status == info.State.Status {
+			return info // still running, still unlocked: crashed
+		}
+	}
+}
+
+// runWithoutEngine: what a read found would be a crash if no engine holds
+// the lock — an active state, or a run dir with no state (yet).
+func runWithoutEngine(info Info) bool {
+	if info.State == nil {
+		return info.HasRunDir
+	}
+	return state.Active(info.State.Status)
 }
 
 // readSession reads one session's lock, run dir and state, in that order.

@@ -230,6 +230,25 @@ func annotations(title string, readOnly, destructive, idempotent, openWorld bool
 // output schema whatever isError says (the TypeScript SDK does), so an
 // error must match the schema as well as a result does.
 func outputSchema[R any]() mcp.ToolOption {
+	key := reflect.TypeFor[R]()
+	raw, ok := outputSchemas.Load(key)
+	if !ok {
+		raw, _ = outputSchemas.LoadOrStore(key, buildOutputSchema[R]())
+	}
+	return func(t *mcp.Tool) {
+		// As with the input schema: a tool carrying both fails to marshal.
+		t.OutputSchema = mcp.ToolOutputSchema{}
+		t.RawOutputSchema = raw.([]byte)
+	}
+}
+
+// outputSchemas holds each result type's output schema, made once: a
+// schema depends on its type alone, and building one (reflection, then
+// marshalling it twice) was a quarter of the tools tests' CPU, which start
+// a server per test.
+var outputSchemas sync.Map // reflect.Type → []byte
+
+func buildOutputSchema[R any]() []byte {
 	props := func(schemaOf mcp.ToolOption) map[string]any {
 		var t mcp.Tool
 		schemaOf(&t)
@@ -258,11 +277,7 @@ func outputSchema[R any]() mcp.ToolOption {
 	}
 	delete(schema, "required")
 	raw, _ := json.Marshal(schema)
-	return func(t *mcp.Tool) {
-		// As with the input schema: a tool carrying both fails to marshal.
-		t.OutputSchema = mcp.ToolOutputSchema{}
-		t.RawOutputSchema = raw
-	}
+	return raw
 }
 
 // propPatch adds what struct tags cannot say to a generated input schema.

@@ -2,87 +2,43 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
-// stateWatcher re-reads state.json in a tight loop and records every moment
-// it was not a complete, parseable state (once it first existed).
-type stateWatcher struct {
-	path string
-	stop chan struct{}
-	done chan struct{}
-
-	mu       sync.Mutex
-	reads    int
-	failures []string
-}
+// stateWatcher re-reads state.json (testkit.WatchFile) and records every
+// moment it was not a complete, parseable state (once it first existed).
+type stateWatcher struct{ w *testkit.FileWatch }
 
 func watchState(path string) *stateWatcher {
-	w := &stateWatcher{path: path, stop: make(chan struct{}), done: make(chan struct{})}
-	go w.loop()
-	return w
-}
-
-func (w *stateWatcher) loop() {
-	defer close(w.done)
-	seen := false
-	for {
-		select {
-		case <-w.stop:
-			return
-		default:
+	return &stateWatcher{testkit.WatchFile(path, func(data []byte) string {
+		var st state.State
+		if err := json.Unmarshal(data, &st); err != nil {
+			return fmt.Sprintf("does not parse (%v): %q", err, data[max(0, len(data)-80):])
 		}
-		data, err := os.ReadFile(w.path)
-		var failure string
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if seen {
-				failure = "state.json vanished"
-			}
-		case err != nil:
-			failure = err.Error()
-		default:
-			seen = true
-			var st state.State
-			if err := json.Unmarshal(data, &st); err != nil {
-				failure = fmt.Sprintf("does not parse (%v): %q", err, data[max(0, len(data)-80):])
-			} else if st.Session == "" || st.Status == "" || len(st.Stages) == 0 {
-				failure = fmt.Sprintf("incomplete state: %.200s", data)
-			}
+		if st.Session == "" || st.Status == "" || len(st.Stages) == 0 {
+			return fmt.Sprintf("incomplete state: %.200s", data)
 		}
-		w.mu.Lock()
-		if err == nil {
-			w.reads++
-		}
-		if failure != "" && len(w.failures) < 10 {
-			w.failures = append(w.failures, failure)
-		}
-		w.mu.Unlock()
-	}
+		return ""
+	})}
 }
 
 // finish stops the watcher and reports what it saw.
 func (w *stateWatcher) finish(t *testing.T) {
 	t.Helper()
-	close(w.stop)
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, f := range w.failures {
+	reads, failures := w.w.Finish()
+	for _, f := range failures {
 		t.Errorf("state.json was not a valid state at some moment: %s", f)
 	}
-	if w.reads < 50 {
-		t.Errorf("the watcher read state.json only %d times", w.reads)
+	if reads < 50 {
+		t.Errorf("the watcher read state.json only %d times", reads)
 	}
 }
 

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,36 +19,36 @@ import (
 // it as a user (or tmux) would.
 var binary string
 
-// agentsDir is the absolute path of testdata/agents (the fake agents).
-var agentsDir string
-
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
 
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "agent-sessions-bin-")
-	if err != nil {
+	var dir string
+	var err error
+	if binary, dir, err = testkit.BuildBinary(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "agent-sessions")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		return 1
-	}
-	agentsDir, err = filepath.Abs(filepath.Join("testdata", "agents"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	testkit.SetDefaultParallel(testkit.WaitingParallel)
 	return m.Run()
 }
 
-// agentPath is the absolute path of one fake agent.
-func agentPath(name string) string { return filepath.Join(agentsDir, name) }
+// The shared helpers of internal/testkit, under the names this package's
+// tests use.
+var (
+	agentsDir    = testkit.AgentsDir()
+	agentPath    = testkit.AgentPath
+	writeFile    = testkit.WriteFile
+	writeStage   = testkit.WriteStage
+	commandStage = testkit.CommandStage
+	readFile     = testkit.ReadFile
+	pathExists   = testkit.PathExists
+	processAlive = testkit.ProcessAlive
+	waitDead     = testkit.WaitDead
+	waitFor      = testkit.Eventually
+)
 
 // engineEnv is the environment of an engine under test: the test's own
 // (minus CLAUDECODE and AGENT_SESSIONS_*), no desktop notifications, a 2 s
@@ -86,23 +82,8 @@ func withPath(env []string, path string) []string {
 	return append(out, "PATH="+path)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer = testkit.SyncBuffer
 
 // binaryProc is a running agent-sessions process.
 type binaryProc struct {
@@ -191,44 +172,6 @@ func runBinaryIn(t *testing.T, dir string, env []string, args ...string) (code i
 	return code, p.stdout.String(), p.stderr.String()
 }
 
-// writeFile writes content to path, creating its directory.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeStage writes .claude/stages/<name>/{stage.yaml,prompt.md}.
-func writeStage(t *testing.T, project, name, yaml, prompt string) {
-	t.Helper()
-	dir := filepath.Join(project, ".claude", "stages", name)
-	writeFile(t, filepath.Join(dir, "stage.yaml"), yaml)
-	writeFile(t, filepath.Join(dir, "prompt.md"), prompt)
-}
-
-// commandStage is the YAML of a stage run by one fake agent with no delay.
-func commandStage(completion, agent string, extra ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "completion: %s\nprovider: command\ncommand: [%q]\ndelay: 0\n", completion, agentPath(agent))
-	for _, e := range extra {
-		b.WriteString(e + "\n")
-	}
-	return b.String()
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
-
 // loadState reads and parses a session's state.json.
 func loadState(t *testing.T, project, session string) state.State {
 	t.Helper()
@@ -264,45 +207,6 @@ func countEvents(path, typ string) int {
 	return n
 }
 
-// waitFor polls cond until it holds or the time is up.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(within); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-	}
-}
-
-// processAlive reports whether pid is a live (non-zombie) process.
-func processAlive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	return s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
-// waitDead polls until every pid is dead or a zombie.
-func waitDead(pids []int, within time.Duration) []int {
-	for end := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
-		var live []int
-		for _, pid := range pids {
-			if processAlive(pid) {
-				live = append(live, pid)
-			}
-		}
-		if len(live) == 0 || time.Now().After(end) {
-			return live
-		}
-	}
-}
-
 // readPids reads a file of pids, one per line.
 func readPids(t *testing.T, path string) []int {
 	t.Helper()
@@ -315,9 +219,4 @@ func readPids(t *testing.T, path string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
-}
-
-func pathExists(path string) bool {
-	_, err := os.Lstat(path)
-	return !errors.Is(err, os.ErrNotExist)
 }

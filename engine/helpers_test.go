@@ -1,62 +1,28 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
-// agentsDir is the absolute path of testdata/agents (the fake agents).
-var agentsDir = func() string {
-	p, err := filepath.Abs(filepath.Join("..", "testdata", "agents"))
-	if err != nil {
-		panic(err)
-	}
-	return p
-}()
-
-// agentPath is the absolute path of one fake agent.
-func agentPath(name string) string { return filepath.Join(agentsDir, name) }
-
-// writeFile writes content to path, creating its directory.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeStage writes .claude/stages/<name>/{stage.yaml,prompt.md}.
-func writeStage(t *testing.T, project, name, yaml, prompt string) {
-	t.Helper()
-	dir := filepath.Join(project, ".claude", "stages", name)
-	writeFile(t, filepath.Join(dir, "stage.yaml"), yaml)
-	writeFile(t, filepath.Join(dir, "prompt.md"), prompt)
-}
-
-// commandStage is the YAML of a stage run by one fake agent with no delay.
-func commandStage(completion, agent string, extra ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "completion: %s\nprovider: command\ncommand: [%q]\ndelay: 0\n", completion, agentPath(agent))
-	for _, e := range extra {
-		b.WriteString(e + "\n")
-	}
-	return b.String()
-}
+// The shared helpers of internal/testkit, under the names this package's
+// tests use.
+var (
+	agentsDir    = testkit.AgentsDir()
+	agentPath    = testkit.AgentPath
+	writeFile    = testkit.WriteFile
+	writeStage   = testkit.WriteStage
+	commandStage = testkit.CommandStage
+)
 
 // agentEnv is the environment agents see in tests: the test's own minus
 // CLAUDECODE, with testdata/agents first on PATH, plus extra KEY=VALUE.
@@ -75,23 +41,8 @@ func agentEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// syncBuffer is a bytes.Buffer safe for the engine's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer = testkit.SyncBuffer
 
 // runSession runs the engine in-process until the session ends and returns
 // its result and what it printed. A start error fails the test.
@@ -218,12 +169,4 @@ func historyIterations(st state.State) []int {
 	return its
 }
 
-// readFile returns a file's content, failing the test when unreadable.
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
+var readFile = testkit.ReadFile

@@ -20,6 +20,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
@@ -35,16 +36,14 @@ const (
 
 var versions = []string{modernVersion, legacyVersion}
 
-// agentsDir is the absolute path of testdata/agents (the fake agents).
-var agentsDir = func() string {
-	p, err := filepath.Abs(filepath.Join("..", "testdata", "agents"))
-	if err != nil {
-		panic(err)
-	}
-	return p
-}()
-
-func agentPath(name string) string { return filepath.Join(agentsDir, name) }
+// The shared helpers of internal/testkit, under the names this package's
+// tests use.
+var (
+	agentsDir  = testkit.AgentsDir()
+	agentPath  = testkit.AgentPath
+	writeFile  = testkit.WriteFile
+	eventually = testkit.Eventually
+)
 
 // Stages written into test projects. All run the built-in mock agent (fast
 // with AGENT_SESSIONS_MOCK_STEP=10ms) unless they name a command.
@@ -223,16 +222,6 @@ func commandStage(completion string, max int, agent string) string {
 	return fmt.Sprintf("completion: %s\nprovider: command\ncommand: [%q]\nmax_iterations: %d\ndelay: 0\n", completion, agentPath(agent), max)
 }
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func (e *testEnv) layout(session string) state.Layout { return state.NewLayout(e.project, session) }
 
 // loadState reads a session's state.json (rebuilt from events if needed).
@@ -285,32 +274,9 @@ func (e *testEnv) tmuxNames() []string {
 	return names
 }
 
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
-// processDead reports whether pid is gone; a zombie (state Z, not yet
+// processDead reports whether pid is gone; a zombie (exited, not yet
 // reaped) counts as dead.
-func processDead(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return true
-	}
-	return s[i+2] == 'Z'
-}
+func processDead(pid int) bool { return !testkit.ProcessAlive(pid) }
 
 // readPIDs reads one pid per line.
 func readPIDs(t *testing.T, path string) []int {

@@ -5,7 +5,6 @@ import (
 	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -58,18 +57,7 @@ var (
 // `<binary> run …` inside tmux, and the end-to-end test serves with it.
 func binary(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "agent-sessions-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "agent-sessions")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/agent-sessions/agent-sessions")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
+	binOnce.Do(func() { binPath, binDir, binErr = testkit.BuildBinary() })
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
@@ -102,11 +90,4 @@ func newSocket(t testing.TB) string {
 
 // killServer kills the tmux server on a private socket and removes the
 // socket file, which tmux leaves behind.
-func killServer(socket string) {
-	exec.Command("tmux", "-L", socket, "kill-server").Run()
-	dir := os.Getenv("TMUX_TMPDIR")
-	if dir == "" {
-		dir = "/tmp"
-	}
-	os.Remove(filepath.Join(dir, fmt.Sprintf("tmux-%d", os.Getuid()), socket))
-}
+var killServer = testkit.KillTmuxServer

@@ -148,7 +148,7 @@ func TestReliabilityKillNineTrials(t *testing.T) {
 	var phasesMu sync.Mutex
 	phases := map[string]int{}
 	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
+	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

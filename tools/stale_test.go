@@ -94,7 +94,10 @@ func TestLockNamingUnrelatedPID(t *testing.T) {
 	if processDead(bystander.Process.Pid) {
 		t.Fatalf("a tool signalled pid %d, which the lock file named but which is not our engine (kill: %+v)", bystander.Process.Pid, k)
 	}
-	c.start(map[string]any{"session": "reused", "mode": "resume"})
+	// One more iteration is enough to show resume works: the other 49
+	// of the step stage were 20 s of waiting.
+	done := e.loadState("reused").IterationCompleted
+	c.start(map[string]any{"session": "reused", "mode": "resume", "max_iterations": done + 1})
 	if m := c.monitorWait("reused", "complete", 90); m.Status != state.LiveComplete {
 		t.Fatalf("resume: %s (%s)", m.Status, m.Why)
 	}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -28,18 +27,15 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "as-remote-bin-")
-	if err != nil {
+	var dir string
+	var err error
+	if binary, dir, err = testkit.BuildBinary(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "agent-sessions")
-	cmd := exec.Command("go", "build", "-o", binary, "github.com/agent-sessions/agent-sessions")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		return 1
-	}
+	// The tests mostly wait on ssh and the far side's engines.
+	testkit.SetDefaultParallel(testkit.WaitingParallel)
 	return m.Run()
 }
 

@@ -37,7 +37,9 @@ func BuildBinary() (path, dir string, err error) {
 		return "", "", err
 	}
 	path = filepath.Join(dir, "agent-sessions")
-	cmd := exec.Command("go", "build", "-o", path, ".")
+	// Without the symbol table and DWARF (-s -w): the binary runs the same,
+	// links faster, and is a third smaller to copy to a test's ssh host.
+	cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", path, ".")
 	cmd.Dir = RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)

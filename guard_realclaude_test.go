@@ -31,7 +31,7 @@ func guardClaudeEnv(t *testing.T, api *testkit.Messages, oauth bool, hostState s
 		env.OAuthToken = "fake-oauth-token"
 	}
 	return append(env.List(), "PATH="+bin+":"+os.Getenv("PATH"), "AGENT_SESSIONS_NOTIFY=0", "AGENT_SESSIONS_KILL_GRACE=2s",
-		"XDG_STATE_HOME="+hostState, "AGENT_SESSIONS_BACKOFF_BASE=1s")
+		"XDG_STATE_HOME="+hostState, "AGENT_SESSIONS_BACKOFF_BASE=200ms")
 }
 
 // usageLimit is the API's answer to a subscriber past its 5-hour limit:

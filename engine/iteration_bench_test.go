@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -146,14 +147,11 @@ func (w *stopAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
+// median and msf: the shared benchmark helpers of internal/testkit.
+var (
+	median = testkit.Median
+	msf    = testkit.Ms
+)
 
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
@@ -163,8 +161,6 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	slices.Sort(s)
 	return s[int(float64(len(s)-1)*p)]
 }
-
-func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // settle flushes what earlier benchmarks left to the disk (deleting their
 // trees, with the discard this machine's ext4 is mounted with), so it is

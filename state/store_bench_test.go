@@ -2,9 +2,9 @@ package state
 
 import (
 	"bytes"
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,16 +63,11 @@ func benchStore(b *testing.B) *Store {
 	return s
 }
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+// median and msf: the shared benchmark helpers of internal/testkit.
+var (
+	median = testkit.Median
+	msf    = testkit.Ms
+)
 
 func usf(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
@@ -203,13 +203,11 @@ func (w *benchWorld) call(b *testing.B, name string, args map[string]any, out an
 	}
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+// median and msf: the shared benchmark helpers of internal/testkit.
+var (
+	median = testkit.Median
+	msf    = testkit.Ms
+)
 
 // BenchmarkList: list with 60 and with 100 live sessions.
 func BenchmarkList(b *testing.B) {

@@ -153,6 +153,10 @@ func TestWorktreeResumeKillCleanup(t *testing.T) {
 	c.start(map[string]any{"session": "rs", "stage": "g", "isolation": "worktree"})
 	c.monitorWait("rs", "iteration", 60)
 	pid := e.enginePID("rs")
+	if pid <= 0 {
+		// kill(0) would signal this test's own process group.
+		t.Fatalf("rs: no engine pid in the lock file")
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -118,9 +118,9 @@ var killTrialStages = []struct {
 	max        int
 	window     time.Duration // kill somewhere in [0, window) after the start
 }{
-	{"fast", commandStage("fixed-n", 25, "echo-agent"), 25, 900 * time.Millisecond},
-	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.05\n", 10, 900 * time.Millisecond},
-	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.1\n", 6, 1300 * time.Millisecond},
+	{"fast", commandStage("fixed-n", 16, "echo-agent"), 16, 600 * time.Millisecond},
+	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.03\n", 10, 600 * time.Millisecond},
+	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.07\n", 6, 900 * time.Millisecond},
 }
 
 // Issue 6.1: kill -9 the engine at random moments, at least 50 times.
@@ -138,7 +138,7 @@ func TestReliabilityKillNineTrials(t *testing.T) {
 	t.Logf("seed %d (AGENT_SESSIONS_TRIAL_SEED=%d replays it)", seed, seed)
 
 	e := newEnv(t)
-	e.setEnv("SLEEP_SECONDS=0.15")
+	e.setEnv("SLEEP_SECONDS=0.1")
 	for _, s := range killTrialStages {
 		e.stage(s.name, s.yaml)
 	}

@@ -49,6 +49,7 @@ func cliEnv(sock string, extra ...string) []string {
 // The debug mode runs a scripted session from stdin, shrugs off bad lines,
 // and calls the same handlers the server does.
 func TestDebugModeScriptedSession(t *testing.T) {
+	t.Parallel()
 	sock := tmuxSocket(t)
 	project := t.TempDir()
 	script := strings.Join([]string{
@@ -113,6 +114,7 @@ func TestDebugModeScriptedSession(t *testing.T) {
 
 // The demo exits 0 on a private socket and leaves nothing behind.
 func TestDemoLeavesNothingRunning(t *testing.T) {
+	t.Parallel()
 	sock := tmuxSocket(t)
 	project := t.TempDir()
 	cmd := exec.Command(binary, "demo", "--project", project)
@@ -150,6 +152,7 @@ func TestDemoLeavesNothingRunning(t *testing.T) {
 
 // Without tmux the demo says so and runs the engine in the foreground.
 func TestDemoWithoutTmuxRunsInForeground(t *testing.T) {
+	t.Parallel()
 	project := t.TempDir()
 	bin := t.TempDir() // a PATH without tmux
 	cmd := exec.Command(binary, "demo", "--project", project)
@@ -168,6 +171,7 @@ func TestDemoWithoutTmuxRunsInForeground(t *testing.T) {
 
 // install writes every skill file and a valid, merged .mcp.json.
 func TestInstallWritesSkillAndMergesMCPConfig(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	project := t.TempDir()
 	writeFile(t, filepath.Join(project, ".mcp.json"), `{"mcpServers": {"other": {"command": "other-server"}}}`)
@@ -216,6 +220,7 @@ func TestInstallWritesSkillAndMergesMCPConfig(t *testing.T) {
 // reminder prints the orphan reminder, and as a Stop hook speaks only when
 // something is running; both always exit 0.
 func TestReminder(t *testing.T) {
+	t.Parallel()
 	sock := tmuxSocket(t)
 	project := t.TempDir()
 	code, out, _ := runBinary(t, cliEnv(sock), "reminder", "--project", project)
@@ -285,6 +290,7 @@ func TestServeInATerminalSaysWhatItIs(t *testing.T) {
 
 // Claude Code's own CLI connects to the server and lists its tools.
 func TestClaudeMCPListConnects(t *testing.T) {
+	t.Parallel()
 	cli := os.Getenv("AGENT_SESSIONS_CLAUDE_CLI")
 	if cli == "" {
 		t.Skip("skipped: Claude Code's CLI is not available here. Set AGENT_SESSIONS_CLAUDE_CLI to a `claude` from the npm package @anthropic-ai/claude-code (.ci/run installs it when npm is reachable)")

@@ -48,6 +48,7 @@ func (w *stateWatcher) finish(t *testing.T) {
 // or counted twice, that numbering continues, and that state.json could be
 // parsed at every moment of the run and the resume.
 func TestKillNineAndResume(t *testing.T) {
+	t.Parallel()
 	const iterations = 3
 	type point struct {
 		name string

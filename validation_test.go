@@ -14,6 +14,7 @@ import (
 // arguments: each must exit 2 with a message that names the problem and the
 // fix, and create no run directory.
 func TestRunRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	noAgents := "/usr/bin:/bin" // neither claude nor bd
 	tests := []struct {
 		name  string

@@ -49,6 +49,8 @@ func benchPrompt(b *testing.B) string {
 var benchScratch string
 
 func TestMain(m *testing.M) {
+	// The tests mostly wait on agents (fake ones: processes) and delays.
+	testkit.SetDefaultParallel(testkit.WaitingParallel)
 	code := m.Run()
 	if benchScratch != "" {
 		os.RemoveAll(benchScratch)

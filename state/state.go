@@ -433,7 +433,11 @@ func CatchUp(l Layout, st State) (State, bool, error) {
 	if err != nil {
 		return st, false, err
 	}
-	keepHistory := st.History != nil
+	// A summary (LoadSummary) has neither history nor spec, and stays one.
+	// A full state before its first completed iteration has no history
+	// either, but it has its spec: judging by the history alone dropped the
+	// spec, and a resume of the caught-up state had nothing to resume from.
+	full := st.History != nil || st.Spec != nil
 	out := st.Clone()
 	for _, ev := range events {
 		if ev.Seq > out.EventSeq {
@@ -442,7 +446,7 @@ func CatchUp(l Layout, st State) (State, bool, error) {
 			}
 		}
 	}
-	if !keepHistory {
+	if !full {
 		out.History, out.Spec = nil, nil
 	}
 	return out, true, nil

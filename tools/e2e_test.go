@@ -1,7 +1,6 @@
 package tools_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os/exec"
@@ -13,27 +12,13 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tools"
 )
 
 // lockedBuffer collects the server's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testkit.SyncBuffer
 
 // sdkCall calls a tool through the official SDK and decodes its structured
 // content. The SDK is an independent implementation of the protocol: what

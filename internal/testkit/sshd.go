@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -65,8 +64,16 @@ func StartSSHD(t testing.TB) *SSHD {
 	s.KeyFile = filepath.Join(s.Dir, "client_key")
 	s.Port = sshFreePort(t)
 	s.writeFiles()
-	s.start()
 	t.Cleanup(s.stop)
+	// A port found free can be taken before sshd binds it (by another
+	// test's sshd, here or in another test process): then take another.
+	for attempt := 1; !s.startOnce(); attempt++ {
+		if attempt == 5 {
+			t.Fatalf("sshd found its port taken %d times in a row\n%s", attempt, s.Log())
+		}
+		s.Port = sshFreePort(t)
+		s.writeConfigs()
+	}
 	return s
 }
 
@@ -89,10 +96,18 @@ func (s *SSHD) writeFiles() {
 			t.Fatalf("ssh-keygen %s: %v\n%s", key, err, out)
 		}
 	}
-	clientPub := sshReadFile(t, s.KeyFile+".pub")
+	sshWriteFile(t, filepath.Join(s.Dir, "authorized_keys"), sshReadFile(t, s.KeyFile+".pub"))
+	s.writeConfigs()
+}
+
+// writeConfigs writes what names the port: the server's and the client's
+// configs and the client's known_hosts.
+func (s *SSHD) writeConfigs() {
+	t := s.t
+	t.Helper()
+	hostKey := filepath.Join(s.Dir, "host_key")
 	hostPub := sshReadFile(t, hostKey+".pub")
 	authorized := filepath.Join(s.Dir, "authorized_keys")
-	sshWriteFile(t, authorized, clientPub)
 	sshWriteFile(t, filepath.Join(s.Dir, "known_hosts"),
 		fmt.Sprintf("[127.0.0.1]:%d %s", s.Port, hostPub))
 	u, err := user.Current()
@@ -135,11 +150,16 @@ func (s *SSHD) writeFiles() {
 	}, "\n"))
 }
 
-// start runs sshd in the foreground (-D) logging to its log file (-e) and
-// waits until it answers with its SSH banner.
-func (s *SSHD) start() {
+// startOnce runs sshd in the foreground (-D) logging to its log file (-e)
+// and waits until it says it listens on its port; false when sshd found
+// the port taken. A banner on the port was once taken for sshd's: it could
+// be another sshd's, which had taken the port first, and the tests' ssh
+// then met that server's host key ("Host key verification failed").
+func (s *SSHD) startOnce() bool {
 	t := s.t
 	t.Helper()
+	offset := len(s.Log())
+	listening := fmt.Sprintf("Server listening on 127.0.0.1 port %d.", s.Port)
 	log, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatalf("sshd log: %v", err)
@@ -157,11 +177,14 @@ func (s *SSHD) start() {
 	s.mu.Unlock()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if sshBanner(s.Port) {
-			return
+		if said := s.Log()[offset:]; strings.Contains(said, listening) {
+			return true
 		}
 		select {
 		case <-done:
+			if strings.Contains(s.Log()[offset:], "Address already in use") {
+				return false
+			}
 			t.Fatalf("sshd exited at start: %v\n%s", cmd.ProcessState, s.Log())
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -169,18 +192,6 @@ func (s *SSHD) start() {
 			t.Fatalf("sshd did not answer on port %d within 20 s\n%s", s.Port, s.Log())
 		}
 	}
-}
-
-// sshBanner reports whether an SSH server answers on port.
-func sshBanner(port int) bool {
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.HasPrefix(line, "SSH-")
 }
 
 // Stop kills sshd and every connection it serves, as a crash of the host's
@@ -214,7 +225,9 @@ func (s *SSHD) Stop() {
 func (s *SSHD) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.start()
+	if !s.startOnce() {
+		s.t.Fatalf("sshd could not restart: port %d was taken meanwhile\n%s", s.Port, s.Log())
+	}
 }
 
 func (s *SSHD) stop() { s.Stop() }

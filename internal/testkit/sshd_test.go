@@ -27,3 +27,31 @@ func TestSSHDFixture(t *testing.T) {
 		t.Fatalf("ssh after restart: %v %q\n%s", err, out, s.Log())
 	}
 }
+
+// TestSSHDPortTaken: a port found free but taken before sshd binds it (by
+// another test's sshd) is not mistaken for ours — something answered there,
+// so a banner check passed, and the tests' ssh met another server's host key
+// ("Host key verification failed", seen in TestRemoteTwoHosts). The fixture
+// sees sshd's own word, and moves to another port.
+func TestSSHDPortTaken(t *testing.T) {
+	t.Parallel()
+	s := StartSSHD(t)
+	other := StartSSHD(t)
+	// other's port is taken (by other's sshd): ours must say so, not take
+	// other's banner for its own.
+	s.Stop()
+	s.Port = other.Port
+	s.writeConfigs()
+	if s.startOnce() {
+		t.Fatalf("sshd started on a taken port\n%s", s.Log())
+	}
+	s.Port = sshFreePort(t)
+	s.writeConfigs()
+	if !s.startOnce() {
+		t.Fatalf("sshd did not start on a free port\n%s", s.Log())
+	}
+	out, err := exec.Command("ssh", append(s.SSHArgs(), s.Alias, "--", "echo", "hello")...).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "hello" {
+		t.Fatalf("ssh after the move: %v %q", err, out)
+	}
+}

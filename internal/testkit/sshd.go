@@ -65,16 +65,22 @@ func StartSSHD(t testing.TB) *SSHD {
 	s.Port = sshFreePort(t)
 	s.writeFiles()
 	t.Cleanup(s.stop)
-	// A port found free can be taken before sshd binds it (by another
-	// test's sshd, here or in another test process): then take another.
+	s.startOnFreePort()
+	return s
+}
+
+// startOnFreePort starts sshd on s.Port, or on another free port while it
+// finds its port taken: a port found free can be taken before sshd binds it
+// (by another test's sshd, here or in another test process).
+func (s *SSHD) startOnFreePort() {
+	s.t.Helper()
 	for attempt := 1; !s.startOnce(); attempt++ {
 		if attempt == 5 {
-			t.Fatalf("sshd found its port taken %d times in a row\n%s", attempt, s.Log())
+			s.t.Fatalf("sshd found its port taken %d times in a row\n%s", attempt, s.Log())
 		}
-		s.Port = sshFreePort(t)
+		s.Port = sshFreePort(s.t)
 		s.writeConfigs()
 	}
-	return s
 }
 
 // SSHArgs are the ssh arguments that reach the server: -F ConfigFile.

@@ -47,11 +47,9 @@ func TestSSHDPortTaken(t *testing.T) {
 	}
 	s.Port = sshFreePort(t)
 	s.writeConfigs()
-	if !s.startOnce() {
-		t.Fatalf("sshd did not start on a free port\n%s", s.Log())
-	}
+	s.startOnFreePort()
 	out, err := exec.Command("ssh", append(s.SSHArgs(), s.Alias, "--", "echo", "hello")...).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "hello" {
-		t.Fatalf("ssh after the move: %v %q", err, out)
+		t.Fatalf("ssh after the move: %v %q\n%s", err, out, s.Log())
 	}
 }

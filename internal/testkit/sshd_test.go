@@ -34,7 +34,8 @@ func TestSSHDFixture(t *testing.T) {
 // ("Host key verification failed", seen in TestRemoteTwoHosts). The fixture
 // sees sshd's own word, and moves to another port.
 func TestSSHDPortTaken(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its port moves must not meet TestSSHDFixture's restart,
+	// which needs its port free again (a restart cannot move).
 	s := StartSSHD(t)
 	other := StartSSHD(t)
 	// other's port is taken (by other's sshd): ours must say so, not take

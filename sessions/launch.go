@@ -95,7 +95,7 @@ func newConflict(info Info) error {
 	e := &ConflictError{Session: info.Name, ProjectDir: info.ProjectDir, Status: info.Live.Status, Why: info.Live.Why,
 		TmuxSession: info.TmuxName(), FreeName: freeName(info.ProjectDir, info.Name)}
 	if st := info.State; st != nil {
-		e.CompletionReason, e.Failure, e.Stopped = st.CompletionReason, truncate(st.Error, 300), st.IterationCompleted
+		e.CompletionReason, e.Failure, e.Stopped = st.CompletionReason, Truncate(st.Error, 300), st.IterationCompleted
 	}
 	switch s := info.Live.Status; {
 	case s == "":
@@ -378,13 +378,13 @@ func endedAtOnce(lay state.Layout, errFile string, fresh func(state.State) bool)
 	}
 	if st, _, err := state.Load(lay); err == nil && fresh(st) && (state.Terminal(st.Status) || st.Status == state.StatusRunning) {
 		if st.Status == state.StatusFailed {
-			return "", &StartFailure{Msg: fmt.Sprintf("the engine started but the session failed at once: %s", truncate(st.Error, 2000))}
+			return "", &StartFailure{Msg: fmt.Sprintf("the engine started but the session failed at once: %s", Truncate(st.Error, 2000))}
 		}
 		return st.Status, nil
 	}
 	msg := "the engine exited at once without saying why"
 	if data, err := os.ReadFile(lay.LogFile()); err == nil && len(data) > 0 {
-		tail, _ := tailText(string(data), 4000)
+		tail, _ := TailText(string(data), 4000)
 		msg += "; last lines of " + filepath.Base(lay.LogFile()) + ":\n" + tail
 	}
 	return "", &StartFailure{Msg: msg}

@@ -107,7 +107,7 @@ func (l *Local) recentOutput(ctx context.Context, info Info, lines int) (string,
 	}
 	text = lastLines(strings.TrimRight(text, "\n"), n)
 	if len(text) > limit {
-		text, _ = tailText(text, limit)
+		text, _ = TailText(text, limit)
 	}
 	return text, source
 }

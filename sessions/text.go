@@ -1,20 +1,26 @@
 package sessions
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
 
-func truncate(s string, n int) string {
+// The text helpers below bound what a session's files and panes hand to
+// Claude; tools shapes its answers with the same ones.
+
+// Truncate keeps the first n bytes of s (whole UTF-8 characters), marking a
+// cut with "…".
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return validUTF8Prefix(s[:n]) + "…"
 }
 
-// tailText keeps the last limit bytes of s (the most recent output), with a
+// TailText keeps the last limit bytes of s (the most recent output), with a
 // note when it cut.
-func tailText(s string, limit int) (string, bool) {
+func TailText(s string, limit int) (string, bool) {
 	if len(s) <= limit {
 		return s, false
 	}
@@ -23,6 +29,17 @@ func tailText(s string, limit int) (string, bool) {
 		cut = cut[i+1:]
 	}
 	return "[… earlier output cut …]\n" + cut, true
+}
+
+// BoundText keeps text under limit, cutting the middle and saying so.
+func BoundText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	note := fmt.Sprintf("\n[… %d bytes cut to keep this under %d KB …]\n", len(s)-limit, limit>>10)
+	head := limit / 3
+	tail := limit - head - len(note)
+	return validUTF8Prefix(s[:head]) + note + validUTF8Suffix(s[len(s)-tail:])
 }
 
 func validUTF8Prefix(s string) string {

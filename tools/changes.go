@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -44,7 +45,7 @@ func changesSummary(st *state.State, lastResult *state.Changes) *ChangesSummary 
 func shortCommits(in []state.Commit) []state.Commit {
 	out := []state.Commit{}
 	for _, c := range in[:min(len(in), monitorCommits)] {
-		out = append(out, state.Commit{SHA: shortSHA(c.SHA), Subject: truncate(c.Subject, monitorSubject)})
+		out = append(out, state.Commit{SHA: shortSHA(c.SHA), Subject: sessions.Truncate(c.Subject, monitorSubject)})
 	}
 	return out
 }

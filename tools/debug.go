@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/agent-sessions/agent-sessions/sessions"
 )
 
 const debugHelp = `agent-sessions debug: one command per line.
@@ -226,7 +228,7 @@ func ParseDebugArgs(s string) (map[string]any, error) {
 			return nil, fmt.Errorf("arguments are not a JSON object: %w", err)
 		}
 		if rest := strings.Trim(s[dec.InputOffset():], jsonSpace); rest != "" {
-			return nil, fmt.Errorf("unexpected text %q after the JSON object; give one object, e.g. {\"session\": \"a\"}", truncate(rest, 40))
+			return nil, fmt.Errorf("unexpected text %q after the JSON object; give one object, e.g. {\"session\": \"a\"}", sessions.Truncate(rest, 40))
 		}
 		return args, nil
 	}

@@ -206,7 +206,7 @@ func errorResult(err error) *mcp.CallToolResult {
 		}
 		fmt.Fprintf(&b, "\n- option: %s%s — %s", o.Tool, args, o.Description)
 	}
-	res := mcp.NewToolResultStructured(te, boundText(b.String(), TextLimit))
+	res := mcp.NewToolResultStructured(te, sessions.BoundText(b.String(), TextLimit))
 	res.IsError = true
 	return res
 }

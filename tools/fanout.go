@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/agent-sessions/agent-sessions/remote"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -105,7 +106,7 @@ func hostWarning(a hostAnswer) string {
 		msg = te.Message
 	}
 	// Terse: list's byte budget holds with a warning per host.
-	return fmt.Sprintf("host %s left out: %s", a.host, truncate(msg, 110))
+	return fmt.Sprintf("host %s left out: %s", a.host, sessions.Truncate(msg, 110))
 }
 
 // listAll is list across this machine and every host: counts over all,
@@ -162,7 +163,7 @@ func (d *Deps) listAll(ctx context.Context, req mcp.CallToolRequest, args map[st
 	sort.SliceStable(all, func(i, j int) bool { return attention(all[i]) < attention(all[j]) })
 	res.Sessions = all[:min(len(all), a.Limit)]
 	fitHosts(&res, all, hidden)
-	return mcp.NewToolResultStructured(res, boundText(listText(res), TextLimit)), nil
+	return mcp.NewToolResultStructured(res, sessions.BoundText(listText(res), TextLimit)), nil
 }
 
 // fitHosts keeps a merged page within list's byte budget, dropping the
@@ -246,7 +247,7 @@ func (d *Deps) cleanupAll(ctx context.Context, req mcp.CallToolRequest, args map
 		}
 		res.mergeHost(r, ans.host)
 	}
-	return mcp.NewToolResultStructured(res, boundText(cleanupText(res), TextLimit)), nil
+	return mcp.NewToolResultStructured(res, sessions.BoundText(cleanupText(res), TextLimit)), nil
 }
 
 // mergeHost adds a host's dry-run findings, each tagged with the host.

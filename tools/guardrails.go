@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/engine"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
@@ -28,7 +29,7 @@ func checkGuardrails(a StartArgs) error {
 // cap, its open question (cut to max bytes) and its park.
 func guardrailsOf(st *state.State, max int) (maxCost float64, question, parkedUntil, parkedReason string) {
 	if st.Question != nil {
-		question = truncate(st.Question.Question, max)
+		question = sessions.Truncate(st.Question.Question, max)
 	}
 	if st.ParkedUntil != nil && st.Status == state.StatusParked {
 		parkedUntil, parkedReason = st.ParkedUntil.Local().Format(time.RFC3339), st.ParkedReason

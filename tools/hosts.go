@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agent-sessions/agent-sessions/remote"
+	"github.com/agent-sessions/agent-sessions/sessions"
 )
 
 // CodeHostUnreachable is the error code of a call to a host that could not
@@ -255,7 +256,7 @@ func (d *Deps) remoteResult(tool, host string, raw json.RawMessage) (*mcp.CallTo
 		}
 	}
 	text := fmt.Sprintf("On host %s:\n%s", host, compactJSON(m))
-	return mcp.NewToolResultStructured(m, boundText(text, TextLimit)), nil
+	return mcp.NewToolResultStructured(m, sessions.BoundText(text, TextLimit)), nil
 }
 
 // tagHost adds host to every session of a list and every next step.

@@ -103,14 +103,14 @@ func summarize(info sessions.Info) Summary {
 		s.Iteration, s.IterationCompleted, s.MaxIterations = st.Iteration, st.IterationCompleted, st.MaxIterations
 		s.Branch = info.Branch()
 		s.StartedAt = st.StartedAt.Format(time.RFC3339)
-		s.CompletionReason, s.Error = st.CompletionReason, truncate(st.Error, 500)
+		s.CompletionReason, s.Error = st.CompletionReason, sessions.Truncate(st.Error, 500)
 		s.CostUSD = st.Cost.USD
 		s.Commits = commitCount(st)
 		s.FailedIterations = st.FailedIterations
 		s.MaxCostUSD, s.Question, s.ParkedUntil, s.ParkedReason = guardrailsOf(st, 300)
 	}
 	if info.StateErr != nil {
-		s.Why += " (" + truncate(info.StateErr.Error(), 200) + ")"
+		s.Why += " (" + sessions.Truncate(info.StateErr.Error(), 200) + ")"
 	}
 	return s
 }
@@ -145,10 +145,10 @@ func (s Summary) compact(project string) Summary {
 	case state.LiveFailed, state.LiveKilled:
 		c.CompletionReason = "" // the status and the error say it
 	}
-	c.Error = truncate(firstLine(c.Error), 60)
+	c.Error = sessions.Truncate(firstLine(c.Error), 60)
 	// list gives the question's start (monitor all of it): the budget is
 	// ~180 bytes a session.
-	c.Question = truncate(c.Question, 120)
+	c.Question = sessions.Truncate(c.Question, 120)
 	c.CostUSD = float64(int64(c.CostUSD*100+0.5)) / 100
 	return c
 }
@@ -165,13 +165,6 @@ func first(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return validUTF8Prefix(s[:n]) + "…"
 }
 
 // humanDuration prints 45s, 12m03s, 2h05m, 3d04h.

@@ -123,14 +123,14 @@ func (d *Deps) list(ctx context.Context, _ mcp.CallToolRequest, a ListArgs) (Lis
 	if a.IncludeCatalog {
 		entries, problems := d.host().Catalog(project)
 		for _, e := range entries {
-			ce := CatalogEntry{Kind: e.Kind, Name: e.Name, Description: truncate(e.Description, 100), Termination: e.Termination, DefaultMax: e.DefaultMax}
+			ce := CatalogEntry{Kind: e.Kind, Name: e.Name, Description: sessions.Truncate(e.Description, 100), Termination: e.Termination, DefaultMax: e.DefaultMax}
 			if e.Source != "builtin" {
 				ce.Source = e.Source
 			}
 			res.Catalog = append(res.Catalog, ce)
 		}
 		for _, p := range problems {
-			res.CatalogProblems = append(res.CatalogProblems, truncate(p.String(), 300))
+			res.CatalogProblems = append(res.CatalogProblems, sessions.Truncate(p.String(), 300))
 		}
 	}
 	fitPage(&res, all, a)

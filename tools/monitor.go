@@ -292,24 +292,24 @@ func snapshotState(res *MonitorResult, info sessions.Info, v sessions.View) {
 		}
 	}
 	if v.ProgressTail != "" {
-		res.ProgressTail, _ = tailText(v.ProgressTail, progressTailLimit)
+		res.ProgressTail, _ = sessions.TailText(v.ProgressTail, progressTailLimit)
 	}
 	switch {
 	case v.Beads != nil:
 		res.BeadsRemaining = v.Beads
 	case v.BeadsErr != nil:
-		res.Warnings = append(res.Warnings, "could not count beads: "+truncate(v.BeadsErr.Error(), 300))
+		res.Warnings = append(res.Warnings, "could not count beads: "+sessions.Truncate(v.BeadsErr.Error(), 300))
 	}
 }
 
 func lastIteration(h state.HistoryEntry, multi bool, output string) *IterationSummary {
 	li := &IterationSummary{Iteration: h.Iteration, Decision: h.Decision, Reason: h.Reason, Plateau: h.Plateau,
-		Reasoning: truncate(h.Reasoning, 200), ExitCode: h.ExitCode, DurationS: float64(h.DurationMS/100) / 10, CostUSD: h.CostUSD, Warning: truncate(h.Warning, 300)}
+		Reasoning: sessions.Truncate(h.Reasoning, 200), ExitCode: h.ExitCode, DurationS: float64(h.DurationMS/100) / 10, CostUSD: h.CostUSD, Warning: sessions.Truncate(h.Warning, 300)}
 	if multi {
 		li.Stage = h.Stage
 	}
 	if output != "" {
-		li.OutputExcerpt, _ = tailText(output, excerptLimit)
+		li.OutputExcerpt, _ = sessions.TailText(output, excerptLimit)
 	}
 	return li
 }

@@ -106,7 +106,7 @@ func (d *Deps) readSession(kind, name, uri string, info sessions.Info) ([]mcp.Re
 			return nil, fmt.Errorf("session %s has no readable state (%s)", name, info.Live.Why)
 		}
 		data, _ := json.MarshalIndent(map[string]any{"status": info.Live.Status, "why": info.Live.Why, "rebuilt_from_events": info.Rebuilt, "state": info.State}, "", "  ")
-		return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: boundText(string(data), 64<<10)}}, nil
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "application/json", Text: sessions.BoundText(string(data), 64<<10)}}, nil
 	case "progress":
 		data, path, err := d.host().ReadProgress(info)
 		if errors.Is(err, state.ErrNotRegular) {
@@ -115,14 +115,14 @@ func (d *Deps) readSession(kind, name, uri string, info sessions.Info) ([]mcp.Re
 		if err != nil {
 			return nil, fmt.Errorf("session %s has no progress file yet (%s)", name, path)
 		}
-		text, _ := tailText(data, TextLimit)
+		text, _ := sessions.TailText(data, TextLimit)
 		return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/markdown", Text: text}}, nil
 	default:
 		text, err := d.host().ReadLog(info, 400)
 		if err != nil {
 			return nil, fmt.Errorf("session %s has no session.log yet", name)
 		}
-		text, _ = tailText(text, TextLimit)
+		text, _ = sessions.TailText(text, TextLimit)
 		return []mcp.ResourceContents{mcp.TextResourceContents{URI: uri, MIMEType: "text/plain", Text: text}}, nil
 	}
 }

@@ -195,7 +195,7 @@ func startResult(st sessions.Started, a StartArgs) StartResult {
 	}
 	if st.Status == sessions.StatusDryRun {
 		if st.FirstPrompt != "" {
-			res.FirstPrompt = boundText(st.FirstPrompt, 8<<10)
+			res.FirstPrompt = sessions.BoundText(st.FirstPrompt, 8<<10)
 		}
 		res.NextSteps = []Option{{Tool: "start_session", Arguments: startArgsMap(a), Description: "start it for real"}}
 		return res

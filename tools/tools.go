@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -344,7 +343,7 @@ func typed[A, R any](h handler[A, R]) server.ToolHandlerFunc {
 		if err != nil {
 			return errorResult(err), nil
 		}
-		return mcp.NewToolResultStructured(res, boundText(text, TextLimit)), nil
+		return mcp.NewToolResultStructured(res, sessions.BoundText(text, TextLimit)), nil
 	}
 }
 
@@ -397,46 +396,6 @@ func jsonKind(k string) string {
 
 // TextLimit bounds the text returned to Claude.
 const TextLimit = 16 << 10
-
-// boundText keeps text under limit, cutting the middle and saying so.
-func boundText(s string, limit int) string {
-	if len(s) <= limit {
-		return s
-	}
-	note := fmt.Sprintf("\n[… %d bytes cut to keep this under %d KB …]\n", len(s)-limit, limit>>10)
-	head := limit / 3
-	tail := limit - head - len(note)
-	return validUTF8Prefix(s[:head]) + note + validUTF8Suffix(s[len(s)-tail:])
-}
-
-// tailText keeps the last limit bytes of s (the most recent output), with a
-// note when it cut.
-func tailText(s string, limit int) (string, bool) {
-	if len(s) <= limit {
-		return s, false
-	}
-	cut := validUTF8Suffix(s[len(s)-limit:])
-	if i := strings.IndexByte(cut, '\n'); i >= 0 && i < 200 {
-		cut = cut[i+1:]
-	}
-	return "[… earlier output cut …]\n" + cut, true
-}
-
-func validUTF8Prefix(s string) string {
-	for len(s) > 0 && !utf8Valid(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func validUTF8Suffix(s string) string {
-	for len(s) > 0 && !utf8Valid(s) {
-		s = s[1:]
-	}
-	return s
-}
-
-func utf8Valid(s string) bool { return utf8.ValidString(s) }
 
 // jsonFieldNames lists the JSON names of a struct's fields, in order.
 func jsonFieldNames(v any) []string {

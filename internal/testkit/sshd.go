@@ -30,6 +30,7 @@ type SSHD struct {
 	Port       int
 	ConfigFile string // the client's ssh_config (ssh -F)
 	KeyFile    string // the client's private key
+	Home       string // HOME of every ssh session: empty, so no login shell rc runs
 
 	t       testing.TB
 	cfg     string // sshd_config
@@ -62,6 +63,10 @@ func StartSSHD(t testing.TB) *SSHD {
 	s.logFile = filepath.Join(s.Dir, "sshd.log")
 	s.ConfigFile = filepath.Join(s.Dir, "ssh_config")
 	s.KeyFile = filepath.Join(s.Dir, "client_key")
+	s.Home = filepath.Join(s.Dir, "home")
+	if err := os.Mkdir(s.Home, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s.Port = sshFreePort(t)
 	s.writeFiles()
 	t.Cleanup(s.stop)
@@ -136,6 +141,12 @@ func (s *SSHD) writeConfigs() {
 		"PermitRootLogin prohibit-password",
 		"PrintMotd no",
 		"Subsystem sftp internal-sftp",
+		// The remote command runs under the user's login shell, and bash
+		// run by sshd sources ~/.bashrc: a user's rc (pyenv, nvm, …) would
+		// cost every ssh call of every test its startup, and make the
+		// far side the user's rather than the test's. An empty HOME of the
+		// test's own keeps the sessions hermetic and cheap.
+		"SetEnv HOME=" + s.Home,
 		"LogLevel VERBOSE",
 		"",
 	}, "\n"))

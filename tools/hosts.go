@@ -299,11 +299,27 @@ func sshAttach(m map[string]any, h remote.Host) {
 	}
 }
 
-// addProperty adds a property to a raw JSON object schema.
+// addProperty adds a property to a raw JSON object schema. The result
+// depends on the schema and the property alone (each name is added with one
+// constant prop), so it is made once per process: a server is built per
+// connection (in the tests, per test), and parsing and re-marshalling every
+// schema each time was a few seconds of the tools tests' CPU under -race.
 func addProperty(raw json.RawMessage, name string, prop map[string]any) json.RawMessage {
 	if len(raw) == 0 {
 		return raw
 	}
+	key := name + "\x00" + string(raw)
+	if out, ok := withProperty.Load(key); ok {
+		return out.(json.RawMessage)
+	}
+	out, _ := withProperty.LoadOrStore(key, buildWithProperty(raw, name, prop))
+	return out.(json.RawMessage)
+}
+
+// withProperty holds addProperty's results: schema and name → schema.
+var withProperty sync.Map
+
+func buildWithProperty(raw json.RawMessage, name string, prop map[string]any) json.RawMessage {
 	var schema map[string]any
 	if err := json.Unmarshal(raw, &schema); err != nil {
 		panic(fmt.Sprintf("tools: schema: %v", err))

@@ -63,7 +63,7 @@ func BuildBinary() (path, dir string, err error) {
 	}
 	unlock, err := lockFile(final + ".lock")
 	if err != nil {
-		return "", "", err
+		return buildInto() // a cache we cannot lock is one we do without
 	}
 	defer unlock()
 	if isExecutable(path) {

@@ -121,6 +121,8 @@ type procInfo struct {
 	start           uint64
 }
 
+// allProcs reads every process from /proc: nil when /proc cannot be read
+// (a successful read is never nil).
 func allProcs() []procInfo {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {

@@ -303,22 +303,14 @@ func groupAlive(pgid int) bool {
 // liveGroupMembers lists the non-zombie processes of a process group from
 // /proc (Linux only).
 func liveGroupMembers(pgid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return []int{pgid}
+	procs := allProcs()
+	if procs == nil {
+		return []int{pgid} // /proc unreadable: assume the group lives
 	}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := procStat(pid)
-		if err != nil {
-			continue
-		}
-		if st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
-			pids = append(pids, pid)
+	for _, p := range procs {
+		if p.pgrp == pgid && p.state != 'Z' && p.state != 'X' {
+			pids = append(pids, p.pid)
 		}
 	}
 	return pids

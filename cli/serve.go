@@ -12,15 +12,9 @@ import (
 
 // Serve is `agent-sessions serve`: the stdio MCP server Claude Code starts.
 func Serve(e Env, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(e.Stderr)
-	project := fs.String("project", "", "default project directory (default: current directory)")
-	if err := fs.Parse(args); err != nil {
-		return usageErr{err}
-	}
-	d, err := e.NewDeps(*project)
+	d, err := e.serverDeps("serve", args)
 	if err != nil {
-		return e.usage("serve", err)
+		return err
 	}
 	if e.StdinTerminal {
 		// A person ran it by hand: without a word it would look hung.
@@ -44,21 +38,13 @@ const serveTerminalNote = `agent-sessions: this is the MCP server (stdio) that C
 
 // Debug is `agent-sessions debug`: the tools by hand, one call a line.
 func Debug(e Env, args []string) error {
-	fs := flag.NewFlagSet("debug", flag.ContinueOnError)
-	fs.SetOutput(e.Stderr)
-	project := fs.String("project", "", "default project directory (default: current directory)")
-	if err := fs.Parse(args); err != nil {
-		return usageErr{err}
-	}
-	d, err := e.NewDeps(*project)
+	d, err := e.serverDeps("debug", args)
 	if err != nil {
-		return e.usage("debug", err)
+		return err
 	}
 	prompt := ""
-	if f, ok := e.Stdin.(*os.File); ok {
-		if info, err := f.Stat(); err == nil && info.Mode()&os.ModeCharDevice != 0 {
-			prompt = "> "
-		}
+	if e.StdinTerminal {
+		prompt = "> "
 	}
 	ctx, stop := interruptible()
 	defer stop()
@@ -66,6 +52,22 @@ func Debug(e Env, args []string) error {
 		return e.fail("debug", err)
 	}
 	return nil
+}
+
+// serverDeps reads the one flag serve and debug share (--project) and
+// builds the tools' dependencies for that project.
+func (e Env) serverDeps(name string, args []string) (*tools.Deps, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	project := fs.String("project", "", "default project directory (default: current directory)")
+	if err := fs.Parse(args); err != nil {
+		return nil, usageErr{err}
+	}
+	d, err := e.NewDeps(*project)
+	if err != nil {
+		return nil, e.usage(name, err)
+	}
+	return d, nil
 }
 
 // Demo is `agent-sessions demo`: the one-minute tour.

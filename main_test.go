@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"os"
 	"os/exec"
@@ -19,21 +18,7 @@ import (
 // it as a user (or tmux) would.
 var binary string
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	var dir string
-	var err error
-	if binary, dir, err = testkit.BuildBinary(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	testkit.SetDefaultParallel(testkit.WaitingParallel)
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testkit.MainWithBinary(m, &binary)) }
 
 // The shared helpers of internal/testkit, under the names this package's
 // tests use.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -22,22 +21,7 @@ import (
 // ssh hosts run.
 var binary string
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	var dir string
-	var err error
-	if binary, dir, err = testkit.BuildBinary(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	// The tests mostly wait on ssh and the far side's engines.
-	testkit.SetDefaultParallel(testkit.WaitingParallel)
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testkit.MainWithBinary(m, &binary)) }
 
 // testHost is a host on a private sshd whose remote binary runs with its
 // own HOME and tmux socket, so its sessions and files are the host's, never

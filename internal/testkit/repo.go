@@ -32,6 +32,21 @@ func AgentsDir() string { return filepath.Join(RepoRoot(), "testdata", "agents")
 // AgentPath is the absolute path of one fake agent.
 func AgentPath(name string) string { return filepath.Join(AgentsDir(), name) }
 
+// MainWithBinary is the TestMain of a package whose tests drive the built
+// binary: it builds it into *binary, runs the tests WaitingParallel at a
+// time (they mostly wait on engines, tmux and ssh) and cleans up.
+func MainWithBinary(m *testing.M, binary *string) int {
+	path, dir, err := BuildBinary()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	*binary = path
+	SetDefaultParallel(WaitingParallel)
+	return m.Run()
+}
+
 // BuildBinary returns the agent-sessions binary built from this tree, and a
 // directory for the caller to remove when its tests are done ("" when there
 // is none). The tests that drive the binary — as a user, as tmux runs it, as

@@ -51,7 +51,7 @@ var benchScratch string
 func TestMain(m *testing.M) {
 	// The tests mostly wait on agents (fake ones: processes) and delays.
 	testkit.SetDefaultParallel(testkit.WaitingParallel)
-	code := m.Run()
+	code := testkit.Main(m)
 	if benchScratch != "" {
 		os.RemoveAll(benchScratch)
 		syscall.Sync()

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	// engines, the built binary) must land on the private server.
 	os.Setenv(tmux.SocketEnv, socketBase)
 	testkit.SetDefaultParallel(testkit.WaitingParallel)
-	code := m.Run()
+	code := testkit.Main(m)
 	socketsMu.Lock()
 	all := append([]string{socketBase}, sockets...)
 	socketsMu.Unlock()

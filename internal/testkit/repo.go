@@ -33,8 +33,9 @@ func AgentsDir() string { return filepath.Join(RepoRoot(), "testdata", "agents")
 func AgentPath(name string) string { return filepath.Join(AgentsDir(), name) }
 
 // MainWithBinary is the TestMain of a package whose tests drive the built
-// binary: it builds it into *binary, runs the tests WaitingParallel at a
-// time (they mostly wait on engines, tmux and ssh) and cleans up.
+// binary: it builds it into *binary, runs the tests as Main does,
+// WaitingParallel at a time (they mostly wait on engines, tmux and ssh),
+// and cleans up.
 func MainWithBinary(m *testing.M, binary *string) int {
 	path, dir, err := BuildBinary()
 	if err != nil {
@@ -44,7 +45,7 @@ func MainWithBinary(m *testing.M, binary *string) int {
 	defer os.RemoveAll(dir)
 	*binary = path
 	SetDefaultParallel(WaitingParallel)
-	return m.Run()
+	return Main(m)
 }
 
 // BuildBinary returns the agent-sessions binary built from this tree, and a

@@ -136,6 +136,10 @@ func headCommit(ctx context.Context, dir string, timeout time.Duration) (string,
 // After computes the change record since before. It returns nil outside a
 // git repository. A git failure never fails the caller: what was measured
 // is returned, and Note says what was not.
+//
+// An iteration without commits costs two git runs (status, which also
+// names HEAD, and diff), one with fewer than CommitsListed commits three:
+// an engine runs this after every iteration, for hours.
 func (l *Local) After(ctx context.Context, before Snapshot) *state.Changes {
 	if !before.Repo {
 		return nil
@@ -152,13 +156,12 @@ func (l *Local) After(ctx context.Context, before Snapshot) *state.Changes {
 	}
 	defer func() { c.Note = truncate(strings.Join(notes, "; "), 1000) }()
 
-	head, err := headCommit(ctx, l.dir, l.timeout())
-	if err != nil {
-		note("head after", err)
+	head, statusErr := l.status(ctx, c)
+	if !head {
+		note("head after", statusErr)
 		return c
 	}
-	c.HeadAfter = head
-	if head != "" && head != before.Head {
+	if c.HeadAfter != "" && c.HeadAfter != before.Head {
 		if err := l.commits(ctx, c); err != nil {
 			note("commits", err)
 		}
@@ -166,8 +169,8 @@ func (l *Local) After(ctx context.Context, before Snapshot) *state.Changes {
 	if err := l.diffstat(ctx, c); err != nil {
 		note("diffstat", err)
 	}
-	if err := l.status(ctx, c); err != nil {
-		note("status", err)
+	if statusErr != nil {
+		note("status", statusErr)
 	}
 	return c
 }
@@ -180,17 +183,12 @@ func revRange(c *state.Changes) []string {
 	return []string{c.HeadAfter, "^" + c.HeadBefore}
 }
 
+// commits lists the commits of head_before..head_after, newest first, and
+// counts them: the list is the count while it is shorter than
+// CommitsListed (and whole), so rev-list --count runs only past that.
 func (l *Local) commits(ctx context.Context, c *state.Changes) error {
-	args := append([]string{"rev-list", "--count"}, revRange(c)...)
-	res, err := git(ctx, l.dir, l.timeout(), 4<<10, append(args, "--")...)
-	if err != nil {
-		return err
-	}
-	if c.CommitCount, err = strconv.Atoi(strings.TrimSpace(string(res.out))); err != nil {
-		return fmt.Errorf("rev-list --count printed %q", res.out)
-	}
-	args = append([]string{"log", "--no-show-signature", "--format=%H%x1f%s", "-n", strconv.Itoa(state.CommitsListed)}, revRange(c)...)
-	res, err = git(ctx, l.dir, l.timeout(), 64<<10, append(args, "--")...)
+	args := append([]string{"log", "--no-show-signature", "--format=%H%x1f%s", "-n", strconv.Itoa(state.CommitsListed)}, revRange(c)...)
+	res, err := git(ctx, l.dir, l.timeout(), 64<<10, append(args, "--")...)
 	if err != nil {
 		return err
 	}
@@ -199,6 +197,18 @@ func (l *Local) commits(ctx context.Context, c *state.Changes) error {
 		if ok {
 			c.Commits = append(c.Commits, state.Commit{SHA: sha, Subject: truncate(subject, subjectLimit)})
 		}
+	}
+	if len(c.Commits) < state.CommitsListed && !res.truncated {
+		c.CommitCount = len(c.Commits)
+		return nil
+	}
+	args = append([]string{"rev-list", "--count"}, revRange(c)...)
+	res, err = git(ctx, l.dir, l.timeout(), 4<<10, append(args, "--")...)
+	if err != nil {
+		return err
+	}
+	if c.CommitCount, err = strconv.Atoi(strings.TrimSpace(string(res.out))); err != nil {
+		return fmt.Errorf("rev-list --count printed %q", res.out)
 	}
 	return nil
 }
@@ -253,27 +263,51 @@ func (l *Local) diffstat(ctx context.Context, c *state.Changes) error {
 	return nil
 }
 
-// status sets dirty and counts untracked files (as changed files).
-func (l *Local) status(ctx context.Context, c *state.Changes) error {
-	args := []string{"status", "--porcelain", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=dirty", "--", ":/"}
+// status reads HEAD's commit into head_after, sets dirty and counts
+// untracked files (as changed files), all from one `git status
+// --porcelain=v2 --branch`: its header names HEAD, as `rev-parse` would, so
+// a record needs no run of its own for that. head says whether HEAD was
+// read (the header comes first, so a status cut short still has it); err
+// is what went wrong.
+func (l *Local) status(ctx context.Context, c *state.Changes) (head bool, err error) {
+	// --no-ahead-behind: the upstream comparison is not ours to pay for.
+	args := []string{"status", "--porcelain=v2", "--branch", "--no-ahead-behind", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules=dirty", "--", ":/"}
 	res, err := git(ctx, l.dir, l.timeout(), outputLimit, append(args, enginePaths...)...)
 	if err != nil {
-		return err
+		return false, err
 	}
-	for _, entry := range bytes.Split(res.out, []byte{0}) {
-		if len(entry) == 0 {
-			continue
+	entries := bytes.Split(res.out, []byte{0})
+	for i := 0; i < len(entries); i++ {
+		entry := entries[i]
+		switch {
+		case len(entry) == 0:
+		case bytes.HasPrefix(entry, []byte("# branch.oid ")):
+			oid := string(entry[len("# branch.oid "):])
+			if oid == "(initial)" {
+				oid = "" // unborn: no commit yet
+			}
+			c.HeadAfter, head = oid, true
+		case entry[0] == '#':
+			// Another header (branch name, upstream).
+		case entry[0] == '2':
+			// A rename or copy (not asked for) is followed by its source.
+			c.Dirty = true
+			i++
+		default:
+			c.Dirty = true
+			if entry[0] == '?' {
+				c.Untracked++
+				c.FilesChanged++
+			}
 		}
-		c.Dirty = true
-		if bytes.HasPrefix(entry, []byte("?? ")) {
-			c.Untracked++
-			c.FilesChanged++
-		}
 	}
-	if res.truncated {
-		return fmt.Errorf("more than %d bytes of status: untracked files counted only up to there", outputLimit)
+	switch {
+	case !head && !res.truncated:
+		return false, fmt.Errorf("git status printed no branch.oid header")
+	case res.truncated:
+		return head, fmt.Errorf("more than %d bytes of status: untracked files counted only up to there", outputLimit)
 	}
-	return nil
+	return true, nil
 }
 
 func truncate(s string, n int) string {

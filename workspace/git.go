@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,10 @@ const outputLimit = 1 << 20
 
 // stderrLimit bounds the stderr kept for an error message.
 const stderrLimit = 4 << 10
+
+// gitRuns counts the git processes this package started: the benchmarks
+// report it per change record, a figure no load on the machine changes.
+var gitRuns atomic.Int64
 
 // gitResult is one git call's outcome.
 type gitResult struct {
@@ -93,6 +98,7 @@ func gitStdin(ctx context.Context, dir string, timeout time.Duration, limit int,
 	// A hook or helper git started could hold the pipes open after git is
 	// killed; stop waiting for them shortly after.
 	cmd.WaitDelay = time.Second
+	gitRuns.Add(1)
 	err := cmd.Run()
 	res := gitResult{out: stdout.buf.Bytes(), truncated: stdout.over}
 	var exitErr *exec.ExitError

@@ -54,6 +54,11 @@ const gitTimeout = 10 * time.Second
 // serialises with other engines by an flock on the info directory. It
 // returns the patterns added; outside git, or without git, it does nothing.
 func ExcludeEngineFiles(ctx context.Context, dir string) ([]string, error) {
+	if !workspace.InRepo(dir) {
+		// Outside git no run of git is needed to know it: an engine in a
+		// plain directory starts without one.
+		return nil, nil
+	}
 	common, prefix, ok := gitLocation(ctx, dir)
 	if !ok {
 		return nil, nil

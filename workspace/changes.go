@@ -71,7 +71,7 @@ func (l *Local) timeout() time.Duration {
 // Before takes the snapshot of dir before an agent runs. Outside a git
 // repository it costs a few stat calls and no exec.
 func (l *Local) Before(ctx context.Context) Snapshot {
-	if !inRepo(l.dir) {
+	if !InRepo(l.dir) {
 		return Snapshot{}
 	}
 	head, err := headCommit(ctx, l.dir, l.timeout())
@@ -96,9 +96,11 @@ func (l *Local) Before(ctx context.Context) Snapshot {
 	return Snapshot{Repo: true, Head: head}
 }
 
-// inRepo reports whether dir or a parent holds a .git entry: the cheap
-// test that keeps non-git projects free of any exec per iteration.
-func inRepo(dir string) bool {
+// InRepo reports whether dir or a parent holds a .git entry: the cheap
+// test that keeps non-git projects free of any git run (git finds its
+// repository the same way; the variables that would point it elsewhere,
+// GIT_DIR and the like, are cleared for every run of ours).
+func InRepo(dir string) bool {
 	d, err := filepath.Abs(dir)
 	if err != nil {
 		return false

@@ -3,12 +3,13 @@ package engine
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/agent-sessions/agent-sessions/state"
 )
 
 // Completion strategies (SPEC §8).
@@ -42,11 +43,15 @@ const (
 
 // definitionName is what stage and pipeline names may look like: they
 // become directory names and are looked up on disk, so no path syntax.
-var definitionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// Letters, digits, '.', '_' and '-', starting with a letter or digit, at
+// most 64 characters.
+func definitionName(name string) bool {
+	return state.MatchName(name, 64, state.Letters+"0123456789", state.Letters+"0123456789._-")
+}
 
 // ValidateDefinitionName reports whether name can name a stage or pipeline.
 func ValidateDefinitionName(kind, name string) error {
-	if definitionName.MatchString(name) && !strings.Contains(name, "..") {
+	if definitionName(name) && !strings.Contains(name, "..") {
 		return nil
 	}
 	return fmt.Errorf("%w: %s name %q: use letters, digits, '.', '_' and '-' (no slashes, at most 64 characters)", ErrInvalid, kind, truncate(name, 60))

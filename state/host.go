@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -46,11 +45,15 @@ type Park struct {
 	Since      time.Time `json:"since"`
 }
 
-// providerName keeps a provider name usable as a file name.
-var providerName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+// providerName keeps a provider name usable as a file name: lowercase
+// letters, digits, '.', '_' and '-', starting with a letter or digit, at
+// most 64 characters.
+func providerName(provider string) bool {
+	return MatchName(provider, 64, LowerDigits, LowerDigits+"._-")
+}
 
 func parkFile(dir, provider string) (string, error) {
-	if !providerName.MatchString(provider) {
+	if !providerName(provider) {
 		return "", fmt.Errorf("provider %q cannot name a park file", provider)
 	}
 	return filepath.Join(dir, "parks", provider+".json"), nil

@@ -2,15 +2,38 @@ package state
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 )
 
-// sessionPattern is the contract of SPEC §4: lowercase, digits and hyphens,
+// Byte sets for MatchName.
+const (
+	LowerDigits = "abcdefghijklmnopqrstuvwxyz0123456789"
+	Letters     = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+// MatchName reports whether s is 1 to max bytes long, its first byte in
+// first and every other one in rest: what the regexp ^[first][rest]{0,max-1}$
+// says of ASCII sets. The names of sessions, providers and definitions are
+// checked this way rather than by such a regexp, whose counted repetition
+// compiles into max copies of its class (~0.1 ms and ~700 allocations in
+// every process of ours, at start-up, for each one).
+func MatchName(s string, max int, first, rest string) bool {
+	if len(s) == 0 || len(s) > max || strings.IndexByte(first, s[0]) < 0 {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if strings.IndexByte(rest, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validSession is the contract of SPEC §4: lowercase, digits and hyphens,
 // starting with a letter or digit, at most 48 characters. The name becomes a
 // directory, a lock file and a tmux session, so nothing else is allowed.
-var sessionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,47}$`)
+func validSession(name string) bool { return MatchName(name, 48, LowerDigits, LowerDigits+"-") }
 
 // SessionRule describes valid session names in words, for error messages.
 const SessionRule = "lowercase letters, digits and hyphens, starting with a letter or digit, at most 48 characters"
@@ -18,7 +41,7 @@ const SessionRule = "lowercase letters, digits and hyphens, starting with a lett
 // ValidateSession reports whether name is a valid session name. The error
 // names the rule and suggests a valid name.
 func ValidateSession(name string) error {
-	if sessionPattern.MatchString(name) {
+	if validSession(name) {
 		return nil
 	}
 	shown := name

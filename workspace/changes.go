@@ -194,13 +194,17 @@ func (l *Local) commits(ctx context.Context, c *state.Changes) error {
 	if err != nil {
 		return err
 	}
-	for _, line := range strings.Split(strings.TrimRight(string(res.out), "\n"), "\n") {
+	var lines []string // none when HEAD moved back: nothing in the range
+	if out := strings.TrimRight(string(res.out), "\n"); out != "" {
+		lines = strings.Split(out, "\n")
+	}
+	for _, line := range lines {
 		sha, subject, ok := strings.Cut(line, "\x1f")
 		if ok {
 			c.Commits = append(c.Commits, state.Commit{SHA: sha, Subject: truncate(subject, subjectLimit)})
 		}
 	}
-	if len(c.Commits) < state.CommitsListed && !res.truncated {
+	if n := len(c.Commits); n < state.CommitsListed && n == len(lines) && !res.truncated {
 		c.CommitCount = len(c.Commits)
 		return nil
 	}

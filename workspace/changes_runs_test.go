@@ -36,6 +36,17 @@ func TestChangesGitRuns(t *testing.T) {
 	}); n != 3 {
 		t.Errorf("After of one commit ran git %d times, want 3 (status, log, diff)", n)
 	}
+	// HEAD moved back: nothing in the range, counted from the empty list.
+	atA := ws.Before(bg)
+	testGit(t, dir, "reset", "-q", "--hard", "HEAD~1")
+	if n := count(func() {
+		rec := ws.After(bg, atA)
+		if rec.CommitCount != 0 || len(rec.Commits) != 0 || rec.HeadAfter != before.Head || rec.Note != "" {
+			t.Errorf("record %+v, want no commits, head %s, no note", rec, before.Head)
+		}
+	}); n != 3 {
+		t.Errorf("After of a HEAD moved back ran git %d times, want 3 (status, log, diff)", n)
+	}
 }
 
 // HEAD after is read from git status's header: an unborn branch (no commit

@@ -15,6 +15,7 @@ import (
 // instant: exactly one runs the session, the other exits 2 naming the
 // conflict.
 func TestTwoEnginesOneSession(t *testing.T) {
+	t.Parallel()
 	for trial := range 4 {
 		t.Run(fmt.Sprint(trial), func(t *testing.T) {
 			t.Parallel()

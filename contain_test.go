@@ -19,6 +19,7 @@ import (
 // engine is stopped by SIGTERM or SIGINT, none of them survives, and the
 // engine says which mechanism it used.
 func TestContainmentEngine(t *testing.T) {
+	t.Parallel()
 	mechs := []string{engine.ContainSubreaper}
 	if engine.SessionCgroup("/", "probe") != "" {
 		mechs = append(mechs, engine.ContainCgroup)

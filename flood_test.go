@@ -16,6 +16,7 @@ import (
 // engine's peak memory stays small, output.md is bounded and still ends
 // with the agent's last line (its plateau vote), and session.log is capped.
 func TestFloodingAgent(t *testing.T) {
+	t.Parallel()
 	const maxRSS = 64 << 20 // far below the 100 MB an engine holding the output would need
 	for _, mode := range []string{"lines", "line"} {
 		t.Run(mode, func(t *testing.T) {

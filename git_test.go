@@ -30,6 +30,7 @@ func git(t *testing.T, dir string, args ...string) string {
 // .claude/pipeline-runs or .claude/locks is ever tracked, and the exclude
 // lines are added once however often the engine starts.
 func TestAgentGitUseLeavesRunIntact(t *testing.T) {
+	t.Parallel()
 	for _, layout := range []string{"repo", "subdir", "worktree"} {
 		t.Run(layout, func(t *testing.T) {
 			t.Parallel()

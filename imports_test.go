@@ -35,6 +35,7 @@ var mcpAllowed = []string{".", "tools", "remote"}
 // TestImportDirection checks the production imports of every package of ours
 // (tests may import anything, e.g. internal/testkit) against allowedImports.
 func TestImportDirection(t *testing.T) {
+	t.Parallel()
 	const module = "github.com/agent-sessions/agent-sessions"
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}\t{{join .Imports \" \"}}", "./...").Output()
 	if err != nil {
@@ -70,6 +71,7 @@ func TestImportDirection(t *testing.T) {
 // indirectly: the launch contract is the engine's, so tools can change
 // without touching what tmux executes.
 func TestEngineCommandImportsNoTools(t *testing.T) {
+	t.Parallel()
 	const module = "github.com/agent-sessions/agent-sessions"
 	out, err := exec.Command("go", "list", "-deps", "./enginecmd").Output()
 	if err != nil {

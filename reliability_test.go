@@ -80,6 +80,7 @@ func mountTmpfs(t *testing.T, size int) string {
 // finishes the session with every iteration recorded once. The disk sizes
 // make it fill at different writes.
 func TestDiskFull(t *testing.T) {
+	t.Parallel()
 	const max = 40
 	for _, size := range []int{112 << 10, 128 << 10, 160 << 10, 192 << 10} {
 		t.Run(strconv.Itoa(size>>10)+"KiB", func(t *testing.T) {
@@ -176,6 +177,7 @@ func TestDiskFullAtStart(t *testing.T) {
 // poll, records why in a run dir it makes again, exits 1 and frees its
 // lock; a resume then finishes the session.
 func TestRunDirRemoved(t *testing.T) {
+	t.Parallel()
 	for _, where := range []string{"in the agent", "in the delay"} {
 		t.Run(where, func(t *testing.T) {
 			t.Parallel()

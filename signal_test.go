@@ -17,6 +17,7 @@ import (
 // (child-agent): no agent process may survive, the session is `killed`,
 // the exit code is 3 and the lock is free.
 func TestSignalsStopEverything(t *testing.T) {
+	t.Parallel()
 	agents := []struct {
 		agent, pidsEnv string
 		wantPids       int

@@ -37,6 +37,7 @@ func AgentPath(name string) string { return filepath.Join(AgentsDir(), name) }
 // WaitingParallel at a time (they mostly wait on engines, tmux and ssh),
 // and cleans up.
 func MainWithBinary(m *testing.M, binary *string) int {
+	raceExitSleepOff() // before the build, which would otherwise run twice
 	path, dir, err := BuildBinary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -18,7 +18,10 @@ const minScratchFree = 1 << 30
 // Main is the TestMain of a package: it runs the tests in a scratch
 // directory of their own (see Scratch), off the user's config and host-wide
 // state (see hermeticHost), and removes the scratch directory at the end.
+// Under -race it first drops the race runtime's idle second at exit (see
+// raceExitSleepOff).
 func Main(m *testing.M) int {
+	raceExitSleepOff()
 	cleanup, err := Scratch()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -69,6 +69,7 @@ func killAtEnd(t *testing.T, pids []int) {
 // The process-group fallback finds escapees only by their environment
 // marker, so the one started with `env -i` is out of its reach.
 func TestContainerEndsEscapes(t *testing.T) {
+	t.Parallel()
 	mechs := []string{ContainPgroup}
 	if dir, err := makeSessionCgroup(t.TempDir(), "probe"); err == nil {
 		removeCgroupTree(dir)

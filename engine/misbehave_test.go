@@ -17,6 +17,7 @@ import (
 // close their stdout, ignore their stdin or leave a child behind, and checks
 // the engine records each sensibly and goes on.
 func TestMisbehavingAgents(t *testing.T) {
+	t.Parallel()
 	bigContext := strings.Repeat("a prompt far larger than a pipe buffer\n", 8<<10) // ≈ 300 KiB
 	tests := []struct {
 		name      string

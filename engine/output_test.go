@@ -80,6 +80,7 @@ func TestOutputSinkSignals(t *testing.T) {
 // keeps the head, a note and the tail (where the signals are), and the
 // signals are still found.
 func TestOutputSinkCapsTheFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "output.md")
 	s, err := newOutputSink(path, nil)
 	if err != nil {

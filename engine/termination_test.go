@@ -15,6 +15,7 @@ import (
 // engine and checks how many times the agent ran and how the session ended
 // (SPEC §8).
 func TestTerminationStrategies(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		completion string
@@ -151,9 +152,11 @@ func TestAllItemsRendersEachItem(t *testing.T) {
 }
 
 // TestBeadsEmpty drives beads-empty stages with the fake bd and work-agent.
-// It sets PATH and FAKE_BD_FILE for the engine process itself (the engine
-// runs `bd ready` with its own environment), so it cannot run in parallel.
+// The engine finds bd, and runs `bd ready`, with the session's environment
+// (RunOptions.Env: testdata/agents first on PATH, FAKE_BD_FILE), not its
+// own, so the cases share nothing and run in parallel.
 func TestBeadsEmpty(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		checkBefore bool
@@ -178,13 +181,12 @@ func TestBeadsEmpty(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			project := t.TempDir()
 			tmp := t.TempDir()
 			logFile := filepath.Join(tmp, "agent.log")
 			db := filepath.Join(tmp, "beads.tsv")
 			writeFile(t, db, tt.beads)
-			t.Setenv("PATH", agentsDir+":"+os.Getenv("PATH"))
-			t.Setenv("FAKE_BD_FILE", db)
 			prompt := tt.prompt
 			if prompt == "" {
 				prompt = "Work on one bead labelled loop/${SESSION}.\n"

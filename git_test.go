@@ -77,8 +77,12 @@ func TestAgentGitUseLeavesRunIntact(t *testing.T) {
 			if got := strings.Count(git(t, project, "log", "--format=%s"), "iteration "); got != 3 {
 				t.Errorf("%d agent commits, want 3", got)
 			}
-			// Resuming, starting again: the lines are not added twice.
-			runBinary(t, env, "run", "--session", "g", "--stage", "s", "--project", project, "--foreground", "--force")
+			// Starting again: the lines are not added twice. One iteration
+			// is enough for a start (the lines are added before any runs).
+			writeStage(t, project, "s", commandStage("fixed-n", "gitops-agent", "max_iterations: 1"), "go\n")
+			if code, stdout, stderr := runBinary(t, env, "run", "--session", "g", "--stage", "s", "--project", project, "--foreground", "--force"); code != 0 {
+				t.Errorf("second start: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+			}
 			exclude := readFile(t, filepath.Join(repo, ".git", "info", "exclude"))
 			if !strings.HasPrefix(exclude, "# user's own\n*.swp\n") {
 				t.Errorf("the user's lines were changed:\n%s", exclude)

@@ -20,7 +20,14 @@ func TestLockFileLossKeepsOneEngine(t *testing.T) {
 	t.Parallel()
 	project := t.TempDir()
 	writeStage(t, project, "s", commandStage("fixed-n", "sleep-agent", "max_iterations: 2"), "go\n")
-	env := engineEnv(true, "SLEEP_SECONDS=2")
+	// The first engine's agent waits at a gate until both second engines
+	// have been refused: however slow the machine, the first engine is
+	// still running when they meet it. The cleanup (run after the engine's
+	// own) opens the gate for an agent left behind by a failed test.
+	gate := filepath.Join(t.TempDir(), "gate")
+	openGate := func() { os.WriteFile(gate, nil, 0o644) }
+	t.Cleanup(openGate)
+	env := engineEnv(true, "SLEEP_SECONDS=0.2", "SLEEP_AGENT_GATE="+gate)
 	first := startBinary(t, env, "run", "--session", "one", "--stage", "s", "--project", project, "--foreground")
 	l := state.NewLayout(project, "one")
 	waitFor(t, 20*time.Second, "the engine's lock", func() bool {
@@ -55,6 +62,7 @@ func TestLockFileLossKeepsOneEngine(t *testing.T) {
 			t.Errorf("lock file %s: second engine exit %d, want 2 naming pid %d\nstdout:\n%s\nstderr:\n%s", harm.name, code, pid, stdout, stderr)
 		}
 	}
+	openGate()
 	if code := first.wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("first engine exit %d\nstderr:\n%s", code, first.stderr.String())
 	}

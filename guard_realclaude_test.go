@@ -166,13 +166,16 @@ func TestRealClaudeGuardrails(t *testing.T) {
 		}
 	})
 
-	// A budget stops the session at the cap: each turn costs $0.40, the
-	// cap is $1; the third call gets --max-budget-usd 0.2 and stops itself.
+	// A budget stops the session at the cap: each turn costs $0.60, the
+	// cap is $1; the second call gets --max-budget-usd 0.4 (what remains)
+	// and stops itself, and no third call is made. (Two calls show both:
+	// the remainder handed on and the stop at the cap; a third, as at
+	// $0.40 a turn, showed nothing new for another run of the CLI.)
 	t.Run("budget", func(t *testing.T) {
 		t.Parallel()
 		api := testkit.NewMessages(t)
 		api.Script = func(testkit.Request) testkit.Turn {
-			return testkit.Turn{Blocks: []testkit.Block{{Kind: "text", Text: "worked"}}, InputTokens: 100000, OutputTokens: 20000}
+			return testkit.Turn{Blocks: []testkit.Block{{Kind: "text", Text: "worked"}}, InputTokens: 150000, OutputTokens: 30000}
 		}
 		project := t.TempDir()
 		writeStage(t, project, "polish", "completion: fixed-n\nprovider: claude\nmodel: sonnet\nmax_iterations: 10\ndelay: 0\ntimeout: 120\nmax_cost_usd: 1\n", "Polish.\n")

@@ -60,7 +60,9 @@ type toolCall struct {
 // to call start_session, monitor, list, kill and a failing monitor, and the
 // test asserts on what the model was handed — the tool_result in the next
 // API request is the compact structuredContent on success, the error text
-// on isError. Under both protocol eras.
+// on isError. Under both protocol eras. The default era adds the server as a
+// user would (`claude mcp add --scope user`) and checks `claude mcp list`
+// says it is connected; the legacy era names it with --mcp-config.
 func TestClaudeCodeReadsStructuredContent(t *testing.T) {
 	t.Parallel()
 	cli := testkit.RequireClaudeCLI(t)
@@ -126,20 +128,25 @@ func claudeAsClient(t *testing.T, cli, era string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The name first: -e takes every value up to "--".
-	add := []string{"mcp", "add", "agent-sessions", "--scope", "user"}
-	for _, kv := range []string{tapEnv + "=" + tapDir, tapBinEnv + "=" + binary(t), "AGENT_SESSIONS_TMUX_SOCKET=" + e.socket,
-		"AGENT_SESSIONS_MOCK_STEP=10ms", "AGENT_SESSIONS_NOTIFY=0", "AGENT_SESSIONS_KILL_GRACE=2s"} {
-		add = append(add, "-e", kv)
+	serverEnv := map[string]string{tapEnv: tapDir, tapBinEnv: binary(t), "AGENT_SESSIONS_TMUX_SOCKET": e.socket,
+		"AGENT_SESSIONS_MOCK_STEP": "10ms", "AGENT_SESSIONS_NOTIFY": "0", "AGENT_SESSIONS_KILL_GRACE": "2s"}
+	prompt := []string{"-p", "Start a session, look at it, list, stop it.", "--model", "sonnet",
+		"--dangerously-skip-permissions", "--output-format", "text"}
+	if era == "default" {
+		// The way the README tells a user to add the server, and what
+		// `claude mcp list` then says of it, once: every run of the CLI
+		// costs a second or two of CPU, and the legacy era changes nothing
+		// in how the server is added or health-checked.
+		addAndList(t, run, self, serverEnv)
+	} else {
+		prompt = append(prompt, "--mcp-config", mcpConfig(t, self, serverEnv))
 	}
-	run(time.Minute, append(add, "--", self)...)
 	defer func() {
 		if t.Failed() {
 			dumpConversation(t, api, tapDir)
 		}
 	}()
-	out := run(45*time.Second, "-p", "Start a session, look at it, list, stop it.", "--model", "sonnet",
-		"--dangerously-skip-permissions", "--output-format", "text")
+	out := run(45*time.Second, prompt...)
 	if !strings.Contains(out, "All done.") {
 		t.Errorf("claude -p printed %q, want the scripted last turn", out)
 	}
@@ -180,6 +187,41 @@ func claudeAsClient(t *testing.T, cli, era string) {
 	if era == "legacy" && !bytes.Contains(in, []byte(`"method":"initialize"`)) {
 		t.Errorf("legacy era: no initialize in what Claude Code sent:\n%.2000s", in)
 	}
+}
+
+// addAndList adds the server with `claude mcp add --scope user` and checks
+// that `claude mcp list` reports it connected (its health check starts the
+// server and talks to it) — what a user does after the README's hint.
+func addAndList(t *testing.T, run func(time.Duration, ...string) string, server string, env map[string]string) {
+	t.Helper()
+	// The name first: -e takes every value up to "--".
+	add := []string{"mcp", "add", "agent-sessions", "--scope", "user"}
+	for k, v := range env {
+		add = append(add, "-e", k+"="+v)
+	}
+	run(time.Minute, append(add, "--", server)...)
+	out := run(time.Minute, "mcp", "list")
+	if !strings.Contains(out, "agent-sessions") || !strings.Contains(out, "✔ Connected") || strings.Contains(out, "failed") {
+		t.Fatalf("claude mcp list does not report the server connected:\n%s", out)
+	}
+	t.Logf("claude mcp list:\n%s", out)
+}
+
+// mcpConfig writes an --mcp-config file naming the server: the same server
+// as `claude mcp add` would, without a run of the CLI to add it.
+func mcpConfig(t *testing.T, server string, env map[string]string) string {
+	t.Helper()
+	cfg := map[string]any{"mcpServers": map[string]any{"agent-sessions": map[string]any{
+		"type": "stdio", "command": server, "args": []string{}, "env": env}}}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "mcp.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func countBefore(calls []toolCall, i int) int {

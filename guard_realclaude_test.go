@@ -92,7 +92,11 @@ func TestRealClaudeGuardrails(t *testing.T) {
 		apiA := testkit.NewMessages(t)
 		apiA.Script = func(testkit.Request) testkit.Turn {
 			if !limited.Swap(true) {
-				reset := time.Now().Add(8 * time.Second)
+				// 3 to 4 s ahead (the header has whole seconds): time for
+				// the test to see ua parked, list it and start ub, which
+				// parks before it spawns — 0.2 s here at a load of 11;
+				// every second more is a second this test only sleeps.
+				reset := time.Unix(time.Now().Unix()+4, 0)
 				resetAt.Store(reset.Unix())
 				return usageLimit(reset)
 			}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/agent-sessions/agent-sessions/internal/testkit"
@@ -49,16 +50,26 @@ func TestRealClaudeEngine(t *testing.T) {
 
 	// Completes by plateau: two answers in a row say PLATEAU: true; the
 	// result text is output.md; cost and tokens are recorded.
+	//
+	// The first call gets a plain 429 (an API key; no retries): the session
+	// parks with a backoff and the same iteration runs again (issue 13's
+	// "backoff on a plain 429", TestRealClaudeGuardrails/rate_limit_backoff
+	// until it shared this run: each run of the CLI costs a second or two
+	// of CPU, and the plateau needs two runs after the 429 anyway).
 	t.Run("plateau", func(t *testing.T) {
 		t.Parallel()
 		const answer = "Nothing left to improve.\nPLATEAU: true\nREASONING: the fake model says so"
+		var calls atomic.Int32
 		api := testkit.NewMessages(t)
 		api.Script = func(testkit.Request) testkit.Turn {
+			if calls.Add(1) == 1 {
+				return testkit.APIError(429, "slow down")
+			}
 			return testkit.Turn{Blocks: []testkit.Block{{Kind: "text", Text: answer}}, InputTokens: 100, OutputTokens: 20}
 		}
 		project := t.TempDir()
 		writeStage(t, project, "polish", "completion: plateau\nprovider: claude\nmodel: sonnet\nmax_iterations: 5\ndelay: 0\ntimeout: 120\n", "Polish iteration ${ITERATION}.\n")
-		code, stdout, stderr := runBinary(t, realClaudeEnv(t, api), "run", "--session", "rp", "--stage", "polish", "--project", project, "--foreground")
+		code, stdout, stderr := runBinary(t, guardClaudeEnv(t, api, false, t.TempDir()), "run", "--session", "rp", "--stage", "polish", "--project", project, "--foreground")
 		if code != 0 {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
@@ -66,6 +77,8 @@ func TestRealClaudeEngine(t *testing.T) {
 		if st.Status != state.StatusComplete || st.CompletionReason != "plateau" || len(st.History) != 2 {
 			t.Fatalf("state: %s/%s after %d iterations, want complete/plateau after 2\n%s", st.Status, st.CompletionReason, len(st.History), stdout)
 		}
+		checkOnce(t, project, "rp", 2)
+		checkOneRateLimitPark(t, project, "rp", stdout)
 		for it := 1; it <= 2; it++ {
 			if got := readFile(t, state.NewLayout(project, "rp").Iteration(0, "polish", it).Output); got != answer {
 				t.Errorf("iteration %d output.md = %q, want the result text", it, got)

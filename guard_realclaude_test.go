@@ -92,11 +92,13 @@ func TestRealClaudeGuardrails(t *testing.T) {
 		apiA := testkit.NewMessages(t)
 		apiA.Script = func(testkit.Request) testkit.Turn {
 			if !limited.Swap(true) {
-				// 3 to 4 s ahead (the header has whole seconds): time for
-				// the test to see ua parked, list it and start ub, which
-				// parks before it spawns — 0.2 s here at a load of 11;
-				// every second more is a second this test only sleeps.
-				reset := time.Unix(time.Now().Unix()+4, 0)
+				// 5 to 6 s ahead (the header has whole seconds): time for
+				// claude to exit on the 429, ua to park, the test to see
+				// it, list it and start ub, which parks before it spawns —
+				// 0.2 s after the 429 here at a load of 11, 2.3 s at a
+				// load of 20. Every second more is a second this test
+				// only sleeps.
+				reset := time.Unix(time.Now().Unix()+6, 0)
 				resetAt.Store(reset.Unix())
 				return usageLimit(reset)
 			}

@@ -114,13 +114,14 @@ func TestRealClaudeGuardrails(t *testing.T) {
 		if st.ParkedUntil == nil || st.ParkedUntil.Unix() != resetAt.Load() || st.ParkedReason != state.FailureUsageLimit {
 			t.Errorf("parked until %v (%q), want the reset %d", st.ParkedUntil, st.ParkedReason, resetAt.Load())
 		}
+		// ub starts at once and list runs while it does: both must be done
+		// before the reset, and on a busy machine each takes seconds.
+		envB := guardClaudeEnv(t, apiB, true, hostState)
+		b := startBinary(t, envB, "run", "--session", "ub", "--stage", "polish", "--project", project, "--foreground")
 		s := listSession(t, envA, project, "ua")
 		if s["status"] != string(state.LiveParked) || s["parked_until"] == nil {
 			t.Errorf("list says %v", s)
 		}
-
-		envB := guardClaudeEnv(t, apiB, true, hostState)
-		b := startBinary(t, envB, "run", "--session", "ub", "--stage", "polish", "--project", project, "--foreground")
 		stB := waitState(t, project, "ub", "ub parks", func(s state.State) bool { return s.Status == state.StatusParked })
 		if !strings.Contains(stB.ParkedReason, "ua") || len(apiB.MessageRequests()) != 0 {
 			t.Errorf("ub: parked for %q after %d requests; want ua's park and no agent", stB.ParkedReason, len(apiB.MessageRequests()))

@@ -107,10 +107,13 @@ func claudeAsClient(t *testing.T, cli, era string) {
 
 	env := testkit.NewEnv(t, api.URL)
 	tapDir := t.TempDir()
-	// MCP_CONNECT_TIMEOUT_MS (5 s by default in 2.1.332): at a load of 25
-	// the first request went out without the server's tools — this server
-	// (the tap, a race-built test binary, then serve) starts slowly there.
-	env.Extra = append(env.Extra, "IS_SANDBOX=1", "ENABLE_TOOL_SEARCH=false", "MCP_TIMEOUT=30000", "MCP_CONNECT_TIMEOUT_MS=30000", "MCP_TOOL_TIMEOUT=60000")
+	// Claude Code 2.1.332 connects MCP servers without blocking and gives
+	// up on one after MCP_CONNECT_TIMEOUT_MS (5 s): at a load of 25 this
+	// server (the tap, a race-built test binary, then serve) was not up in
+	// time and the model was asked without its tools. (A tap that sleeps 8 s
+	// fails without the two settings below and passes with them.)
+	env.Extra = append(env.Extra, "IS_SANDBOX=1", "ENABLE_TOOL_SEARCH=false", "MCP_TIMEOUT=30000", "MCP_TOOL_TIMEOUT=60000",
+		"MCP_CONNECTION_NONBLOCKING=false", "MCP_CONNECT_TIMEOUT_MS=30000")
 	if era == "legacy" {
 		env.Extra = append(env.Extra, "MCP_PROTOCOL_NEGOTIATION=legacy")
 	}

@@ -92,13 +92,14 @@ func TestRealClaudeGuardrails(t *testing.T) {
 		apiA := testkit.NewMessages(t)
 		apiA.Script = func(testkit.Request) testkit.Turn {
 			if !limited.Swap(true) {
-				// 5 to 6 s ahead (the header has whole seconds): time for
+				// 7 to 8 s ahead (the header has whole seconds): time for
 				// claude to exit on the 429, ua to park, the test to see
-				// it, list it and start ub, which parks before it spawns —
-				// 0.2 s after the 429 here at a load of 11, 2.3 s at a
-				// load of 20. Every second more is a second this test
-				// only sleeps.
-				reset := time.Unix(time.Now().Unix()+6, 0)
+				// it, list it and start ub, which parks before it spawns.
+				// That took 0.2 s after the 429 here at a load of 11 and
+				// 2.3 s at 20, but at 27 a reset 5-6 s ahead passed first
+				// (ua parked for a 200 ms backoff instead); this test
+				// sleeps the rest.
+				reset := time.Unix(time.Now().Unix()+8, 0)
 				resetAt.Store(reset.Unix())
 				return usageLimit(reset)
 			}

@@ -111,6 +111,11 @@ func TestRealClaudeGuardrails(t *testing.T) {
 		writeStage(t, project, "polish", "completion: fixed-n\nprovider: claude\nmodel: sonnet\nmax_iterations: 1\ndelay: 0\ntimeout: 120\n", "Polish.\n")
 		envA := guardClaudeEnv(t, apiA, true, hostState)
 		a := startBinary(t, envA, "run", "--session", "ua", "--stage", "polish", "--project", project, "--foreground")
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("ua's pane:\n%s\nstderr:\n%s", a.stdout.String(), a.stderr.String())
+			}
+		})
 		st := waitState(t, project, "ua", "ua parks", func(s state.State) bool { return s.Status == state.StatusParked })
 		if st.ParkedUntil == nil || st.ParkedUntil.Unix() != resetAt.Load() || st.ParkedReason != state.FailureUsageLimit {
 			t.Errorf("parked until %v (%q), want the reset %d", st.ParkedUntil, st.ParkedReason, resetAt.Load())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -112,13 +113,15 @@ func envInt(name string, def int) int {
 // killTrialStages are the sessions the kill -9 trials run: a fast agent
 // (most time spent in the engine's own writes), the mock provider with a
 // short delay, and a sleeping agent with a delay (most time in the agent
-// or the delay).
+// or the delay). Each window is about as long as its stage runs on an idle
+// machine, so that most trials kill a live engine: with a 600 ms window
+// three of four fast trials ended before their kill.
 var killTrialStages = []struct {
 	name, yaml string
 	max        int
 	window     time.Duration // kill somewhere in [0, window) after the start
 }{
-	{"fast", commandStage("fixed-n", 16, "echo-agent"), 16, 600 * time.Millisecond},
+	{"fast", commandStage("fixed-n", 16, "echo-agent"), 16, 150 * time.Millisecond},
 	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.03\n", 10, 600 * time.Millisecond},
 	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.07\n", 6, 900 * time.Millisecond},
 }
@@ -159,6 +162,9 @@ func TestReliabilityKillNineTrials(t *testing.T) {
 				}
 				rng := rand.New(rand.NewPCG(seed, uint64(n)))
 				killed, phase, err := killTrial(e, c, fmt.Sprintf("k%03d", n), rng)
+				if err == nil {
+					err = forgetTrial(e, fmt.Sprintf("k%03d", n))
+				}
 				if killed {
 					phasesMu.Lock()
 					phases[phase]++
@@ -275,6 +281,26 @@ func killTrial(e *testEnv, c *mcpClient, name string, rng *rand.Rand) (killed bo
 		return true, phase, fmt.Errorf("after resume: %s (%s)", m.Status, m.Why)
 	}
 	return true, phase, checkRun(l, name, stage.max, done+1)
+}
+
+// forgetTrial removes a checked trial's run and lock once its engine has
+// let go: every trial lists the project, and list reads every session in
+// it, so with all finished trials kept each list read up to a hundred
+// sessions and the lists made this test's CPU grow with the square of the
+// trials.
+func forgetTrial(e *testEnv, name string) error {
+	l := e.layout(name)
+	if !waitUntil(10*time.Second, func() bool { ls, _ := state.ProbeLock(l.LockFile()); return !ls.Held }) {
+		return fmt.Errorf("%s: the engine still holds the lock after the run completed", name)
+	}
+	if err := os.RemoveAll(l.RunDir()); err != nil {
+		return err
+	}
+	// An engine that ended removes its lock file itself; one killed does not.
+	if err := os.Remove(l.LockFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // checkRun checks a completed session: history and events hold 1..max

@@ -289,8 +289,38 @@ type propPatch struct {
 
 func num(v float64) *float64 { return &v }
 
-// inputSchema generates the schema of A and applies the patches.
+// inputSchema is the schema of A with the patches applied, made once per
+// type and patches (as output schemas are): generating it (reflection, then
+// marshalling it) was most of building a server, which the tools tests and
+// the debug mode do many times over.
 func inputSchema[A any](patches map[string]propPatch) mcp.ToolOption {
+	patchKey, err := json.Marshal(patches)
+	if err != nil {
+		panic(fmt.Sprintf("tools: input schema patches: %v", err))
+	}
+	key := inputSchemaKey{reflect.TypeFor[A](), string(patchKey)}
+	raw, ok := inputSchemas.Load(key)
+	if !ok {
+		raw, _ = inputSchemas.LoadOrStore(key, buildInputSchema[A](patches))
+	}
+	return func(t *mcp.Tool) {
+		// mcp.NewTool pre-fills InputSchema; a tool carrying both fails to
+		// marshal, which breaks tools/list for every client.
+		t.InputSchema = mcp.ToolInputSchema{}
+		t.RawInputSchema = raw.([]byte)
+	}
+}
+
+// inputSchemaKey names an input schema: its type and its patches (JSON).
+type inputSchemaKey struct {
+	typ     reflect.Type
+	patches string
+}
+
+var inputSchemas sync.Map // inputSchemaKey → []byte
+
+// buildInputSchema generates the schema of A and applies the patches.
+func buildInputSchema[A any](patches map[string]propPatch) []byte {
 	var t mcp.Tool
 	mcp.WithInputSchema[A]()(&t)
 	var schema map[string]any
@@ -317,12 +347,7 @@ func inputSchema[A any](patches map[string]propPatch) mcp.ToolOption {
 		}
 	}
 	raw, _ := json.Marshal(schema)
-	return func(t *mcp.Tool) {
-		// mcp.NewTool pre-fills InputSchema; a tool carrying both fails to
-		// marshal, which breaks tools/list for every client.
-		t.InputSchema = mcp.ToolInputSchema{}
-		t.RawInputSchema = raw
-	}
+	return raw
 }
 
 // handler is a tool's typed handler: it returns the structured result and a

@@ -207,21 +207,26 @@ func TestHostMonitorWait(t *testing.T) {
 	e := newEnv(t)
 	sshd := testkit.StartSSHD(t)
 	box := farHost(t, sshd, "box")
-	// A short call limit, so that the wait below outlasts it.
-	e.withHostsTimeout(8*time.Second, box)
+	e.withHosts(box)
 	c := e.connect("2025-06-18")
 	far := t.TempDir()
-	// A cold ssh login may exceed the short limit on a loaded machine: the
-	// wait is measured over a warm connection.
+	// A cold ssh login may exceed a short limit on a loaded machine, and so
+	// may a start: both run under the generous limit, and the wait alone
+	// under a short one, over the warm connection.
 	eventually(t, 60*time.Second, "a warm connection to box", func() bool {
 		return !c.call("list", map[string]any{"host": "box"}).IsError
 	})
 	c.ok("start_session", map[string]any{"host": "box", "session": "w1", "stage": "demo", "provider": "mock", "project_dir": far, "max_iterations": 100000}, nil)
+	// Calls run one at a time here, and each reads the limit when it starts.
+	hosts := e.deps.Hosts
+	generous := hosts.Options.CallTimeout
+	hosts.Options.CallTimeout = 3 * time.Second
 	var mon tools.MonitorResult
-	c.ok("monitor", map[string]any{"host": "box", "session": "w1", "project_dir": far, "wait": "complete", "timeout_seconds": 10}, &mon)
+	c.ok("monitor", map[string]any{"host": "box", "session": "w1", "project_dir": far, "wait": "complete", "timeout_seconds": 4}, &mon)
 	if mon.Status != "running" {
 		t.Errorf("monitor wait through box: %+v", mon)
 	}
+	hosts.Options.CallTimeout = generous
 	c.ok("kill", map[string]any{"host": "box", "session": "w1", "project_dir": far}, nil)
 }
 

@@ -220,9 +220,9 @@ func TestHostMonitorWait(t *testing.T) {
 	// Calls run one at a time here, and each reads the limit when it starts.
 	hosts := e.deps.Hosts
 	generous := hosts.Options.CallTimeout
-	hosts.Options.CallTimeout = 3 * time.Second
+	hosts.Options.CallTimeout = 4 * time.Second
 	var mon tools.MonitorResult
-	c.ok("monitor", map[string]any{"host": "box", "session": "w1", "project_dir": far, "wait": "complete", "timeout_seconds": 4}, &mon)
+	c.ok("monitor", map[string]any{"host": "box", "session": "w1", "project_dir": far, "wait": "complete", "timeout_seconds": 5}, &mon)
 	if mon.Status != "running" {
 		t.Errorf("monitor wait through box: %+v", mon)
 	}

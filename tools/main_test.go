@@ -20,7 +20,8 @@ var socketBase = fmt.Sprintf("as-tools-%d", os.Getpid())
 
 var (
 	socketsMu sync.Mutex
-	sockets   []string
+	socketsN  int             // sockets handed out
+	sockets   map[string]bool // sockets whose test has not killed its server yet
 )
 
 func TestMain(m *testing.M) {
@@ -34,8 +35,13 @@ func TestMain(m *testing.M) {
 	os.Setenv(tmux.SocketEnv, socketBase)
 	testkit.SetDefaultParallel(testkit.WaitingParallel)
 	code := testkit.Main(m)
+	// Only the servers no test cleanup killed (a test that panicked): one
+	// tmux client per socket more was a tmux call per test for nothing.
 	socketsMu.Lock()
-	all := append([]string{socketBase}, sockets...)
+	all := []string{socketBase}
+	for s := range sockets {
+		all = append(all, s)
+	}
 	socketsMu.Unlock()
 	for _, s := range all {
 		killServer(s)
@@ -81,10 +87,19 @@ func requireTmux(t *testing.T) {
 func newSocket(t testing.TB) string {
 	t.Helper()
 	socketsMu.Lock()
-	name := fmt.Sprintf("%s-%d", socketBase, len(sockets)+1)
-	sockets = append(sockets, name)
+	socketsN++
+	name := fmt.Sprintf("%s-%d", socketBase, socketsN)
+	if sockets == nil {
+		sockets = map[string]bool{}
+	}
+	sockets[name] = true
 	socketsMu.Unlock()
-	t.Cleanup(func() { killServer(name) })
+	t.Cleanup(func() {
+		killServer(name)
+		socketsMu.Lock()
+		delete(sockets, name)
+		socketsMu.Unlock()
+	})
 	return name
 }
 

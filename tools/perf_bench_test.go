@@ -64,11 +64,7 @@ func newBenchWorld(b *testing.B, n int) *benchWorld {
 	if p, err := filepath.EvalSymlinks(w.project); err == nil {
 		w.project = p
 	}
-	socketsMu.Lock()
-	w.socket = fmt.Sprintf("%s-bench-%d", socketBase, len(sockets)+1)
-	sockets = append(sockets, w.socket)
-	socketsMu.Unlock()
-	b.Cleanup(func() { killServer(w.socket) })
+	w.socket = newSocket(b)
 
 	ctx := context.Background()
 	tc := tmux.New(w.socket)

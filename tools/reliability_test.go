@@ -76,9 +76,18 @@ func must(te *toolErr, err error) error {
 }
 
 // watchStateFile watches a state.json (testkit.WatchFile): at every moment
-// it exists it must be a complete, parseable state.
-func watchStateFile(path string) *testkit.FileWatch {
-	return testkit.WatchFile(path, validState)
+// it exists it must be a complete, parseable state. The channel it returns
+// closes once the state has recorded `events` events, or ended.
+func watchStateFile(path string, events int64) (*testkit.FileWatch, <-chan struct{}) {
+	reached := make(chan struct{})
+	var once sync.Once
+	return testkit.WatchFile(path, func(data []byte) string {
+		var st state.State
+		if json.Unmarshal(data, &st) == nil && (st.EventSeq >= events || !state.Active(st.Status)) {
+			once.Do(func() { close(reached) })
+		}
+		return validState(data)
+	}), reached
 }
 
 // validState says what is wrong with a state.json's content, or "".
@@ -113,17 +122,20 @@ func envInt(name string, def int) int {
 // killTrialStages are the sessions the kill -9 trials run: a fast agent
 // (most time spent in the engine's own writes), the mock provider with a
 // short delay, and a sleeping agent with a delay (most time in the agent
-// or the delay). Each window is about as long as its stage runs on an idle
-// machine, so that most trials kill a live engine: with a 600 ms window
-// three of four fast trials ended before their kill.
+// or the delay). A trial kills the engine once it has recorded a random
+// number of events up to `events` (two an iteration): the whole run, but
+// only the first half of the fast stage's, which ends within ~100 ms of
+// its start, sooner than this process reacts on a loaded machine. gap is
+// about the time between two of a stage's events on an idle machine.
 var killTrialStages = []struct {
 	name, yaml string
 	max        int
-	window     time.Duration // kill somewhere in [0, window) after the start
+	events     int
+	gap        time.Duration
 }{
-	{"fast", commandStage("fixed-n", 16, "echo-agent"), 16, 150 * time.Millisecond},
-	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.03\n", 10, 600 * time.Millisecond},
-	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.07\n", 6, 900 * time.Millisecond},
+	{"fast", commandStage("fixed-n", 16, "echo-agent"), 16, 16, 10 * time.Millisecond},
+	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.03\n", 10, 20, 40 * time.Millisecond},
+	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.07\n", 6, 12, 100 * time.Millisecond},
 }
 
 // Issue 6.1: kill -9 the engine at random moments, at least 50 times.
@@ -212,14 +224,23 @@ func killTrial(e *testEnv, c *mcpClient, name string, rng *rand.Rand) (killed bo
 	if err := must(c.try(ctx, "start_session", map[string]any{"session": name, "stage": stage.name}, nil)); err != nil {
 		return false, "", fmt.Errorf("start: %w", err)
 	}
-	watch := watchStateFile(l.StateFile())
+	// The kill moment: once the engine has recorded a random number of its
+	// events, and up to a gap between two events later. A moment drawn from
+	// wall time after the start (as it was) depended on the machine: under
+	// load the engine ran ahead of this test's process, and up to half the
+	// trials ended before their kill.
+	watch, reached := watchStateFile(l.StateFile(), int64(1+rng.IntN(stage.events)))
 	defer func() {
 		reads, bad := watch.Finish()
 		if err == nil && len(bad) > 0 {
 			err = fmt.Errorf("%s: state.json was not a valid state at some moment (%d reads): %q", name, reads, bad)
 		}
 	}()
-	time.Sleep(time.Duration(rng.Int64N(int64(stage.window))))
+	select {
+	case <-reached:
+	case <-time.After(30 * time.Second): // a stalled engine is checked below as it is
+	}
+	time.Sleep(time.Duration(rng.Int64N(int64(stage.gap))))
 
 	ls, _ := state.ProbeLock(l.LockFile())
 	if ls.Held && ls.Info != nil && ls.Info.PID > 0 {

@@ -121,21 +121,23 @@ func envInt(name string, def int) int {
 
 // killTrialStages are the sessions the kill -9 trials run: a fast agent
 // (most time spent in the engine's own writes), the mock provider with a
-// short delay, and a sleeping agent with a delay (most time in the agent
-// or the delay). A trial kills the engine once it has recorded a random
-// number of events up to `events` (two an iteration): the whole run, but
-// only the first half of the fast stage's, which ends within ~100 ms of
-// its start, sooner than this process reacts on a loaded machine. gap is
-// about the time between two of a stage's events on an idle machine.
+// delay, and a sleeping agent with a delay (most time in the agent or the
+// delay). A trial kills the engine once it has recorded a random number of
+// events up to `events` (two an iteration): the whole run, but only the
+// first fifth of the fast stage's, which ends within ~100 ms of its start,
+// sooner than this process reacts on a loaded machine. The delays and the
+// agent's sleep cost no CPU and leave the engine alive long enough for
+// the kill to land (with 30 ms delays, under load, most trials ended
+// first). gap is about the time between two of a stage's events.
 var killTrialStages = []struct {
 	name, yaml string
 	max        int
 	events     int
 	gap        time.Duration
 }{
-	{"fast", commandStage("fixed-n", 16, "echo-agent"), 16, 16, 10 * time.Millisecond},
-	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.03\n", 10, 20, 40 * time.Millisecond},
-	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.07\n", 6, 12, 100 * time.Millisecond},
+	{"fast", commandStage("fixed-n", 16, "echo-agent"), 16, 6, 10 * time.Millisecond},
+	{"mock", "completion: fixed-n\nprovider: mock\nmax_iterations: 10\ndelay: 0.15\n", 10, 20, 80 * time.Millisecond},
+	{"sleepy", "completion: fixed-n\nprovider: command\ncommand: [\"" + agentPath("sleep-agent") + "\"]\nmax_iterations: 6\ndelay: 0.15\n", 6, 12, 200 * time.Millisecond},
 }
 
 // Issue 6.1: kill -9 the engine at random moments, at least 50 times.
@@ -153,7 +155,7 @@ func TestReliabilityKillNineTrials(t *testing.T) {
 	t.Logf("seed %d (AGENT_SESSIONS_TRIAL_SEED=%d replays it)", seed, seed)
 
 	e := newEnv(t)
-	e.setEnv("SLEEP_SECONDS=0.1")
+	e.setEnv("SLEEP_SECONDS=0.25")
 	for _, s := range killTrialStages {
 		e.stage(s.name, s.yaml)
 	}
@@ -176,8 +178,10 @@ func TestReliabilityKillNineTrials(t *testing.T) {
 		next++
 		return next, true
 	}
+	// Mostly waiting (on delays, sleeps and engines), the trials run twelve
+	// at a time.
 	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
+	for w := 0; w < 12; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

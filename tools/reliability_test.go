@@ -178,10 +178,8 @@ func TestReliabilityKillNineTrials(t *testing.T) {
 		next++
 		return next, true
 	}
-	// Mostly waiting (on delays, sleeps and engines), the trials run twelve
-	// at a time.
 	var wg sync.WaitGroup
-	for w := 0; w < 12; w++ {
+	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -149,6 +149,13 @@ func (e *Env) List() []string {
 		"DISABLE_TELEMETRY=1",
 		"DISABLE_AUTOUPDATER=1",
 		"DISABLE_ERROR_REPORTING=1",
+		// The CLI is a Bun binary: JavaScriptCore's optimizing JIT tiers
+		// (DFG, FTL) compile on background threads for a process that
+		// lives seconds here. Without them a run costs about a fifth less
+		// CPU (cpuof over five runs: 9.0–11.1 → 8.2–8.8 CPU-s) and behaves
+		// the same: the tiers change how fast the code runs, not what it does.
+		"BUN_JSC_useDFGJIT=0",
+		"BUN_JSC_useFTLJIT=0",
 	}
 	if e.OAuthToken != "" {
 		env = append(env, "CLAUDE_CODE_OAUTH_TOKEN="+e.OAuthToken)

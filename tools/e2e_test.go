@@ -69,7 +69,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			e.stage("refine", "completion: plateau\nprovider: claude\nmodel: sonnet\nmin_iterations: 2\nmax_iterations: 6\ndelay: 0.2\n")
+			// The delay keeps the session running for a few seconds: the wait
+			// below must see it move to send progress, and under load start and
+			// list alone could outlast a faster session.
+			e.stage("refine", "completion: plateau\nprovider: claude\nmodel: sonnet\nmin_iterations: 2\nmax_iterations: 6\ndelay: 1\n")
 			e.stage("waiter", commandStage("fixed-n", 3, "sleep-agent"))
 			e.setEnv("FAKE_CLAUDE_PLATEAU_AFTER=2", "SLEEP_SECONDS=600")
 

@@ -21,7 +21,9 @@ func TestMonitor(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.stage("long", longStage)
-			e.stage("progress", "completion: fixed-n\nprovider: mock\nmax_iterations: 4\ndelay: 0.3\n")
+			// Long enough for wait_complete_progress to see iterations pass
+			// while it waits, even when the machine is busy.
+			e.stage("progress", "completion: fixed-n\nprovider: mock\nmax_iterations: 4\ndelay: 0.6\n")
 			c := e.connect(v)
 			c.start(map[string]any{"session": "busy", "stage": "long"})
 

@@ -43,9 +43,10 @@ func Main(m *testing.M) int {
 // The directory is made under, in order: $AGENT_SESSIONS_TEST_TMPDIR; an
 // explicit $TMPDIR; /dev/shm when it is a tmpfs with a GiB free; else the
 // system's temp dir. The suite creates and deletes tens of thousands of
-// small files (state.json replaces, logs, run dirs, repositories); on this
-// project's CI machines the disk's inode allocator made that a third of the
-// suite's system CPU, and in memory it costs next to nothing.
+// small files (state.json replaces, logs, run dirs, repositories); on the
+// 2-core VM the suite's figures come from (ext4 without a journal), the
+// inode allocator's scan for recently deleted inodes made that a third of
+// the suite's system CPU; in memory it costs next to nothing.
 func Scratch() (cleanup func(), err error) {
 	parent := scratchParent()
 	dir, err := os.MkdirTemp(parent, "as-test-")

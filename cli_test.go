@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/skill"
 	"github.com/agent-sessions/agent-sessions/state"
 )
@@ -28,7 +29,7 @@ func tmuxSocket(t *testing.T) string {
 		t.Skip("tmux is not installed")
 	}
 	sock := fmt.Sprintf("as-main-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	t.Cleanup(func() { testkit.KillTmuxServer(sock) }) // and its socket file
 	return sock
 }
 

@@ -30,7 +30,7 @@ func benchHost(b *testing.B, name string, n int, opts Options) (*Conn, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		execQuiet("tmux", "-L", sock, "kill-server")
+		testkit.KillTmuxServer(sock)
 		for range 50 {
 			if os.RemoveAll(project) == nil {
 				return

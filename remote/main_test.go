@@ -30,7 +30,7 @@ func testHost(t *testing.T, s *testkit.SSHD, name string) Host {
 	t.Helper()
 	sock := "as-remote-" + randHex(6)
 	home := t.TempDir()
-	t.Cleanup(func() { exec.Command("tmux", "-L", sock, "kill-server").Run() })
+	t.Cleanup(func() { testkit.KillTmuxServer(sock) }) // and its socket file
 	return Host{
 		Name: name, SSH: s.Alias, SSHArgs: s.SSHArgs(), Binary: binary,
 		Env: map[string]string{
@@ -146,7 +146,5 @@ func execShell(line string) (string, error) {
 	out, err := exec.Command("sh", "-c", line).Output()
 	return string(out), err
 }
-
-func execQuiet(name string, args ...string) { exec.Command(name, args...).Run() }
 
 func errorsJoin(errs []error) error { return errors.Join(errs...) }

@@ -146,7 +146,9 @@ func newDeps(projectDir string) (*tools.Deps, error) {
 	// A broken hosts.yaml must not take this machine's sessions away: the
 	// tools still work here, and a call naming a host says what is wrong.
 	hosts.LoadErr = err
-	return &tools.Deps{Tmux: tmux.NewFromEnv(), Executable: exe, ProjectDir: dir, Hosts: hosts}, nil
+	d := &tools.Deps{Hosts: hosts}
+	d.Tmux, d.Executable, d.ProjectDir = tmux.NewFromEnv(), exe, dir
+	return d, nil
 }
 
 // stdinIsTerminal reports whether stdin is a terminal (a character device

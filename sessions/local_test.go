@@ -54,7 +54,7 @@ func TestFindAndDiscover(t *testing.T) {
 	t.Parallel()
 	project := t.TempDir()
 	writeFile(t, state.NewLayout(project, "ghost").LockFile(), `{"session":"ghost","pid":1}`)
-	l := &Local{Tmux: listedTmux{list: []tmux.Session{{Name: "loop-orph", Path: project, Created: time.Now().Add(-time.Hour)}}}, ProjectDir: project}
+	l := &Local{Settings{Tmux: listedTmux{list: []tmux.Session{{Name: "loop-orph", Path: project, Created: time.Now().Add(-time.Hour)}}}, ProjectDir: project}}
 
 	infos, warnings := l.Discover(context.Background(), project, Summary)
 	var got []string
@@ -90,7 +90,7 @@ func TestArchiveAndStaleLock(t *testing.T) {
 	lay := state.NewLayout(project, "old")
 	writeFile(t, filepath.Join(lay.RunDir(), "session.log"), "the transcript\n")
 	writeFile(t, lay.LockFile(), `{"session":"old","pid":1}`)
-	l := &Local{Tmux: listedTmux{}, ProjectDir: project}
+	l := &Local{Settings{Tmux: listedTmux{}, ProjectDir: project}}
 	msg, err := l.Archive(Info{Name: "old", ProjectDir: project, Layout: lay})
 	if err != nil || !strings.Contains(msg, ArchiveDir) || !strings.Contains(msg, "removed its stale lock") {
 		t.Fatalf("Archive = %q, %v", msg, err)
@@ -115,7 +115,7 @@ func TestReadSessionFiles(t *testing.T) {
 		log.WriteString("line " + string(rune('a'+i%26)) + "\n")
 	}
 	writeFile(t, lay.LogFile(), log.String())
-	l := &Local{Tmux: listedTmux{}, ProjectDir: project}
+	l := &Local{Settings{Tmux: listedTmux{}, ProjectDir: project}}
 	info := Info{Name: "r", ProjectDir: project, Layout: lay, HasRunDir: true}
 	if text, err := l.ReadLog(info, 3); err != nil || strings.Count(text, "\n") != 2 {
 		t.Errorf("ReadLog(3) = %q, %v", text, err)

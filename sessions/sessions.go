@@ -31,10 +31,16 @@ type Tmux interface {
 	SwitchCommand(name string) []string
 }
 
-// Local runs sessions on this machine, in tmux. Its zero durations and nil
-// functions take the defaults below; it holds no state of its own, so a
-// Local may be built for each call.
+// Local runs sessions on this machine, in tmux, as its Settings say. It
+// holds no state of its own, so a Local may be built for each call.
 type Local struct {
+	Settings
+}
+
+// Settings are what a Local runs sessions with. Their zero durations and
+// nil functions take the defaults below. tools.Deps embeds them, so the
+// server is configured with the same fields.
+type Settings struct {
 	Tmux Tmux
 	// Executable is the absolute path of this binary; Start runs
 	// `Executable run …` inside tmux.
@@ -55,7 +61,8 @@ type Local struct {
 	// before SIGKILL (default 15 s: the engine's own agent grace plus
 	// margin).
 	Grace time.Duration
-	// Poll is how often waits look (default 250 ms).
+	// Poll is how often waits look (default 250 ms; the server's reminder
+	// watcher uses 8× this).
 	Poll time.Duration
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
 )
@@ -170,8 +171,8 @@ func FuzzDebugLine(f *testing.F) {
 		if _, ok := args["project_dir"]; ok {
 			return // the tools must stay inside the temporary project
 		}
-		d := &tools.Deps{Tmux: noTmux{}, Executable: "/nonexistent/agent-sessions", ProjectDir: t.TempDir(),
-			Environ: func() []string { return []string{"PATH=/nonexistent"} }}
+		d := &tools.Deps{Settings: sessions.Settings{Tmux: noTmux{}, Executable: "/nonexistent/agent-sessions", ProjectDir: t.TempDir(),
+			Environ: func() []string { return []string{"PATH=/nonexistent"} }}}
 		var out bytes.Buffer
 		err := tools.Debug(context.Background(), d, "fuzz", strings.NewReader(line+"\nhelp\n"), &out, "")
 		if err != nil {

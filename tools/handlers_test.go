@@ -181,7 +181,7 @@ func (f *fakeHost) Socket() string { return "t" }
 // whether it was an error and its structuredContent as JSON.
 func callFake(t *testing.T, h *fakeHost, tool string, args map[string]any) (bool, map[string]any) {
 	t.Helper()
-	d := &Deps{Host: h, ProjectDir: "/project"}
+	d := &Deps{Host: h, Settings: sessions.Settings{ProjectDir: "/project"}}
 	for _, st := range All(d) {
 		if st.Tool.Name != tool {
 			continue

@@ -21,6 +21,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/agent-sessions/agent-sessions/internal/testkit"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
@@ -94,7 +95,7 @@ func newEnv(t *testing.T) *testEnv {
 	e.socket = newSocket(t)
 	e.tmux = tmux.New(e.socket)
 	e.rec = &recordingTmux{Client: e.tmux}
-	e.deps = &tools.Deps{
+	e.deps = &tools.Deps{Settings: sessions.Settings{
 		Tmux:       e.rec,
 		Executable: binary(t),
 		ProjectDir: e.project,
@@ -102,7 +103,7 @@ func newEnv(t *testing.T) *testEnv {
 		Now:        e.now,
 		Grace:      5 * time.Second,
 		Poll:       50 * time.Millisecond,
-	}
+	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e.ctx = ctx

@@ -64,6 +64,5 @@ func (d *Deps) host() Host {
 	if d.Host != nil {
 		return d.Host
 	}
-	return &sessions.Local{Tmux: d.Tmux, Executable: d.Executable, ProjectDir: d.ProjectDir, Environ: d.Environ,
-		Geteuid: d.Geteuid, Now: d.Now, StartTimeout: d.StartTimeout, Grace: d.Grace, Poll: d.Poll}
+	return &sessions.Local{Settings: d.Settings}
 }

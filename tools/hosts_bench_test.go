@@ -14,6 +14,7 @@ import (
 
 	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/remote"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
 )
@@ -46,7 +47,7 @@ func BenchmarkHostTools(b *testing.B) {
 	b.Cleanup(func() { os.RemoveAll(ctl) })
 	hs := tools.NewHosts(&remote.Config{Hosts: hosts}, remote.Options{ControlDir: ctl, ConnectTimeout: 5 * time.Second, CallTimeout: 30 * time.Second})
 	b.Cleanup(func() { hs.Close() })
-	deps := &tools.Deps{Tmux: tmux.New(newSocket(b)), Executable: binary(b), ProjectDir: b.TempDir(), Environ: os.Environ, Hosts: hs}
+	deps := &tools.Deps{Settings: sessions.Settings{Tmux: tmux.New(newSocket(b)), Executable: binary(b), ProjectDir: b.TempDir(), Environ: os.Environ}, Hosts: hs}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	c, err := client.NewInProcessClient(tools.NewServer(ctx, deps, "bench"))

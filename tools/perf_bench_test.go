@@ -18,6 +18,7 @@ import (
 
 	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/internal/testkit"
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
@@ -89,7 +90,7 @@ func newBenchWorld(b *testing.B, n int) *benchWorld {
 		w.execs.Add(1)
 		return tmux.ExecRunner(ctx, argv)
 	})
-	deps := &tools.Deps{Tmux: counted, ProjectDir: w.project, Environ: os.Environ}
+	deps := &tools.Deps{Settings: sessions.Settings{Tmux: counted, ProjectDir: w.project, Environ: os.Environ}}
 	sctx, cancel := context.WithCancel(ctx)
 	b.Cleanup(cancel)
 	srv := tools.NewServer(sctx, deps, "bench")

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 	"github.com/agent-sessions/agent-sessions/tools"
@@ -254,7 +255,7 @@ func TestServeExitsWithStuckCall(t *testing.T) {
 	t.Parallel()
 	stuck := stuckTmux{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	t.Cleanup(func() { close(stuck.release) })
-	d := &tools.Deps{Tmux: stuck, Executable: "/nonexistent/agent-sessions", ProjectDir: t.TempDir(), Environ: os.Environ}
+	d := &tools.Deps{Settings: sessions.Settings{Tmux: stuck, Executable: "/nonexistent/agent-sessions", ProjectDir: t.TempDir(), Environ: os.Environ}}
 	e := &testEnv{t: t, deps: d, ctx: context.Background()}
 	s := serveRPC(t, e)
 	s.call(1, "list", map[string]any{})

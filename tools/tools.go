@@ -32,32 +32,14 @@ import (
 type Tmux = sessions.Tmux
 
 // Deps are the tools' dependencies. The lifecycle runs on Host; without
-// one, on this machine (a sessions.Local made of the fields below).
+// one, on this machine (a sessions.Local with these Settings).
 type Deps struct {
-	// Host runs the sessions (nil: this machine, from the fields below).
+	// Host runs the sessions (nil: this machine, with Settings).
 	Host Host
-	Tmux Tmux
-	// Executable is the absolute path of this binary; start_session runs
-	// `Executable run …` inside tmux.
-	Executable string
-	// ProjectDir is the default project directory (the server's cwd).
-	ProjectDir string
-	// Environ is the environment handed to engines (default os.Environ).
-	Environ func() []string
-	// Geteuid is the effective user id engines run as (default
-	// os.Geteuid); claude refuses root without IS_SANDBOX=1.
-	Geteuid func() int
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// StartTimeout bounds how long start_session waits for the engine to
-	// take its lock (default 10 s).
-	StartTimeout time.Duration
-	// Grace is how long kill waits for an engine to stop on its own before
-	// SIGKILL (default 15 s: the engine's own agent grace plus margin).
-	Grace time.Duration
-	// Poll is how often waits and the reminder watcher look (default 250 ms
-	// for waits; the watcher uses 8× this).
-	Poll time.Duration
+	// Settings are this machine's: what the Local made without a Host
+	// runs sessions with, and the server's own defaults (project, clock,
+	// environment, poll interval).
+	sessions.Settings
 	// Hosts are the other machines of hosts.yaml (nil: this one only);
 	// Serve closes their connections when it returns.
 	Hosts *Hosts

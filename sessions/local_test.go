@@ -3,12 +3,12 @@ package sessions
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 	"github.com/agent-sessions/agent-sessions/state"
 	"github.com/agent-sessions/agent-sessions/tmux"
 )
@@ -37,15 +37,8 @@ func (t listedTmux) SwitchCommand(name string) []string {
 	return []string{"tmux", "switch-client", "-t", "=" + name}
 }
 
-func writeFile(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+// writeFile is testkit.WriteFile: content written, its directory made.
+var writeFile = testkit.WriteFile
 
 // TestFindAndDiscover: sessions are found by their files and their tmux
 // sessions, classified, and ordered by rank; a name with nothing behind it

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agent-sessions/agent-sessions/internal/testkit"
 )
 
 // testGit runs git for a test's setup: a fixed identity, no user or system
@@ -46,15 +48,8 @@ func commitFile(t *testing.T, dir, name, content, msg string) string {
 	return testGit(t, dir, "rev-parse", "HEAD")
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+// write is testkit.WriteFile: content written, its directory made.
+var write = testkit.WriteFile
 
 func exists(path string) bool {
 	_, err := os.Lstat(path)

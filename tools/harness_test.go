@@ -27,9 +27,10 @@ import (
 	"github.com/agent-sessions/agent-sessions/tools"
 )
 
-// The two protocol revisions every in-process test runs under: the newest
+// The two protocol revisions the in-process tests run under: the newest
 // (stateless; the client probes server/discover) and the last one with the
-// initialize handshake.
+// initialize handshake (forVersions runs a test under both, inVersion
+// under one).
 const (
 	modernVersion = mcp.LATEST_PROTOCOL_VERSION
 	legacyVersion = "2025-11-25"

@@ -19,7 +19,7 @@ import (
 // kill targets exactly: killing "a" while "auth" runs is not_found and
 // leaves auth alone.
 func TestKillExactName(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, legacyVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("long", longStage)
 		c := e.connect(v)
@@ -54,7 +54,7 @@ func TestKillExactName(t *testing.T) {
 // After kill no agent process survives, even one that ignores SIGTERM and
 // leaves children, or one whose grandchild holds its output open.
 func TestKillLeavesNoAgent(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, modernVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		pidDir := t.TempDir()
 		stubbornPIDs := filepath.Join(pidDir, "stubborn.pids")
@@ -122,7 +122,7 @@ func lockPID(t *testing.T, e *testEnv, session string) int {
 // session has closed with it); resume finishes it with every iteration run
 // once.
 func TestCrashAndResume(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, legacyVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("step", stepStage)
 		c := e.connect(v)
@@ -164,7 +164,7 @@ func TestCrashAndResume(t *testing.T) {
 // once past the start grace; a dry run changes nothing, a real cleanup with
 // kill_orphans closes it.
 func TestOrphan(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, modernVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		c := e.connect(v)
 		err := e.tmux.NewSession(context.Background(), tmux.NewSessionOptions{Name: "loop-x", Dir: e.project, Argv: []string{"sleep", "600"}})

@@ -493,7 +493,7 @@ var (
 // start exactly one session; the others are told it is running, and
 // nothing of theirs is left behind.
 func TestReliabilityConcurrentStartsOneName(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, legacyVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("quick", quickStage)
 		c := e.connect(v)

@@ -110,7 +110,7 @@ func TestLockNamingUnrelatedPID(t *testing.T) {
 // report the sessions on disk, monitor reads session.log, kill of an ended
 // session is a calm no-op, attach_hint says there is nothing to attach to.
 func TestNoTmuxServer(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, legacyVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("quick", quickStage)
 		c := e.connect(v)

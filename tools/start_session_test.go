@@ -40,7 +40,7 @@ func projectFiles(t *testing.T, dir string) []string {
 }
 
 func TestStartSession(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, modernVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("quick", quickStage)
 		e.stage("long", longStage)

@@ -13,7 +13,9 @@ import (
 	"github.com/agent-sessions/agent-sessions/tools"
 )
 
-// forVersions runs f as a parallel subtest per protocol revision.
+// forVersions runs f as a parallel subtest per protocol revision. Tests of
+// what the protocol carries (the handshake, instructions, resources, error
+// shapes, text bounds) run under both.
 func forVersions(t *testing.T, f func(t *testing.T, v string)) {
 	t.Helper()
 	t.Parallel()
@@ -23,6 +25,19 @@ func forVersions(t *testing.T, f func(t *testing.T, v string)) {
 			f(t, v)
 		})
 	}
+}
+
+// inVersion runs f as a subtest under the one protocol revision v (named
+// like forVersions' subtests). Tests of what the tools do to sessions
+// (start, kill, crash, resume, list) run under one revision each, half
+// under each: the revisions differ in the handshake and in each request's
+// metadata, never in what a handler does, and TestEveryToolInBothEras calls
+// every tool under both. Each of these tests under both revisions cost the
+// suite about 4 CPU-seconds of sessions doing the same thing twice.
+func inVersion(t *testing.T, v string, f func(t *testing.T, v string)) {
+	t.Helper()
+	t.Parallel()
+	t.Run(v, func(t *testing.T) { f(t, v) })
 }
 
 // finish starts a session of the quick stage and waits for it to complete.
@@ -52,7 +67,7 @@ func crash(t *testing.T, e *testEnv, c *mcpClient, session string) {
 }
 
 func TestAttachHint(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, legacyVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("long", longStage)
 		e.stage("quick", quickStage)
@@ -94,7 +109,7 @@ func TestAttachHint(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, modernVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("long", longStage)
 		e.stage("quick", quickStage)
@@ -155,7 +170,7 @@ func TestList(t *testing.T) {
 }
 
 func TestKill(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, legacyVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("long", longStage)
 		c := e.connect(v)
@@ -203,7 +218,7 @@ func TestKill(t *testing.T) {
 }
 
 func TestCleanup(t *testing.T) {
-	forVersions(t, func(t *testing.T, v string) {
+	inVersion(t, modernVersion, func(t *testing.T, v string) {
 		e := newEnv(t)
 		e.stage("quick", quickStage)
 		e.stage("step", stepStage)
@@ -281,5 +296,47 @@ func TestCleanup(t *testing.T) {
 		}
 		c.fail("cleanup", map[string]any{"prune_older_than_days": -1}, tools.CodeInvalidArgument)
 		c.fail("cleanup", map[string]any{"kill_everything": true}, tools.CodeInvalidArgument)
+	})
+}
+
+// TestEveryToolInBothEras calls each of the seven tools under both protocol
+// revisions on one finished session, success and error paths alike: the
+// tests that run under one revision (inVersion) rely on it, and on
+// TestEndToEnd, which drives start, list, monitor, kill and cleanup over
+// stdio under both.
+func TestEveryToolInBothEras(t *testing.T) {
+	forVersions(t, func(t *testing.T, v string) {
+		e := newEnv(t)
+		e.stage("quick", quickStage)
+		c := e.connect(v)
+		var st tools.StartResult
+		c.ok("start_session", map[string]any{"session": "both", "stage": "quick"}, &st)
+		if st.Session != "both" {
+			t.Errorf("start_session = %+v", st)
+		}
+		if m := c.monitorWait("both", "complete", 60); m.Status != state.LiveComplete || m.Waited == nil || !m.Waited.Met {
+			t.Errorf("monitor wait complete = status %q, waited %+v", m.Status, m.Waited)
+		}
+		if s, ok := summary(c.list(nil), "both"); !ok || s.Status != state.LiveComplete {
+			t.Errorf("list: both = %+v, %v", s, ok)
+		}
+		var k tools.KillResult
+		c.ok("kill", map[string]any{"session": "both"}, &k)
+		if k.Killed || k.StatusBefore != state.LiveComplete {
+			t.Errorf("kill of a finished session = %+v", k)
+		}
+		var r tools.ReplyResult
+		c.ok("reply", map[string]any{"session": "both", "answer": "yes"}, &r)
+		if r.Answered || r.Status != state.LiveComplete {
+			t.Errorf("reply to a session asking nothing = %+v", r)
+		}
+		var cl tools.CleanupResult
+		c.ok("cleanup", nil, &cl)
+		if !cl.DryRun {
+			t.Errorf("cleanup = %+v", cl)
+		}
+		c.fail("attach_hint", map[string]any{"session": "both"}, tools.CodeNotFound)
+		c.fail("monitor", map[string]any{"session": "nobody"}, tools.CodeNotFound)
+		c.fail("start_session", map[string]any{"session": "both", "stage": "quick"}, tools.CodeConflictComplete)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,19 +168,6 @@ func makeSessionCgroup(projectDir, session string) (string, error) {
 	return dir, nil
 }
 
-// setSubreaper makes this process adopt its orphaned descendants
-// (PR_SET_CHILD_SUBREAPER), so a double-forked agent child stays findable.
-func setSubreaper() error {
-	if runtime.GOOS != "linux" {
-		return errors.New("not linux")
-	}
-	const prSetChildSubreaper = 36
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
-		return e
-	}
-	return nil
-}
-
 // Close removes the session's cgroup once it is empty (the engine ends).
 func (s Scope) Close() {
 	if s.Cgroup != "" {
@@ -197,6 +185,12 @@ type Container struct {
 	fd     *os.File // dir, open for clone3 (CgroupFD)
 	leader int
 	since  uint64 // the leader's start time (clock ticks after boot)
+	// procs reads the process table (allProcs; nil where there is no
+	// /proc, as on macOS and the BSDs). A test replaces it.
+	procs func() []procInfo
+	// wholeGroup: the last walk found no process table, so the leader
+	// stands for its process group (walkMembers).
+	wholeGroup bool
 
 	mu      sync.Mutex
 	stopped map[int]bool // processes Stop/Kill signalled
@@ -205,7 +199,7 @@ type Container struct {
 // NewContainer makes the container of one agent (one iteration or one
 // parallel run), named uniquely within the session.
 func (s Scope) NewContainer(name string) (*Container, error) {
-	c := &Container{scope: s, name: name, stopped: map[int]bool{}}
+	c := &Container{scope: s, name: name, stopped: map[int]bool{}, procs: allProcs}
 	if s.Mechanism != ContainCgroup {
 		return c, nil
 	}
@@ -235,8 +229,7 @@ func (c *Container) Env() string { return containerEnv + "=" + c.scope.RunDir + 
 // even its first fork can race out.
 func (c *Container) prepare(attr *syscall.SysProcAttr) {
 	if c.fd != nil {
-		attr.UseCgroupFD = true
-		attr.CgroupFD = int(c.fd.Fd())
+		spawnIntoCgroup(attr, int(c.fd.Fd()))
 	}
 }
 
@@ -264,7 +257,11 @@ func (c *Container) Pids() []int {
 	if c.scope.RunDir != "" && c.scope.Mechanism == ContainPgroup {
 		marker = c.Env()
 	}
-	return walkMembers(leader, c.scope.Mechanism == ContainSubreaper, marker, since)
+	pids, whole := walkMembers(c.procs, leader, c.scope.Mechanism == ContainSubreaper, marker, since)
+	c.mu.Lock()
+	c.wholeGroup = whole
+	c.mu.Unlock()
+	return pids
 }
 
 // Stop ends everything in the container: SIGTERM (and SIGCONT, as a
@@ -332,8 +329,15 @@ func (c *Container) record(pids []int) {
 
 func (c *Container) signal(pids []int, sig syscall.Signal) {
 	c.record(pids)
+	c.mu.Lock()
+	leader, whole := c.leader, c.wholeGroup
+	c.mu.Unlock()
 	for _, p := range pids {
 		syscall.Kill(p, sig)
+	}
+	// Without a process table the leader stands for its group.
+	if whole && leader > 0 && slices.Contains(pids, leader) {
+		syscall.Kill(-leader, sig)
 	}
 }
 

@@ -155,14 +155,26 @@ func adopted(p procInfo) bool {
 // descendants and process group, orphans the subreaper engine adopted
 // (unless they carry another container's marker), and anything carrying
 // the container's environment marker. Zombies and the engine are excluded.
-func walkMembers(leader int, subreaper bool, marker string, since uint64) []int {
+//
+// Where there is no process table (readProcs returns nil: macOS, the BSDs),
+// it returns the leader alone while the leader's process group lives, and
+// whole is true: the leader stands for its group, which the caller
+// signals as one.
+func walkMembers(readProcs func() []procInfo, leader int, subreaper bool, marker string, since uint64) (pids []int, whole bool) {
 	if marker == "" && leader > 0 && !groupExists(leader) && (!subreaper || len(adoptedChildren()) == 0) {
 		// The usual end of an iteration: the leader's group is gone and, as
 		// every orphan of ours is re-parented to a subreaper engine, an empty
 		// list of adopted children proves nothing escaped — no /proc walk.
-		return nil
+		return nil, false
 	}
-	procs := allProcs()
+	procs := readProcs()
+	if procs == nil {
+		// What left the group is out of reach without a process table.
+		if leader > 0 && groupExists(leader) {
+			return []int{leader}, true
+		}
+		return nil, true
+	}
 	children := map[int][]int{}
 	for _, p := range procs {
 		children[p.ppid] = append(children[p.ppid], p.pid)
@@ -194,7 +206,7 @@ func walkMembers(leader int, subreaper bool, marker string, since uint64) []int 
 			set[pid] = true
 		}
 	}
-	return livePids(set, procs)
+	return livePids(set, procs), false
 }
 
 // claimable: an adopted orphan is ours unless its environment names

@@ -138,6 +138,68 @@ func TestContainerEndsEscapes(t *testing.T) {
 	}
 }
 
+// TestContainerWithoutProcessTable: where there is no /proc (macOS, the
+// BSDs) the process-group fallback cannot walk anything, so the leader
+// stands for its group: a grandchild the agent left in its group is still
+// ended, whether the agent exits, times out or is cancelled.
+func TestContainerWithoutProcessTable(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"exit", "timeout", "cancel"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			project := t.TempDir()
+			ctr, err := Scope{Mechanism: ContainPgroup, RunDir: filepath.Join(project, "run")}.NewContainer("s1-i1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctr.procs = func() []procInfo { return nil }
+			sleep := "1000"
+			if end == "exit" {
+				sleep = "0"
+			}
+			pidFile := filepath.Join(project, "child.pid")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			spec := procSpec{
+				Argv: []string{agentPath("child-agent")}, Dir: project, Stdout: io.Discard, Stderr: io.Discard,
+				Env:   agentEnv("CHILD_PIDS="+pidFile, "SLEEP_SECONDS="+sleep, "AGENT_SESSIONS_ITERATION=1"),
+				Grace: 200 * time.Millisecond, Container: ctr,
+			}
+			if end == "timeout" {
+				spec.Timeout = time.Second
+			}
+			done := make(chan procResult, 1)
+			go func() { done <- runProcess(ctx, spec) }()
+			var child int
+			for deadline := time.Now().Add(20 * time.Second); child == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				data, _ := os.ReadFile(pidFile)
+				child, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+			}
+			if child == 0 {
+				t.Fatal("child-agent recorded no grandchild")
+			}
+			killAtEnd(t, []int{child})
+			if end == "cancel" {
+				cancel()
+			}
+			var res procResult
+			select {
+			case res = <-done:
+			case <-time.After(60 * time.Second):
+				// The grandchild holds the output pipe: a container that
+				// cannot end it never lets the iteration end.
+				t.Fatalf("the iteration did not end within a minute: the grandchild %d was not stopped", child)
+			}
+			if live := alive([]int{child}); len(live) > 0 {
+				t.Errorf("the grandchild %d in the agent's group outlived the iteration (%+v)", child, res)
+			}
+			if res.Contained < 1 {
+				t.Errorf("container reports %d processes stopped, want the group's leader", res.Contained)
+			}
+		})
+	}
+}
+
 // TestStopLeftoversCgroup: what a crashed engine's agents left in the
 // session's cgroup is found from the project and session alone, and killed.
 func TestStopLeftoversCgroup(t *testing.T) {

@@ -150,7 +150,7 @@ func agentCommand(p procSpec, c *Container) *exec.Cmd {
 	// Should a process that left the group keep the stdin pipe open, Wait
 	// must not hang on it.
 	cmd.WaitDelay = 2 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = agentProcAttr()
 	c.prepare(cmd.SysProcAttr)
 	return cmd
 }

@@ -88,6 +88,11 @@ func containmentPath(t *testing.T, mech, path string) {
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
 		eventually(t, 10*time.Second, "the engine to die", func() bool { return processDead(pid) })
+		// A crash is what the tools see once tmux has closed the engine's
+		// session too: until then (an instant, longer under load) the
+		// session is live as far as tmux can tell, and cleanup has no crash
+		// to mark (it failed so under `go test -p 3`).
+		eventually(t, 10*time.Second, "its tmux session to close", func() bool { return !e.hasTmux("loop-esc") })
 		if mech != engine.ContainCgroup {
 			want = pids[:3]
 		}

@@ -9,7 +9,12 @@ import (
 // the packages whose tests mostly wait — on tmux, engines, agents, sshd —
 // rather than compute. go test's default is GOMAXPROCS (2 on a small
 // machine), which leaves those packages idle most of their wall time.
-const WaitingParallel = 6
+// Measured over the whole suite here (go test -race -count=1 ./..., runs
+// of each value paired in turn): 4 → 75.0 and 76.6 s; 6 → 60.9–65.6 s
+// (4 runs); 8 → 58.4–61.9 s (4 runs); 10 → 60.2 and 63.6 s; 16 → 68.4 s.
+// Fewer leave the cores idle while tests wait; more make the two packages
+// that run at once contend, which costs CPU as well as time.
+const WaitingParallel = 8
 
 // SetDefaultParallel makes n the package's -test.parallel unless the command
 // line gives one: call it in TestMain before m.Run (whose flag parsing then

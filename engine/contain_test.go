@@ -63,6 +63,30 @@ func killAtEnd(t *testing.T, pids []int) {
 	})
 }
 
+// runEnding runs a fake agent in ctr through runProcess, set up to end the
+// way end says: "exit" (it exits at once, leaving its children), "timeout"
+// (a one-second iteration timeout) or "cancel" (the caller calls cancel).
+func runEnding(t *testing.T, ctr *Container, dir, agent, end string, env ...string) (cancel context.CancelFunc, done <-chan procResult) {
+	t.Helper()
+	sleep := "1000"
+	if end == "exit" {
+		sleep = "0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	spec := procSpec{
+		Argv: []string{agentPath(agent)}, Dir: dir, Stdout: io.Discard, Stderr: io.Discard,
+		Env:   agentEnv(append(env, "SLEEP_SECONDS="+sleep, "AGENT_SESSIONS_ITERATION=1")...),
+		Grace: 200 * time.Millisecond, Container: ctr,
+	}
+	if end == "timeout" {
+		spec.Timeout = time.Second
+	}
+	ch := make(chan procResult, 1)
+	go func() { ch <- runProcess(ctx, spec) }()
+	return cancel, ch
+}
+
 // TestContainerEndsEscapes runs escape-agent through runProcess under each
 // mechanism and ends the iteration each way (the agent exits, the timeout,
 // the session is killed): none of the four escaped children may survive.
@@ -96,22 +120,7 @@ func TestContainerEndsEscapes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sleep := "1000"
-				if end == "exit" {
-					sleep = "0"
-				}
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				spec := procSpec{
-					Argv: []string{agentPath("escape-agent")}, Dir: project, Stdout: io.Discard, Stderr: io.Discard,
-					Env:   agentEnv("ESCAPE_DIR="+escDir, "SLEEP_SECONDS="+sleep, "AGENT_SESSIONS_ITERATION=1"),
-					Grace: 200 * time.Millisecond, Container: ctr,
-				}
-				if end == "timeout" {
-					spec.Timeout = time.Second
-				}
-				done := make(chan procResult, 1)
-				go func() { done <- runProcess(ctx, spec) }()
+				cancel, done := runEnding(t, ctr, project, "escape-agent", end, "ESCAPE_DIR="+escDir)
 				pids := escapees(t, escDir, 1)
 				killAtEnd(t, pids)
 				if end == "cancel" {
@@ -153,23 +162,8 @@ func TestContainerWithoutProcessTable(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctr.procs = func() []procInfo { return nil }
-			sleep := "1000"
-			if end == "exit" {
-				sleep = "0"
-			}
 			pidFile := filepath.Join(project, "child.pid")
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			spec := procSpec{
-				Argv: []string{agentPath("child-agent")}, Dir: project, Stdout: io.Discard, Stderr: io.Discard,
-				Env:   agentEnv("CHILD_PIDS="+pidFile, "SLEEP_SECONDS="+sleep, "AGENT_SESSIONS_ITERATION=1"),
-				Grace: 200 * time.Millisecond, Container: ctr,
-			}
-			if end == "timeout" {
-				spec.Timeout = time.Second
-			}
-			done := make(chan procResult, 1)
-			go func() { done <- runProcess(ctx, spec) }()
+			cancel, done := runEnding(t, ctr, project, "child-agent", end, "CHILD_PIDS="+pidFile)
 			var child int
 			for deadline := time.Now().Add(20 * time.Second); child == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 				data, _ := os.ReadFile(pidFile)

@@ -105,15 +105,19 @@ func FuzzParseDebugArgs(f *testing.F) {
 
 // sameJSON reports whether a and b reach a tool as the same JSON. JSON
 // carries text as UTF-8: invalid bytes become U+FFFD on the way (whether
-// escaped or not), so both sides are compared after one round trip.
+// escaped or not), so both sides are compared after one round trip — with
+// numbers kept as written: 6e1155 is valid JSON that no float64 holds, and
+// decoding it as one failed the comparison of two equal values.
 func sameJSON(a, b any) bool {
 	norm := func(v any) ([]byte, error) {
 		raw, err := json.Marshal(v)
 		if err != nil {
 			return nil, err
 		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
 		var back any
-		if err := json.Unmarshal(raw, &back); err != nil {
+		if err := dec.Decode(&back); err != nil {
 			return nil, err
 		}
 		return json.Marshal(back)

@@ -83,7 +83,7 @@ func watchStateFile(path string, events int64) (*testkit.FileWatch, <-chan struc
 	var once sync.Once
 	return testkit.WatchFile(path, func(data []byte) string {
 		// One decode a read: a trial's watch reads every replace of the
-		// file, and decoding it twice was a tenth of the trials' CPU.
+		// file, and it was decoded twice (about half a CPU-second a run).
 		st, bad := parseState(data)
 		if bad == "" && (st.EventSeq >= events || !state.Active(st.Status)) {
 			once.Do(func() { close(reached) })

@@ -290,18 +290,14 @@ func stopGroup(pgid int, grace time.Duration, waited <-chan error) error {
 // groupAlive reports whether any process of the group is still running.
 // Zombies do not count: they are already dead, merely not yet reaped by
 // their (new) parent, and kill(2) would still report them.
+// Without /proc (macOS, the BSDs) the group lives as long as kill(2) finds
+// it.
 func groupAlive(pgid int) bool {
-	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
-		return false
-	}
-	if runtime.GOOS != "linux" {
-		return true
-	}
-	return len(liveGroupMembers(pgid)) > 0
+	return groupExists(pgid) && len(liveGroupMembers(pgid)) > 0
 }
 
 // liveGroupMembers lists the non-zombie processes of a process group from
-// /proc (Linux only).
+// /proc; where /proc cannot be read, the group itself.
 func liveGroupMembers(pgid int) []int {
 	procs := allProcs()
 	if procs == nil {

@@ -219,10 +219,8 @@ func (l *Local) clearForStart(ctx context.Context, info Info, mode string) error
 		}
 	}
 	// The engine is gone; give its tmux session a moment to close itself.
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
-		if ok, _ := l.Tmux.HasSession(ctx, info.Tmux.Name); !ok {
-			return nil
-		}
+	if l.tmuxCloses(ctx, info.Tmux.Name) {
+		return nil
 	}
 	if err := l.Tmux.KillSession(ctx, info.Tmux.Name); err != nil && !errors.Is(err, tmux.ErrSessionNotFound) {
 		return err
@@ -333,14 +331,23 @@ func engineEnv(env []string) []string {
 func (l *Local) confirmStart(ctx context.Context, lay state.Layout, tmuxName, errFile string, previous *time.Time) (string, error) {
 	deadline := time.Now().Add(l.StartTimeoutOrDefault())
 	fresh := func(st state.State) bool { return previous == nil || !st.StartedAt.Equal(*previous) }
-	for {
+	for look := 1; ; look++ {
 		if ls, _ := state.ProbeLock(lay.LockFile()); ls.Held {
 			if st, _, err := state.Load(lay); err == nil && fresh(st) && holdersRun(ls, st) {
 				return state.StatusRunning, nil
 			}
 		}
-		if alive, _ := l.Tmux.HasSession(ctx, tmuxName); !alive {
+		// An engine that could not start says so in errFile: a file read
+		// tells. Only one that ended without a word needs tmux to tell, so
+		// tmux is asked every confirmTmuxEvery looks, not at every one (a
+		// start is most of the tmux calls a busy server makes).
+		if engine.ReadStartFailure(errFile) != nil {
 			return endedAtOnce(lay, errFile, fresh)
+		}
+		if look%confirmTmuxEvery == 0 {
+			if alive, _ := l.Tmux.HasSession(ctx, tmuxName); !alive {
+				return endedAtOnce(lay, errFile, fresh)
+			}
 		}
 		if time.Now().After(deadline) {
 			return StatusStarting, nil
@@ -352,6 +359,10 @@ func (l *Local) confirmStart(ctx context.Context, lay state.Layout, tmuxName, er
 		}
 	}
 }
+
+// confirmTmuxEvery: confirmStart asks tmux whether the engine's session
+// still exists every this many 20 ms looks (100 ms).
+const confirmTmuxEvery = 5
 
 // holdersRun reports whether st is the run of the engine holding the lock:
 // an engine takes the lock before it starts (or resumes) its run, so its

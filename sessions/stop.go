@@ -154,12 +154,7 @@ func (l *Local) stopEngine(ctx context.Context, info Info, steps *[]string) stri
 // closeTmux gives a tmux session a moment to close with its engine, then
 // closes it.
 func (l *Local) closeTmux(ctx context.Context, name string, steps *[]string) {
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(25 * time.Millisecond) {
-		if ok, _ := l.Tmux.HasSession(ctx, name); !ok {
-			break
-		}
-	}
-	if ok, _ := l.Tmux.HasSession(ctx, name); !ok {
+	if l.tmuxCloses(ctx, name) {
 		*steps = append(*steps, "tmux session "+name+" closed with its engine")
 		return
 	}
@@ -167,6 +162,19 @@ func (l *Local) closeTmux(ctx context.Context, name string, steps *[]string) {
 		*steps = append(*steps, "closed tmux session "+name)
 	} else if !errors.Is(err, tmux.ErrSessionNotFound) {
 		*steps = append(*steps, "closing tmux session "+name+" failed: "+err.Error())
+	}
+}
+
+// tmuxCloses gives a tmux session whose engine is gone up to 2 s to close
+// by itself, and reports whether it did.
+func (l *Local) tmuxCloses(ctx context.Context, name string) bool {
+	for end := time.Now().Add(2 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+		if ok, _ := l.Tmux.HasSession(ctx, name); !ok {
+			return true
+		}
+		if time.Now().After(end) || ctx.Err() != nil {
+			return false
+		}
 	}
 }
 

@@ -108,7 +108,10 @@ func buildInto() (path, dir string, err error) {
 	path = filepath.Join(dir, "agent-sessions")
 	// Without the symbol table and DWARF (-s -w): the binary runs the same,
 	// links faster, and is a third smaller to copy to a test's ssh host.
+	// Static (CGO_ENABLED=0), as the README builds it, so that the binary
+	// under test is the one users copy to their hosts.
 	cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", path, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Dir = RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)

@@ -33,10 +33,12 @@ var probeSteps = []struct {
 	{"claude", func(Host) []string { return []string{"claude", "--version"} }},
 }
 
-// probeAnswer is one step's first line of output and its exit status.
+// probeAnswer is one step's first line of output, its exit status and the
+// last line it wrote on stderr.
 type probeAnswer struct {
-	line string
-	exit int
+	line   string
+	exit   int
+	stderr string
 }
 
 // Report is what the check of one host found.
@@ -99,30 +101,41 @@ func probe(ctx context.Context, h Host, timeout time.Duration, opts Options) (ma
 	defer cancel()
 	answers := make(map[string]probeAnswer, len(probeSteps))
 	for _, step := range probeSteps {
-		argv := sshArgv(h, o.ControlDir, min(o.ConnectTimeout, timeout), envWords(h, step.argv(h)...))
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		var stdout bytes.Buffer
-		stderr := &tail{}
-		cmd.Stdout, cmd.Stderr = &stdout, stderr
-		cmd.WaitDelay = time.Second
-		err := cmd.Run()
-		if ctx.Err() != nil {
-			return nil, hostErr(h, ErrTimeout, "no answer from %s within %v (%s); a slow host may need more time: agent-sessions hosts --timeout 10s", h.SSH, timeout, orNothing(lastLine(stderr.String())))
+		a, err := runStep(ctx, h, o, timeout, step.argv(h))
+		if err != nil {
+			return nil, err
 		}
-		exit := 0
-		var ee *exec.ExitError
-		switch {
-		case errors.As(err, &ee) && ee.ExitCode() == 255:
-			return nil, classify(h, 255, stderr.String())
-		case errors.As(err, &ee):
-			exit = ee.ExitCode()
-		case err != nil:
-			return nil, hostErr(h, ErrUnreachable, "cannot run ssh: %v", err)
-		}
-		first, _, _ := strings.Cut(strings.TrimSpace(stdout.String()), "\n")
-		answers[step.key] = probeAnswer{line: strings.TrimSpace(first), exit: exit}
+		answers[step.key] = a
 	}
 	return answers, nil
+}
+
+// runStep runs argv on h with the host's env, within ctx (whose limit is
+// timeout). A command that fails there is an answer; only ssh failing is
+// an error.
+func runStep(ctx context.Context, h Host, o Options, timeout time.Duration, argv []string) (probeAnswer, error) {
+	ssh := sshArgv(h, o.ControlDir, min(o.ConnectTimeout, timeout), envWords(h, argv...))
+	cmd := exec.CommandContext(ctx, ssh[0], ssh[1:]...)
+	var stdout bytes.Buffer
+	stderr := &tail{}
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return probeAnswer{}, hostErr(h, ErrTimeout, "no answer from %s within %v (%s); a slow host may need more time: agent-sessions hosts --timeout 10s", h.SSH, timeout, orNothing(lastLine(stderr.String())))
+	}
+	exit := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.ExitCode() == 255:
+		return probeAnswer{}, classify(h, 255, stderr.String())
+	case errors.As(err, &ee):
+		exit = ee.ExitCode()
+	case err != nil:
+		return probeAnswer{}, hostErr(h, ErrUnreachable, "cannot run ssh: %v", err)
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(stdout.String()), "\n")
+	return probeAnswer{line: strings.TrimSpace(first), exit: exit, stderr: lastLine(stderr.String())}, nil
 }
 
 func orNothing(s string) string {

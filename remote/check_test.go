@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -120,32 +121,70 @@ func TestInstall(t *testing.T) {
 	}
 }
 
-func TestSFTPArgs(t *testing.T) {
+// TestInstallTakesBackACopyThatDoesNotRun: a copy that cannot run there (as
+// a cgo build linked to a newer glibc than the host's) is taken back — the
+// previous binary renamed back over it, or, on a fresh install, the copy
+// removed — and the error says what the copy said and what to build.
+func TestInstallTakesBackACopyThatDoesNotRun(t *testing.T) {
 	t.Parallel()
-	h := Host{Name: "b", SSH: "box", SSHArgs: []string{"-p", "2222", "-lme", "-i", "k", "-oUser=x", "-F", "cfg", "-4"}}
-	got, err := sftpArgs(h, Options{ControlDir: "/c", ConnectTimeout: time.Second})
-	if err != nil {
+	sshd := testkit.StartSSHD(t)
+	opts := testOptions(t)
+	h := readyHost(t, sshd, "box")
+	h.Binary = filepath.Join(t.TempDir(), "bin", "agent-sessions")
+	ctx := context.Background()
+	broken := filepath.Join(t.TempDir(), "agent-sessions")
+	writeExec(t, broken, "#!/bin/sh\necho \"$0: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.99' not found\" >&2\nexit 1\n")
+
+	// A fresh install: nothing is left at the target.
+	_, err := Install(ctx, h, broken, ourVersion, false, opts)
+	if !errors.Is(err, ErrBinaryMissing) || !strings.Contains(err.Error(), "GLIBC_2.99") || !strings.Contains(err.Error(), "nothing of it was left there") {
+		t.Fatalf("fresh install of a copy that does not run: %v", err)
+	}
+	if _, err := os.Lstat(h.Binary); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the copy that does not run was left at %s: %v", h.Binary, err)
+	}
+
+	// Over a working binary: it is back, whole, and no backup is left.
+	if _, err := Install(ctx, h, binary, ourVersion, false, opts); err != nil {
 		t.Fatal(err)
 	}
-	want := "-b - -o BatchMode=yes -o ConnectTimeout=1 -o ControlMaster=auto -o ControlPath=/c/%C -o ControlPersist=60s -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -P 2222 -o User=me -i k -o User=x -F cfg -4 box"
-	if strings.Join(got, " ") != want {
-		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
+	_, err = Install(ctx, h, broken, ourVersion, true, opts)
+	if !errors.Is(err, ErrBinaryMissing) || !strings.Contains(err.Error(), "the previous binary is back in place") {
+		t.Fatalf("install of a copy that does not run over a working one: %v", err)
 	}
-	h.SSHArgs = []string{"-A"}
-	if _, err := sftpArgs(h, Options{ControlDir: "/c"}); err == nil || !strings.Contains(err.Error(), "-o Option=value") {
-		t.Errorf("untranslatable flag: %v", err)
+	if r := Check(ctx, h, ourVersion, 30*time.Second, opts); r.Compare != "same" {
+		t.Fatalf("the working binary is not back: %+v", r)
+	}
+	if left, _ := filepath.Glob(h.Binary + ".*"); len(left) != 0 {
+		t.Errorf("left beside the binary: %v", left)
 	}
 }
 
-func TestCompareVersions(t *testing.T) {
+// TestDynamicallyLinked: the install hint for a copy that does not run
+// tells a cgo build (it needs a dynamic loader) from a static one.
+func TestDynamicallyLinked(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ theirs, ours, want string }{
-		{"0.1.0", "0.1.0", "same"}, {"0.1.0-dev", "0.1.0-dev", "same"}, {"0.0.9", "0.1.0", "older"},
-		{"0.1.0-dev", "0.1.0", "older"}, {"0.1.0", "0.1.0-dev", "newer"}, {"1.2", "1.10", "older"},
-		{"v1.0.0", "1.0.0", "same"}, {"weird", "0.1.0", "unknown"},
-	} {
-		if got := compareVersions(tc.theirs, tc.ours); got != tc.want {
-			t.Errorf("compare(%q, %q) = %s, want %s", tc.theirs, tc.ours, got, tc.want)
+	if dynamicallyLinked(binary) {
+		t.Errorf("%s (built with CGO_ENABLED=0) read as dynamically linked", binary)
+	}
+	// This test binary links net (through the MCP client): with cgo on, as
+	// -race requires, it is linked to libc.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cgo := false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			cgo = cgo || s.Key == "CGO_ENABLED" && s.Value == "1"
+		}
+	}
+	if got := dynamicallyLinked(self); got != cgo {
+		t.Errorf("this test binary (CGO_ENABLED=1: %v) read as dynamically linked: %v", cgo, got)
+	}
+	for _, notELF := range []string{filepath.Join(t.TempDir(), "none"), "/dev/null"} {
+		if dynamicallyLinked(notELF) {
+			t.Errorf("%s read as dynamically linked", notELF)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -72,8 +73,60 @@ func Install(ctx context.Context, h Host, exe, ours string, force bool, opts Opt
 	if err := sftpInstall(ctx, h, exe, res.Target, res.Backup, o); err != nil {
 		return res, err
 	}
+	if err := verifyInstalled(ctx, h, exe, ours, res.Target, res.Backup, o); err != nil {
+		return res, err
+	}
 	res.Installed = true
 	return res, nil
+}
+
+// verifyInstalled runs the copy there (`<target> version`). One that does
+// not answer with our version — a cgo build linked to a newer glibc than
+// the host's, or to glibc on a musl host — is taken back: the previous
+// binary is renamed back over it, or, when there was none, it is removed
+// (it is our copy of exe, which stays here).
+func verifyInstalled(ctx context.Context, h Host, exe, ours, target, backup string, o Options) error {
+	vctx, cancel := context.WithTimeout(ctx, installCheckTimeout)
+	defer cancel()
+	a, err := runStep(vctx, h, o, installCheckTimeout, []string{target, "version"})
+	if err != nil {
+		return err // the host, not the copy: it stays, and the next check tells
+	}
+	if a.exit == 0 && strings.TrimPrefix(a.line, DefaultBinary+" ") == ours {
+		return nil
+	}
+	said := a.stderr
+	if said == "" {
+		said = fmt.Sprintf("exit status %d, output %q", a.exit, a.line)
+	}
+	undo, restored := fmt.Sprintf("rm %q\n", target), "nothing of it was left there"
+	if backup != "" {
+		undo, restored = fmt.Sprintf("rename %q %q\n", backup, target), "the previous binary is back in place"
+	}
+	if err := sftpBatchRun(ctx, h, undo, o, "%s"); err != nil {
+		restored = "taking it back failed too (" + err.Error() + "): fix " + target + " by hand"
+	}
+	fix := "build one that runs there and install that"
+	if dynamicallyLinked(exe) {
+		fix = "this binary is linked to this machine's libc (a cgo build): build a static one (CGO_ENABLED=0 go build -o agent-sessions .) and install that"
+	}
+	return hostErr(h, ErrBinaryMissing, "the copy at %s does not run there (%s); %s; %s", target, said, restored, fix)
+}
+
+// dynamicallyLinked reports whether exe is an ELF executable that needs a
+// dynamic loader (and so a libc like this machine's).
+func dynamicallyLinked(exe string) bool {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return true
+		}
+	}
+	return false
 }
 
 // installTarget is where the binary goes: the one found there, else the
@@ -124,11 +177,18 @@ func sftpInstall(ctx context.Context, h Host, exe, target, backup string, o Opti
 	if !safePath.MatchString(local) {
 		return fmt.Errorf("install: the temporary directory %s has characters sftp would misread: set TMPDIR to a plain path", dir)
 	}
+	return sftpBatchRun(ctx, h, sftpBatch(local, target, backup), o,
+		"copying the binary to "+target+" failed: %s (the old binary, if any, is untouched)")
+}
+
+// sftpBatchRun runs one sftp batch on h. A failed step ends the batch
+// (sftp -b); what ran before it stays done. failed is the message of a
+// failed step, with %s for what sftp said.
+func sftpBatchRun(ctx context.Context, h Host, batch string, o Options, failed string) error {
 	args, err := sftpArgs(h, o)
 	if err != nil {
 		return err
 	}
-	batch := sftpBatch(local, target, backup)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute) // a 20 MB copy over a slow link
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sftp", args...)
@@ -141,7 +201,7 @@ func sftpInstall(ctx context.Context, h Host, exe, target, backup string, o Opti
 		if errors.As(err, &ee) && ee.ExitCode() == 255 && !strings.Contains(stderr.String(), "sftp>") {
 			return classify(h, 255, stderr.String())
 		}
-		return hostErr(h, ErrConnectionLost, "copying the binary to %s failed: %s (the old binary, if any, is untouched)", target, orNothing(lastLine(stderr.String())))
+		return hostErr(h, ErrConnectionLost, failed, orNothing(lastLine(stderr.String())))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -25,6 +26,8 @@ type Options struct {
 	CallTimeout    time.Duration // a call without its own deadline (default 30 s)
 	ControlDir     string        // ssh control sockets (default ControlDir())
 	ClientVersion  string        // reported to the remote server
+
+	ssh string // the ssh client a connection runs (tests); "" is "ssh" on the PATH
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -183,6 +186,16 @@ func (c *Conn) do(ctx context.Context, what string, f func(context.Context, *cli
 		return err
 	}
 	err = f(ctx, l.client)
+	if errors.Is(err, syscall.EPIPE) && ctx.Err() == nil {
+		// ssh had closed its input before the request was written (it died
+		// idle, or right after its handshake), so the host never got it:
+		// sending it once more over a new connection cannot run it twice.
+		c.drop(l)
+		if l, err = c.connect(ctx); err != nil {
+			return err
+		}
+		err = f(ctx, l.client)
+	}
 	var te *ToolError
 	if err == nil || errors.As(err, &te) {
 		return err

@@ -150,6 +150,52 @@ func TestRemoteToolError(t *testing.T) {
 	}
 }
 
+// TestRemoteResendsWhatNeverLeft: a call whose request could not be written
+// because ssh had already closed its input (EPIPE: it died idle, or right
+// after its handshake) is sent again over a new connection — the host never
+// got it, so it cannot run twice — and succeeds. The first "ssh" here
+// answers initialize, then closes its input while its output stays open;
+// the next runs the remote command as sshd would, through a shell.
+func TestRemoteResendsWhatNeverLeft(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	runs, closed := filepath.Join(dir, "runs"), filepath.Join(dir, "closed")
+	fake := filepath.Join(dir, "ssh")
+	writeExec(t, fake, `#!/bin/sh
+echo run >> '`+runs+`'
+while [ "$1" != "--" ]; do shift; done; shift
+if [ "$(wc -l < '`+runs+`')" -eq 1 ]; then
+	while IFS= read -r req; do
+		id=$(printf '%s' "$req" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+		case "$req" in
+		*'"notifications/initialized"'*) break ;;
+		*'"initialize"'*) printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"half","version":"1"}}}\n' "$id" ;;
+		*) printf '{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"Method not found"}}\n' "$id" ;;
+		esac
+	done
+	exec 0<&-
+	: > '`+closed+`'
+	exec sleep 30
+fi
+exec sh -c "$*"
+`)
+	h := Host{Name: "box", SSH: "fakehost", Binary: binary, Env: map[string]string{
+		"HOME": t.TempDir(), "AGENT_SESSIONS_TMUX_SOCKET": "as-remote-" + randHex(6), "AGENT_SESSIONS_NOTIFY": "0",
+	}}
+	opts := testOptions(t)
+	opts.ssh = fake
+	c, err := Dial(context.Background(), h, opts)
+	if err != nil {
+		t.Fatalf("dial the half ssh: %v", err)
+	}
+	defer c.Close()
+	testkit.Eventually(t, 10*time.Second, "the first ssh to close its input", func() bool { _, err := os.Stat(closed); return err == nil })
+	call(t, c, "list", map[string]any{"project_dir": t.TempDir()})
+	if data, _ := os.ReadFile(runs); strings.Count(string(data), "run") != 2 {
+		t.Fatalf("ssh ran %d times, want 2 (the dial, then the one resend)", strings.Count(string(data), "run"))
+	}
+}
+
 // TestRemoteBadHosts: each way a host can be wrong fails with its kind and
 // a message that says what to do — and returns (no hang) within the bound.
 func TestRemoteBadHosts(t *testing.T) {

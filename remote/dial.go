@@ -22,6 +22,9 @@ func (c *Conn) dial(ctx context.Context) (*link, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*c.opts.ConnectTimeout+time.Second)
 	defer cancel()
 	argv := sshArgv(c.host, c.opts.ControlDir, c.opts.ConnectTimeout, remoteCommand(c.host, "serve"))
+	if c.opts.ssh != "" {
+		argv[0] = c.opts.ssh
+	}
 	l := &link{stderr: &tail{}, exited: make(chan struct{})}
 	l.cmd = exec.Command(argv[0], argv[1:]...)
 	l.cmd.Stderr = l.stderr

@@ -191,6 +191,11 @@ func TestHostSSHDrop(t *testing.T) {
 	c.fail("monitor", map[string]any{"host": "box", "session": "d1", "project_dir": far}, tools.CodeHostUnreachable)
 
 	sshd.Restart()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sshd's log (LogLevel VERBOSE):\n%s", sshd.Log())
+		}
+	})
 	var k tools.KillResult
 	c.ok("kill", map[string]any{"host": "box", "session": "d1", "project_dir": far}, &k)
 	if k.Status != "killed" {

@@ -92,7 +92,7 @@ func verifyInstalled(ctx context.Context, h Host, exe, ours, target, backup stri
 	if err != nil {
 		return err // the host, not the copy: it stays, and the next check tells
 	}
-	if a.exit == 0 && strings.TrimPrefix(a.line, DefaultBinary+" ") == ours {
+	if a.exit == 0 && compareVersions(strings.TrimPrefix(a.line, "agent-sessions "), ours) == "same" {
 		return nil
 	}
 	said := a.stderr

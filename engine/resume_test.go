@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,5 +171,39 @@ stages:
 	slices.Sort(runs)
 	if want := []int{1, 1, 2, 2, 3, 3}; !slices.Equal(runs, want) {
 		t.Errorf("agent runs = %v, want each run twice (failed, then re-run): %v", runs, want)
+	}
+}
+
+// TestForceWaitsOutALockWithNoProcess: a lock held for an instant by no
+// process it names (an engine's last instant, or its descriptors in a child
+// forked just then, before exec) does not fail a force start; one that
+// stays held does, saying so.
+func TestForceWaitsOutALockWithNoProcess(t *testing.T) {
+	t.Parallel()
+	layout := state.NewLayout(t.TempDir(), "ghost")
+	if err := os.MkdirAll(filepath.Dir(layout.LockFile()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hold := func() *os.File {
+		f, err := os.OpenFile(layout.LockFile(), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	brief := hold()
+	time.AfterFunc(200*time.Millisecond, func() { brief.Close() })
+	if sig, err := stopLiveEngine(context.Background(), layout, time.Second); err != nil || sig != "" {
+		t.Fatalf("a lock let go after 200 ms: %q %v", sig, err)
+	}
+
+	stays := hold()
+	defer stays.Close()
+	if _, err := stopLiveEngine(context.Background(), layout, time.Second); !errors.Is(err, ErrConflictRunning) || !strings.Contains(err.Error(), "does not name a process") {
+		t.Fatalf("a lock that stays held: %v", err)
 	}
 }

@@ -18,10 +18,18 @@ import (
 // returns the signal that ended the engine ("" when none held the lock).
 func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (string, error) {
 	ls, err := state.ProbeLock(l.LockFile())
+	// A lock held with no process named is an engine's last instant (its
+	// lock file removed, its socket not yet closed), or a copy of its
+	// descriptors in a child forked just then that has not yet exec'd:
+	// give it a moment to go before calling the session taken.
+	for end := time.Now().Add(time.Second); err == nil && ls.Held && !namesOther(ls) && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+		ls, err = state.ProbeLock(l.LockFile())
+	}
 	if err != nil || !ls.Held {
 		return "", err
 	}
-	if ls.Info == nil || ls.Info.PID <= 0 || ls.Info.PID == os.Getpid() {
+	if !namesOther(ls) {
 		return "", fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
 	}
 	if grace <= 0 {
@@ -47,6 +55,11 @@ func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (s
 		}
 	}
 	return "SIGKILL", fmt.Errorf("%w: the engine of session %s (pid %d) did not stop", ErrConflictRunning, l.Session, pid)
+}
+
+// namesOther: the lock names a process to stop, not this one.
+func namesOther(ls state.LockStatus) bool {
+	return ls.Info != nil && ls.Info.PID > 0 && ls.Info.PID != os.Getpid()
 }
 
 // FindAgents lists the live processes whose environment says they are an

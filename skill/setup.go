@@ -47,7 +47,7 @@ func Binary(command string) (string, error) {
 	}
 	found, err := exec.LookPath("agent-sessions")
 	if err != nil {
-		return "", fmt.Errorf("%w;\n  install a lasting one first (go build -o ~/.local/bin/agent-sessions . or go install .), then run it: agent-sessions install", ErrTemporaryBinary)
+		return "", fmt.Errorf("%w;\n  install a lasting one first (CGO_ENABLED=0 go build -o ~/.local/bin/agent-sessions . or CGO_ENABLED=0 go install .), then run it: agent-sessions install", ErrTemporaryBinary)
 	}
 	return found, nil
 }

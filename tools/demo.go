@@ -196,7 +196,7 @@ func demoNext(out io.Writer, d *Deps, iterationDir string) {
 			home = "~"
 		}
 		exe = filepath.Join(home, ".local", "bin", "agent-sessions")
-		fmt.Fprintf(out, "  - build a binary that stays: go build -o %s .\n", exe)
+		fmt.Fprintf(out, "  - build a binary that stays: CGO_ENABLED=0 go build -o %s .\n", exe)
 	}
 	fmt.Fprintf(out, "  - drive the same tools by hand: %s debug\n", exe)
 	fmt.Fprintf(out, "  - connect Claude Code (every project): claude mcp add --scope user %s -- %s serve\n", ServerName, exe)

@@ -58,7 +58,8 @@ func (d *Deps) eachHost(ctx context.Context, tool string, args map[string]any) [
 	answers := make(chan hostAnswer, len(names))
 	for _, name := range names {
 		go func() {
-			raw, err := d.Hosts.call(ctx, name, tool, args)
+			// A fan-out is list or cleanup's dry run: nothing changes there.
+			raw, err := d.Hosts.call(ctx, name, tool, args, true)
 			answers <- hostAnswer{host: name, raw: raw, err: err}
 		}()
 	}

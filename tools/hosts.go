@@ -116,8 +116,11 @@ func (h *Hosts) Close() error {
 
 // call forwards one tool call to host and returns its structured answer.
 // The host's own tool errors come back as *ToolError with host added to
-// their options; failing to reach it is a host_unreachable error.
-func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any) (json.RawMessage, error) {
+// their options; failing to reach it is a host_unreachable error. A
+// readOnly call (one that changes nothing there) whose connection was lost
+// is sent once more over a new connection; any other may have run there
+// and is never sent twice.
+func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any, readOnly bool) (json.RawMessage, error) {
 	c, err := h.conn(host)
 	if err != nil {
 		return nil, err
@@ -136,6 +139,9 @@ func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any
 		defer cancel()
 	}
 	raw, err := c.CallTool(ctx, tool, wire)
+	if readOnly && errors.Is(err, remote.ErrConnectionLost) && ctx.Err() == nil {
+		raw, err = c.CallTool(ctx, tool, wire)
+	}
 	if err == nil {
 		return raw, nil
 	}
@@ -212,6 +218,7 @@ func (d *Deps) routed(st server.ServerTool) server.ServerTool {
 	st.Tool.RawOutputSchema = addProperty(st.Tool.RawOutputSchema, "host",
 		map[string]any{"type": "string", "description": "the host that answered, when not local"})
 	inner, name := st.Handler, st.Tool.Name
+	readOnly := st.Tool.Annotations.ReadOnlyHint != nil && *st.Tool.Annotations.ReadOnlyHint
 	st.Handler = func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		args := req.GetArguments()
 		hv, given := args["host"]
@@ -232,7 +239,7 @@ func (d *Deps) routed(st server.ServerTool) server.ServerTool {
 			}
 			return inner(ctx, req)
 		}
-		raw, err := d.Hosts.call(ctx, host, name, rest)
+		raw, err := d.Hosts.call(ctx, host, name, rest, readOnly)
 		if err != nil {
 			return errorResult(err), nil
 		}

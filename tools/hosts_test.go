@@ -1,12 +1,15 @@
 package tools_test
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,6 +204,80 @@ func TestHostSSHDrop(t *testing.T) {
 	if k.Status != "killed" {
 		t.Errorf("kill after sshd came back: %+v", k)
 	}
+}
+
+// TestHostReadOnlyCallOutlivesALostConnection: the far side's server dies
+// under a monitor wait (read-only); the call is sent once more over a new
+// connection and answers. A call that changes something is never resent
+// (TestHostSSHDrop's kill after the drop dials afresh on its own).
+func TestHostReadOnlyCallOutlivesALostConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sshd := testkit.StartSSHD(t)
+	box := farHost(t, sshd, "box")
+	e.withHosts(box)
+	c := e.connect(modernVersion)
+	far := t.TempDir()
+	at := map[string]any{"host": "box", "session": "rw", "project_dir": far}
+	c.ok("start_session", map[string]any{"host": "box", "session": "rw", "stage": "demo", "provider": "mock", "project_dir": far, "max_iterations": 100000}, nil)
+	marker := "AGENT_SESSIONS_TMUX_SOCKET=" + box.Env["AGENT_SESSIONS_TMUX_SOCKET"]
+	first := remoteServers(marker)
+	if len(first) != 1 {
+		t.Fatalf("box's servers: %v, want one", first)
+	}
+
+	type answer struct {
+		mon tools.MonitorResult
+		err bool
+		raw string
+	}
+	got := make(chan answer, 1)
+	go func() {
+		wait := map[string]any{"wait": "complete", "timeout_seconds": 3}
+		for k, v := range at {
+			wait[k] = v
+		}
+		res, err := c.callRaw(context.Background(), "monitor", wait, nil) // not c.call: it may not Fatal here
+		if err != nil {
+			got <- answer{err: true, raw: err.Error()}
+			return
+		}
+		a := answer{err: res.IsError, raw: res.Text}
+		if !res.IsError {
+			a.err = json.Unmarshal(res.Structured, &a.mon) != nil
+		}
+		got <- a
+	}()
+	time.Sleep(500 * time.Millisecond) // the wait is under way on box
+	for _, pid := range first {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	a := <-got
+	if a.err || a.mon.Status != "running" {
+		t.Fatalf("monitor whose connection was lost mid-wait: error %v, %s", a.err, a.raw)
+	}
+	if now := remoteServers(marker); len(now) != 1 || now[0] == first[0] {
+		t.Errorf("box's servers after the resend: %v (first %v), want one new one", now, first)
+	}
+	c.ok("kill", at, nil)
+}
+
+// remoteServers lists the `serve` processes whose environment holds marker.
+func remoteServers(marker string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if strings.HasSuffix(string(cmd), "\x00serve\x00") && strings.Contains(string(env), marker+"\x00") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

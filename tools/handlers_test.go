@@ -569,3 +569,19 @@ func TestHandlerAttachHint(t *testing.T) {
 	isErr, m = callFake(t, &fakeHost{t: t}, "attach_hint", map[string]any{"session": "s", "readonly": true})
 	wantError(t, isErr, m, CodeInvalidArgument)
 }
+
+// TestResendableFollowsAnnotations: a call whose host connection was lost
+// mid-call is sent again only when its tool is read-only or idempotent —
+// never start_session or reply, which would run twice.
+func TestResendableFollowsAnnotations(t *testing.T) {
+	want := map[string]bool{"list": true, "monitor": true, "attach_hint": true, "kill": true, "cleanup": true, "start_session": false, "reply": false}
+	tools := All(&Deps{})
+	if len(tools) != len(want) {
+		t.Fatalf("%d tools, the table names %d: add the new one", len(tools), len(want))
+	}
+	for _, st := range tools {
+		if got, ok := want[st.Tool.Name]; !ok || resendable(st.Tool) != got {
+			t.Errorf("%s: resendable %v, want %v (in table: %v)", st.Tool.Name, resendable(st.Tool), got, ok)
+		}
+	}
+}

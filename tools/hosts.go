@@ -117,10 +117,10 @@ func (h *Hosts) Close() error {
 // call forwards one tool call to host and returns its structured answer.
 // The host's own tool errors come back as *ToolError with host added to
 // their options; failing to reach it is a host_unreachable error. A
-// readOnly call (one that changes nothing there) whose connection was lost
-// is sent once more over a new connection; any other may have run there
-// and is never sent twice.
-func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any, readOnly bool) (json.RawMessage, error) {
+// resendable call (see resendable) whose connection was lost is sent once
+// more over a new connection; any other may have run there and is never
+// sent twice.
+func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any, resend bool) (json.RawMessage, error) {
 	c, err := h.conn(host)
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any
 		defer cancel()
 	}
 	raw, err := c.CallTool(ctx, tool, wire)
-	if readOnly && errors.Is(err, remote.ErrConnectionLost) && ctx.Err() == nil {
+	if resend && errors.Is(err, remote.ErrConnectionLost) && ctx.Err() == nil {
 		raw, err = c.CallTool(ctx, tool, wire)
 	}
 	if err == nil {
@@ -218,7 +218,7 @@ func (d *Deps) routed(st server.ServerTool) server.ServerTool {
 	st.Tool.RawOutputSchema = addProperty(st.Tool.RawOutputSchema, "host",
 		map[string]any{"type": "string", "description": "the host that answered, when not local"})
 	inner, name := st.Handler, st.Tool.Name
-	readOnly := st.Tool.Annotations.ReadOnlyHint != nil && *st.Tool.Annotations.ReadOnlyHint
+	resend := resendable(st.Tool)
 	st.Handler = func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		args := req.GetArguments()
 		hv, given := args["host"]
@@ -239,13 +239,23 @@ func (d *Deps) routed(st server.ServerTool) server.ServerTool {
 			}
 			return inner(ctx, req)
 		}
-		raw, err := d.Hosts.call(ctx, host, name, rest, readOnly)
+		raw, err := d.Hosts.call(ctx, host, name, rest, resend)
 		if err != nil {
 			return errorResult(err), nil
 		}
 		return d.remoteResult(name, host, raw)
 	}
 	return st
+}
+
+// resendable: a call of t may be sent again when its connection was lost
+// mid-call, because running it twice changes nothing more than running it
+// once — it is read-only or idempotent (its annotations say which). kill
+// resent after the first one stopped the session is a calm no-op that says
+// so; start_session and reply are never resent.
+func resendable(t mcp.Tool) bool {
+	a := t.Annotations
+	return a.ReadOnlyHint != nil && *a.ReadOnlyHint || a.IdempotentHint != nil && *a.IdempotentHint
 }
 
 // remoteResult is a host's structured answer with host added (to the

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,6 +377,33 @@ func TestNotifyCommand(t *testing.T) {
 		if res.Status != state.StatusComplete || !strings.Contains(out, "notify command") {
 			t.Errorf("broken notify %v: %+v\n%s", broken, res, out)
 		}
+	}
+}
+
+// TestNotificationsInOrder: a notify command slow on one event does not let
+// the next overtake it (a "complete" arrived before its "waiting" when each
+// event had a goroutine of its own).
+func TestNotificationsInOrder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "events.jsonl")
+	slow := filepath.Join(dir, "slow-sink")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nev=$(cat)\ncase \"$ev\" in *'\"waiting\"'*) sleep 0.3 ;; esac\nprintf '%s\\n' \"$ev\" >> \"$1\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := &Notifier{Command: []string{slow, out}, Log: t.Logf}
+	events := []string{NotifyWaiting, NotifyComplete, NotifyParked, NotifyKilled}
+	for _, e := range events {
+		n.Send(NotifyEvent{Event: e, Session: "s"})
+	}
+	n.Wait()
+	got := readNotifications(t, out)
+	var order []string
+	for _, ev := range got {
+		order = append(order, ev.Event)
+	}
+	if !slices.Equal(order, events) {
+		t.Errorf("delivered %v, want %v", order, events)
 	}
 }
 

@@ -43,6 +43,8 @@ type NotifyEvent struct {
 // Notifier tells the user about a session's notable moments: the
 // config's notify command when there is one, else the desktop. Sending
 // never blocks the session and never fails it; what went wrong is logged.
+// Events are delivered one at a time, in the order sent: a "complete"
+// never overtakes the "waiting" before it.
 type Notifier struct {
 	// Command is the argv of config.yaml's notify.command (nil: desktop).
 	Command []string
@@ -53,26 +55,53 @@ type Notifier struct {
 	// Timeout bounds the command (NotifyTimeout when 0).
 	Timeout time.Duration
 
-	wg sync.WaitGroup
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	queue   []NotifyEvent // sent, not yet delivered
+	sending bool          // a goroutine is delivering the queue
 }
 
-// Send notifies about ev in the background; Wait collects what is in
-// flight.
+// Send queues ev and returns at once; one goroutine delivers the queue in
+// order. Wait collects what is in flight.
 func (n *Notifier) Send(ev NotifyEvent) {
 	if ev.Host == "" {
 		ev.Host, _ = os.Hostname()
 	}
 	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if len(n.Command) == 0 {
-			n.desktop(ev)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.queue = append(n.queue, ev)
+	if !n.sending {
+		n.sending = true
+		go n.deliverQueue()
+	}
+}
+
+// deliverQueue delivers queued events one by one until none is left.
+func (n *Notifier) deliverQueue() {
+	for {
+		n.mu.Lock()
+		if len(n.queue) == 0 {
+			n.sending = false
+			n.mu.Unlock()
 			return
 		}
-		if err := n.run(ev); err != nil && n.Log != nil {
-			n.Log("■ notify command %s for %q failed (the session goes on): %v\n", n.Command[0], ev.Event, err)
-		}
-	}()
+		ev := n.queue[0]
+		n.queue = n.queue[1:]
+		n.mu.Unlock()
+		n.deliver(ev)
+		n.wg.Done()
+	}
+}
+
+func (n *Notifier) deliver(ev NotifyEvent) {
+	if len(n.Command) == 0 {
+		n.desktop(ev)
+		return
+	}
+	if err := n.run(ev); err != nil && n.Log != nil {
+		n.Log("■ notify command %s for %q failed (the session goes on): %v\n", n.Command[0], ev.Event, err)
+	}
 }
 
 // Wait returns once every notification sent so far is delivered or has

@@ -208,8 +208,8 @@ func TestHostSSHDrop(t *testing.T) {
 
 // TestHostReadOnlyCallOutlivesALostConnection: the far side's server dies
 // under a monitor wait (read-only); the call is sent once more over a new
-// connection and answers. A call that changes something is never resent
-// (TestHostSSHDrop's kill after the drop dials afresh on its own).
+// connection and answers. start_session and reply, neither read-only nor
+// idempotent, are never resent (TestResendableFollowsAnnotations).
 func TestHostReadOnlyCallOutlivesALostConnection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

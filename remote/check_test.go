@@ -188,3 +188,33 @@ func TestDynamicallyLinked(t *testing.T) {
 		}
 	}
 }
+
+func TestSFTPArgs(t *testing.T) {
+	t.Parallel()
+	h := Host{Name: "b", SSH: "box", SSHArgs: []string{"-p", "2222", "-lme", "-i", "k", "-oUser=x", "-F", "cfg", "-4"}}
+	got, err := sftpArgs(h, Options{ControlDir: "/c", ConnectTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "-b - -o BatchMode=yes -o ConnectTimeout=1 -o ControlMaster=auto -o ControlPath=/c/%C -o ControlPersist=60s -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -P 2222 -o User=me -i k -o User=x -F cfg -4 box"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
+	}
+	h.SSHArgs = []string{"-A"}
+	if _, err := sftpArgs(h, Options{ControlDir: "/c"}); err == nil || !strings.Contains(err.Error(), "-o Option=value") {
+		t.Errorf("untranslatable flag: %v", err)
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ theirs, ours, want string }{
+		{"0.1.0", "0.1.0", "same"}, {"0.1.0-dev", "0.1.0-dev", "same"}, {"0.0.9", "0.1.0", "older"},
+		{"0.1.0-dev", "0.1.0", "older"}, {"0.1.0", "0.1.0-dev", "newer"}, {"1.2", "1.10", "older"},
+		{"v1.0.0", "1.0.0", "same"}, {"weird", "0.1.0", "unknown"},
+	} {
+		if got := compareVersions(tc.theirs, tc.ours); got != tc.want {
+			t.Errorf("compare(%q, %q) = %s, want %s", tc.theirs, tc.ours, got, tc.want)
+		}
+	}
+}

@@ -113,10 +113,22 @@ func (e *ToolError) Error() string {
 
 // CallTool calls a tool on the host and returns its structured result.
 // A tool's error result is a *ToolError; a failure to reach the host an
-// *Error.
+// *Error. A request that never left (see do) is sent once more; one that
+// may have run there never is.
 func (c *Conn) CallTool(ctx context.Context, name string, args map[string]any) (json.RawMessage, error) {
+	return c.callTool(ctx, name, args, false)
+}
+
+// CallRepeatable is CallTool for a tool that is read-only or idempotent:
+// running it twice changes nothing more than once, so it is also sent once
+// more when its connection is lost mid-call.
+func (c *Conn) CallRepeatable(ctx context.Context, name string, args map[string]any) (json.RawMessage, error) {
+	return c.callTool(ctx, name, args, true)
+}
+
+func (c *Conn) callTool(ctx context.Context, name string, args map[string]any, repeatable bool) (json.RawMessage, error) {
 	var out json.RawMessage
-	err := c.do(ctx, name, func(ctx context.Context, cl *client.Client) error {
+	err := c.do(ctx, name, repeatable, func(ctx context.Context, cl *client.Client) error {
 		var req mcp.CallToolRequest
 		req.Params.Name = name
 		req.Params.Arguments = args
@@ -155,7 +167,7 @@ func (c *Conn) toolError(name string, structured json.RawMessage, res *mcp.CallT
 // ReadResource reads a resource on the host and returns its text.
 func (c *Conn) ReadResource(ctx context.Context, uri string) (string, error) {
 	var text strings.Builder
-	err := c.do(ctx, "read "+uri, func(ctx context.Context, cl *client.Client) error {
+	err := c.do(ctx, "read "+uri, true, func(ctx context.Context, cl *client.Client) error {
 		var req mcp.ReadResourceRequest
 		req.Params.URI = uri
 		res, err := cl.ReadResource(ctx, req)
@@ -174,39 +186,45 @@ func (c *Conn) ReadResource(ctx context.Context, uri string) (string, error) {
 
 // do runs one request over the link, connecting first if needed, within
 // the call timeout. A dropped connection fails the call with a clear
-// error and is dialled again on the next call.
-func (c *Conn) do(ctx context.Context, what string, f func(context.Context, *client.Client) error) error {
+// error and is dialled again on the next call — or at once, for one more
+// try, when the request never left or is repeatable.
+func (c *Conn) do(ctx context.Context, what string, repeatable bool, f func(context.Context, *client.Client) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
 		defer cancel()
 	}
+	unsent, err := c.attempt(ctx, what, f)
+	if ctx.Err() == nil && (unsent || repeatable && errors.Is(err, ErrConnectionLost)) {
+		_, err = c.attempt(ctx, what, f)
+	}
+	return err
+}
+
+// attempt sends one request over the current link. unsent: it never left —
+// ssh had closed its input before it was written (EPIPE: it died idle, or
+// right after its handshake), so the host cannot have run it.
+func (c *Conn) attempt(ctx context.Context, what string, f func(context.Context, *client.Client) error) (unsent bool, err error) {
 	l, err := c.connect(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	err = f(ctx, l.client)
-	if errors.Is(err, syscall.EPIPE) && ctx.Err() == nil {
-		// ssh had closed its input before the request was written (it died
-		// idle, or right after its handshake), so the host never got it:
-		// sending it once more over a new connection cannot run it twice.
-		c.drop(l)
-		if l, err = c.connect(ctx); err != nil {
-			return err
-		}
-		err = f(ctx, l.client)
-	}
 	var te *ToolError
 	if err == nil || errors.As(err, &te) {
-		return err
+		return false, err
+	}
+	if errors.Is(err, syscall.EPIPE) {
+		c.drop(l)
+		return true, hostErr(c.host, ErrConnectionLost, "%s: the ssh connection to %s had closed before the request was sent (%s); the next call reconnects", what, c.host.SSH, l.reason())
 	}
 	if ctx.Err() != nil && !l.dead() {
-		return hostErr(c.host, ErrTimeout, "%s: no answer within the call's time limit (%v); it may still complete there", what, context.Cause(ctx))
+		return false, hostErr(c.host, ErrTimeout, "%s: no answer within the call's time limit (%v); it may still complete there", what, context.Cause(ctx))
 	}
 	if !errors.Is(err, transport.ErrTransportClosed) && !l.dead() {
 		// A protocol-level error (an unknown tool, bad params): the
 		// connection itself is fine and is kept.
-		return fmt.Errorf("host %q: %s: %w", c.host.Name, what, err)
+		return false, fmt.Errorf("host %q: %s: %w", c.host.Name, what, err)
 	}
 	// The transport sees the end of ssh's output before ssh is reaped:
 	// give ssh a moment to exit so the error can say what it said.
@@ -215,7 +233,7 @@ func (c *Conn) do(ctx context.Context, what string, f func(context.Context, *cli
 	case <-time.After(time.Second):
 	}
 	c.drop(l)
-	return hostErr(c.host, ErrConnectionLost, "%s: the ssh connection to %s was lost (%s); the host's sessions keep running, and the next call reconnects", what, c.host.SSH, l.reason())
+	return false, hostErr(c.host, ErrConnectionLost, "%s: the ssh connection to %s was lost (%s); the host's sessions keep running, and the next call reconnects", what, c.host.SSH, l.reason())
 }
 
 // connect returns the live link, dialling one if there is none or the

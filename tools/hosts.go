@@ -117,9 +117,9 @@ func (h *Hosts) Close() error {
 // call forwards one tool call to host and returns its structured answer.
 // The host's own tool errors come back as *ToolError with host added to
 // their options; failing to reach it is a host_unreachable error. A
-// resendable call (see resendable) whose connection was lost is sent once
-// more over a new connection; any other may have run there and is never
-// sent twice.
+// resendable call (see resendable) whose connection was lost mid-call is
+// sent once more over a new connection (remote.Conn.CallRepeatable); any
+// other may have run there and is never sent twice.
 func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any, resend bool) (json.RawMessage, error) {
 	c, err := h.conn(host)
 	if err != nil {
@@ -138,10 +138,11 @@ func (h *Hosts) call(ctx context.Context, host, tool string, args map[string]any
 		ctx, cancel = context.WithTimeout(ctx, h.callLimit(args))
 		defer cancel()
 	}
-	raw, err := c.CallTool(ctx, tool, wire)
-	if resend && errors.Is(err, remote.ErrConnectionLost) && ctx.Err() == nil {
-		raw, err = c.CallTool(ctx, tool, wire)
+	call := c.CallTool
+	if resend {
+		call = c.CallRepeatable
 	}
+	raw, err := call(ctx, tool, wire)
 	if err == nil {
 		return raw, nil
 	}

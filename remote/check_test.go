@@ -77,15 +77,21 @@ func TestCheckHosts(t *testing.T) {
 	}
 }
 
+// installHost is a ready host on a private sshd, whose binary is to go to
+// a path where there is none yet, and the options that reach it.
+func installHost(t *testing.T) (Host, Options) {
+	t.Helper()
+	h := readyHost(t, testkit.StartSSHD(t), "box")
+	h.Binary = filepath.Join(t.TempDir(), "bin", "agent-sessions")
+	return h, testOptions(t)
+}
+
 // TestInstall: a missing binary is copied; an older one is replaced and
 // kept aside; a current one is left alone; a host of another
 // architecture is refused before anything is copied.
 func TestInstall(t *testing.T) {
 	t.Parallel()
-	sshd := testkit.StartSSHD(t)
-	opts := testOptions(t)
-	h := readyHost(t, sshd, "box")
-	h.Binary = filepath.Join(t.TempDir(), "bin", "agent-sessions")
+	h, opts := installHost(t)
 	ctx := context.Background()
 
 	res, err := Install(ctx, h, binary, ourVersion, false, opts)
@@ -127,10 +133,7 @@ func TestInstall(t *testing.T) {
 // removed — and the error says what the copy said and what to build.
 func TestInstallTakesBackACopyThatDoesNotRun(t *testing.T) {
 	t.Parallel()
-	sshd := testkit.StartSSHD(t)
-	opts := testOptions(t)
-	h := readyHost(t, sshd, "box")
-	h.Binary = filepath.Join(t.TempDir(), "bin", "agent-sessions")
+	h, opts := installHost(t)
 	ctx := context.Background()
 	broken := filepath.Join(t.TempDir(), "agent-sessions")
 	writeExec(t, broken, "#!/bin/sh\necho \"$0: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.99' not found\" >&2\nexit 1\n")

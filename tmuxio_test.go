@@ -55,7 +55,10 @@ func stoppableTmux(t *testing.T, env []string) (socket string, pid int) {
 func TestStoppedTmux(t *testing.T) {
 	t.Parallel()
 	project := t.TempDir()
-	writeStage(t, project, "s", commandStage("fixed-n", "flood-agent", "max_iterations: 1000"), "go\n")
+	// A delay between iterations: the test needs five iterations with tmux
+	// stopped and an engine still running at the SIGTERM; with none, the
+	// engine ran about 280 floods (3 CPU-s) while the test looked on.
+	writeStage(t, project, "s", fmt.Sprintf("completion: fixed-n\nprovider: command\ncommand: [%q]\nmax_iterations: 1000\ndelay: 0.1\n", agentPath("flood-agent")), "go\n")
 	env := engineEnv(true, "FLOOD_BYTES=200000")
 	socket, tmuxPid := stoppableTmux(t, env)
 	c := tmux.New(socket)

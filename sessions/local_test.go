@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,5 +120,53 @@ func TestReadSessionFiles(t *testing.T) {
 	}
 	if _, _, err := l.ReadProgress(info); err == nil {
 		t.Errorf("ReadProgress of a session without a progress file: no error")
+	}
+}
+
+// TestWaitMark: a wait's tick reads a session again unless the same
+// engine held its lock at both looks and the same state.json was in
+// place; a replacement with identical bytes counts as a change.
+func TestWaitMark(t *testing.T) {
+	l := state.NewLayout(t.TempDir(), "wm")
+	replace := func(content string) {
+		t.Helper()
+		tmp := l.StateFile() + ".tmp"
+		writeFile(t, tmp, content)
+		if err := os.Rename(tmp, l.StateFile()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	free := markOf(l)
+	if free.same(free) {
+		t.Error("a mark with no engine holding the lock counted as unchanged")
+	}
+	lock, err := state.AcquireLock(t.Context(), l.LockFile(), "wm", time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	starting := markOf(l)
+	if !starting.held || starting.pid != os.Getpid() || starting.file != nil {
+		t.Fatalf("mark of a held lock and no state.json = %+v", starting)
+	}
+	if !starting.same(markOf(l)) {
+		t.Error("two looks at a starting engine with nothing written differ")
+	}
+	replace(`{"session":"wm"}`)
+	a := markOf(l)
+	if a.same(starting) {
+		t.Error("state.json appearing counted as unchanged")
+	}
+	if !a.same(markOf(l)) {
+		t.Error("two looks at the same state.json differ")
+	}
+	replace(`{"session":"wm"}`)
+	if a.same(markOf(l)) {
+		t.Error("a replaced state.json (same bytes) counted as unchanged")
+	}
+	other := a
+	other.pid++
+	if a.same(other) {
+		t.Error("another engine counted as the same")
 	}
 }

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/agent-sessions/agent-sessions/state"
@@ -57,6 +58,8 @@ func (l *Local) wait(ctx context.Context, info Info, kind string, limit time.Dur
 	tick := time.NewTicker(l.poll())
 	defer tick.Stop()
 	heartbeat := time.Now()
+	var last waitMark
+	read := time.Now()
 	for {
 		alive := info.Live.Status.Alive()
 		stage, done := position(info)
@@ -92,9 +95,51 @@ func (l *Local) wait(ctx context.Context, info Info, kind string, limit time.Dur
 			out.Seconds = time.Since(start).Seconds()
 			return info, out, nil
 		case <-tick.C:
-			info = l.Refresh(ctx, info)
+			if m := markOf(info.Layout); !m.same(last) || time.Since(read) >= 8*l.poll() {
+				info, last, read = l.Refresh(ctx, info), m, time.Now()
+			}
 		}
 	}
+}
+
+// waitMark is what a wait looks at before it reads a session again: who
+// holds its lock and which state.json is in place. While the same engine
+// holds the lock and the file has not been replaced, nothing a wait
+// decides on (the session's status and position) can have moved — the
+// engine replaces state.json at every event — so the tick reads nothing
+// more. A full read was two lock probes, a stat and the whole state.json
+// (up to ~50 KB of JSON) at every tick of a wait that can last minutes.
+// The session is still read in full every 8 ticks (a file system with
+// coarse times could reuse an inode for a replacement of the same size
+// within one tick), and Wait's answer is read afresh at its end.
+type waitMark struct {
+	held bool
+	pid  int
+	file os.FileInfo // nil: no state.json
+}
+
+func markOf(l state.Layout) waitMark {
+	var m waitMark
+	ls, _ := state.ProbeLock(l.LockFile())
+	m.held = ls.Held
+	if ls.Info != nil {
+		m.pid = ls.Info.PID
+	}
+	if fi, err := os.Stat(l.StateFile()); err == nil {
+		m.file = fi
+	}
+	return m
+}
+
+// same reports whether nothing can have changed between two marks: an
+// engine held the lock at both (the same one), and the same state.json
+// was in place. A lock nobody holds is never the same: the session is
+// then judged with its tmux session, which a mark does not look at.
+func (m waitMark) same(o waitMark) bool {
+	if !m.held || !o.held || m.pid != o.pid || (m.file == nil) != (o.file == nil) {
+		return false
+	}
+	return m.file == nil || os.SameFile(m.file, o.file) && m.file.Size() == o.file.Size() && m.file.ModTime().Equal(o.file.ModTime())
 }
 
 // position is where a session is: its stage and the iterations of it done.

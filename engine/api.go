@@ -9,17 +9,19 @@ import (
 
 // StopEngine stops the engine holding a session's lock: SIGTERM to the pid
 // its lock names (the engine then records `killed` and stops its agents),
-// SIGKILL after grace. It returns nil at once when no engine holds the lock.
-func StopEngine(ctx context.Context, l state.Layout, grace time.Duration) error {
-	_, err := stopLiveEngine(ctx, l, grace)
+// SIGKILL when it still holds the lock after wait — which should cover the
+// engine's agent grace and a margin to record its end. It returns nil at
+// once when no engine holds the lock.
+func StopEngine(ctx context.Context, l state.Layout, wait time.Duration) error {
+	_, err := stopLiveEngine(ctx, l, wait)
 	return err
 }
 
 // StopEngineSignal is StopEngine, also saying which signal ended the
-// engine: "SIGTERM", "SIGKILL" (it outlived the grace), or "" (no engine
+// engine: "SIGTERM", "SIGKILL" (it outlived the wait), or "" (no engine
 // held the lock).
-func StopEngineSignal(ctx context.Context, l state.Layout, grace time.Duration) (string, error) {
-	return stopLiveEngine(ctx, l, grace)
+func StopEngineSignal(ctx context.Context, l state.Layout, wait time.Duration) (string, error) {
+	return stopLiveEngine(ctx, l, wait)
 }
 
 // PreviewPrompt renders the first prompt of a plan (stage 1, iteration 1)

@@ -270,7 +270,9 @@ func prepareRun(o *RunOptions) (Config, *Prepared, error) {
 // holds it.
 func lockSession(ctx context.Context, o RunOptions, layout state.Layout) (*state.Lock, error) {
 	if o.Mode == ModeForce {
-		if _, err := stopLiveEngine(ctx, layout, o.Grace); err != nil {
+		// The engine being replaced ends its agents with their grace
+		// (ours: the same environment) and records its end.
+		if _, err := stopLiveEngine(ctx, layout, graceOr(o.Grace)+engineMargin); err != nil {
 			return nil, err
 		}
 	}

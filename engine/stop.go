@@ -13,10 +13,14 @@ import (
 	"github.com/agent-sessions/agent-sessions/state"
 )
 
-// stopLiveEngine stops the engine holding a session's lock (for --force):
-// SIGTERM to the pid its lock names, then SIGKILL after the grace. It
-// returns the signal that ended the engine ("" when none held the lock).
-func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (string, error) {
+// stopLiveEngine stops the engine holding a session's lock: SIGTERM to
+// the pid its lock names, then SIGKILL when it still holds the lock after
+// wait (DefaultGrace plus engineMargin when 0) — exactly that long: kill
+// reports the wait it gave, and once waited grace+5 s while saying grace.
+// A caller that wants the engine to end its agents itself gives it their
+// grace and engineMargin. It returns the signal that ended the engine
+// ("" when none held the lock).
+func stopLiveEngine(ctx context.Context, l state.Layout, wait time.Duration) (string, error) {
 	ls, err := state.ProbeLock(l.LockFile())
 	// A lock held with no process named is an engine's last instant (its
 	// lock file removed, its socket not yet closed), or a copy of its
@@ -32,12 +36,12 @@ func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (s
 	if !namesOther(ls) {
 		return "", fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
 	}
-	if grace <= 0 {
-		grace = DefaultGrace
+	if wait <= 0 {
+		wait = DefaultGrace + engineMargin
 	}
 	pid := ls.Info.PID
 	syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(grace + 5*time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		if ls, _ := state.ProbeLock(l.LockFile()); !ls.Held {
 			return "SIGTERM", nil
@@ -56,6 +60,10 @@ func stopLiveEngine(ctx context.Context, l state.Layout, grace time.Duration) (s
 	}
 	return "SIGKILL", fmt.Errorf("%w: the engine of session %s (pid %d) did not stop", ErrConflictRunning, l.Session, pid)
 }
+
+// engineMargin is what an engine gets beyond its agents' grace to stop:
+// to record its end and let go of its lock once its agents are gone.
+const engineMargin = 5 * time.Second
 
 // namesOther: the lock names a process to stop, not this one.
 func namesOther(ls state.LockStatus) bool {
@@ -118,8 +126,13 @@ func StopAgents(runDir string, grace time.Duration) int {
 // stopLeftoverAgents stops what a crashed run of the session left running
 // (resume and force, under the session's lock).
 func stopLeftoverAgents(l state.Layout, grace time.Duration) Leftovers {
+	return StopLeftovers(l.ProjectDir, l.Session, l.RunDir(), graceOr(grace))
+}
+
+// graceOr is grace, or DefaultGrace when it is not set.
+func graceOr(grace time.Duration) time.Duration {
 	if grace <= 0 {
-		grace = DefaultGrace
+		return DefaultGrace
 	}
-	return StopLeftovers(l.ProjectDir, l.Session, l.RunDir(), grace)
+	return grace
 }

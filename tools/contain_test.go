@@ -150,9 +150,9 @@ func waitDeadPids(pids []int, within time.Duration) []int {
 
 // TestKillReportsSIGKILL: an engine still stopping its agents when the
 // kill tool's grace is over (its own agent grace is longer; the agent
-// ignores SIGTERM) is killed with SIGKILL, and kill says so — it used to
-// report "stopped the engine with SIGTERM" — then ends the agents the
-// engine could not, and counts them.
+// ignores SIGTERM) is killed with SIGKILL once that grace is over, and
+// kill says so — it used to report "stopped the engine with SIGTERM" —
+// then ends the agents the engine could not, and counts them.
 func TestKillReportsSIGKILL(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -170,10 +170,17 @@ func TestKillReportsSIGKILL(t *testing.T) {
 		}
 	})
 	var res tools.KillResult
+	start := time.Now()
 	c.ok("kill", map[string]any{"session": "stub"}, &res)
+	took := time.Since(start)
 	steps := strings.Join(res.Steps, "\n")
 	if res.EngineSignal != "SIGKILL" || !strings.Contains(steps, "SIGKILL") || strings.Contains(steps, "with SIGTERM") {
 		t.Errorf("kill: engine_signal %q, steps %q; want SIGKILL named and no claim that SIGTERM worked", res.EngineSignal, res.Steps)
+	}
+	// The grace it names is the grace it gave: the engine got 200 ms, not
+	// 5.2 s (kill once waited 5 s more than it said, here 5.5 s in all).
+	if !strings.Contains(steps, "within 200ms of SIGTERM") || took > 4*time.Second {
+		t.Errorf("kill took %s with steps %q; want the engine SIGKILLed 200ms after SIGTERM, as the steps say", took, res.Steps)
 	}
 	if res.StoppedProcesses < len(pids) || res.AgentsStopped < len(pids) {
 		t.Errorf("kill: stopped_processes %d, agents_stopped %d; want ≥ %d", res.StoppedProcesses, res.AgentsStopped, len(pids))

@@ -109,8 +109,21 @@ func TestMonitor(t *testing.T) {
 			})
 
 			t.Run("wait_complete_progress", func(t *testing.T) {
+				// Two sessions at once, one waited on with a progress token and
+				// one without (the same wait, a run apart, doubled this test's
+				// time): only the first wait may send progress.
 				c.start(map[string]any{"session": "short", "stage": "progress"})
+				c.start(map[string]any{"session": "short-2", "stage": "progress"})
 				before := len(c.notifications(string(mcp.MethodNotificationProgress)))
+				type answer struct {
+					r   result
+					err error
+				}
+				tokenless := make(chan answer, 1)
+				go func() {
+					r, err := c.callRaw(context.Background(), "monitor", map[string]any{"session": "short-2", "wait": "complete", "timeout_seconds": 60}, nil)
+					tokenless <- answer{r, err}
+				}()
 				r, err := c.callRaw(context.Background(), "monitor", map[string]any{"session": "short", "wait": "complete", "timeout_seconds": 60}, "tok-"+v)
 				if err != nil || r.IsError {
 					t.Fatalf("monitor: %v %s", err, r.Text)
@@ -133,12 +146,20 @@ func TestMonitor(t *testing.T) {
 				if total, _ := last["total"].(float64); total != 4 {
 					t.Errorf("progress total = %v, want 4", last["total"])
 				}
-				// Without a token, nothing is sent.
-				c.start(map[string]any{"session": "short-2", "stage": "progress"})
-				n := len(c.notifications(string(mcp.MethodNotificationProgress)))
-				c.monitorWait("short-2", "complete", 60)
-				if got := len(c.notifications(string(mcp.MethodNotificationProgress))); got != n {
-					t.Errorf("%d progress notifications without a progress token", got-n)
+				// Without a token, nothing is sent: every progress notification
+				// of these two waits is the first's.
+				a := <-tokenless
+				var m2 tools.MonitorResult
+				if a.err != nil || a.r.IsError {
+					t.Fatalf("monitor without a token: %v %s", a.err, a.r.Text)
+				}
+				if decode(t, a.r, &m2); m2.Status != state.LiveComplete {
+					t.Errorf("short-2 after its wait: %s", m2.Status)
+				}
+				for _, n := range c.notifications(string(mcp.MethodNotificationProgress))[before:] {
+					if tok := n.Params.AdditionalFields["progressToken"]; tok != "tok-"+v {
+						t.Errorf("a progress notification with token %v: only the wait given tok-%s may send any", tok, v)
+					}
 				}
 			})
 

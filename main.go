@@ -146,8 +146,12 @@ func newDeps(projectDir string) (*tools.Deps, error) {
 	// A broken hosts.yaml must not take this machine's sessions away: the
 	// tools still work here, and a call naming a host says what is wrong.
 	hosts.LoadErr = err
+	poll, err := tools.PollFromEnv(os.Environ())
+	if err != nil {
+		return nil, err
+	}
 	d := &tools.Deps{Hosts: hosts}
-	d.Tmux, d.Executable, d.ProjectDir = tmux.NewFromEnv(), exe, dir
+	d.Tmux, d.Executable, d.ProjectDir, d.Poll = tmux.NewFromEnv(), exe, dir, poll
 	return d, nil
 }
 

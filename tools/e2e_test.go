@@ -74,7 +74,9 @@ func TestEndToEnd(t *testing.T) {
 			// list alone could outlast a faster session.
 			e.stage("refine", "completion: plateau\nprovider: claude\nmodel: sonnet\nmin_iterations: 2\nmax_iterations: 6\ndelay: 1\n")
 			e.stage("waiter", commandStage("fixed-n", 3, "sleep-agent"))
-			e.setEnv("FAKE_CLAUDE_PLATEAU_AFTER=2", "SLEEP_SECONDS=600")
+			// The server looks every 50 ms (its reminder watcher every
+			// 400 ms, not 2 s): the updates below come sooner.
+			e.setEnv("FAKE_CLAUDE_PLATEAU_AFTER=2", "SLEEP_SECONDS=600", tools.PollEnv+"=50ms")
 
 			var stderr lockedBuffer
 			cmd := exec.Command(binary(t), "serve")

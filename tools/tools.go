@@ -72,6 +72,33 @@ func (d *Deps) poll() time.Duration {
 	return 250 * time.Millisecond
 }
 
+// PollEnv names the variable that sets how often a monitor wait looks at
+// its session (Deps.Poll; the reminder watcher looks 8× less often).
+const PollEnv = "AGENT_SESSIONS_POLL"
+
+// MinPoll is the shortest poll PollEnv may set.
+const MinPoll = 10 * time.Millisecond
+
+// PollFromEnv reads PollEnv from env: 0 (the default, 250 ms) when unset,
+// else a Go duration of at least MinPoll. A bare number is refused, as
+// for the kill grace: "1" could mean a second or a nanosecond.
+func PollFromEnv(env []string) (time.Duration, error) {
+	v := ""
+	for _, kv := range env {
+		if val, ok := strings.CutPrefix(kv, PollEnv+"="); ok {
+			v = val // the last one wins, as in exec
+		}
+	}
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < MinPoll {
+		return 0, fmt.Errorf("%s=%q: want a duration with a unit, at least %s (e.g. %s=250ms)", PollEnv, v, MinPoll, PollEnv)
+	}
+	return d, nil
+}
+
 // All is the registry of every tool. main, the debug mode and the tests use
 // it; there is no other list.
 func All(d *Deps) []server.ServerTool {

@@ -340,3 +340,30 @@ func TestEveryToolInBothEras(t *testing.T) {
 		c.fail("start_session", map[string]any{"session": "both", "stage": "quick"}, tools.CodeConflictComplete)
 	})
 }
+
+// TestPollFromEnv: AGENT_SESSIONS_POLL is a duration with a unit of at
+// least 10 ms; unset is the default (0); anything else is refused with
+// the variable named and an example.
+func TestPollFromEnv(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want time.Duration
+		bad  bool
+	}{
+		{nil, 0, false},
+		{[]string{"AGENT_SESSIONS_POLL=50ms"}, 50 * time.Millisecond, false},
+		{[]string{"AGENT_SESSIONS_POLL=1s", "AGENT_SESSIONS_POLL=20ms"}, 20 * time.Millisecond, false},
+		{[]string{"AGENT_SESSIONS_POLL=1"}, 0, true},
+		{[]string{"AGENT_SESSIONS_POLL=5ms"}, 0, true},
+		{[]string{"AGENT_SESSIONS_POLL=-1s"}, 0, true},
+		{[]string{"AGENT_SESSIONS_POLL=soon"}, 0, true},
+	} {
+		got, err := tools.PollFromEnv(c.env)
+		switch {
+		case c.bad && (err == nil || !strings.Contains(err.Error(), "AGENT_SESSIONS_POLL=250ms")):
+			t.Errorf("%q: %v, %v; want an error naming the variable and an example", c.env, got, err)
+		case !c.bad && (err != nil || got != c.want):
+			t.Errorf("%q: %v, %v; want %v", c.env, got, err, c.want)
+		}
+	}
+}

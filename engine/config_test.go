@@ -103,3 +103,18 @@ func TestBudgetArg(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvValue: the last entry of a key wins, as for an exec'd process;
+// a key that is only a prefix of another does not match it.
+func TestEnvValue(t *testing.T) {
+	t.Parallel()
+	env := []string{"PATHX=/no", "PATH=/first", "HOME=/h", "PATH=/last", "EMPTY="}
+	for key, want := range map[string]string{"PATH": "/last", "HOME": "/h", "PAT": "", "EMPTY": "", "NONE": ""} {
+		if got := EnvValue(env, key); got != want {
+			t.Errorf("EnvValue(%s) = %q, want %q", key, got, want)
+		}
+	}
+	if got := envPath(env); got != "/last" {
+		t.Errorf("envPath = %q, want the PATH exec would use (/last)", got)
+	}
+}

@@ -14,12 +14,7 @@ const GraceEnv = "AGENT_SESSIONS_KILL_GRACE"
 // duration. A bare number ("10") is refused rather than guessed at: seconds
 // or nanoseconds, a guess either way kills agents too soon or never.
 func GraceFromEnv(env []string) (time.Duration, error) {
-	v := ""
-	for _, kv := range env {
-		if val, ok := strings.CutPrefix(kv, GraceEnv+"="); ok {
-			v = val // the last one wins, as in exec
-		}
-	}
+	v := EnvValue(env, GraceEnv)
 	if v == "" {
 		return 0, nil
 	}
@@ -28,6 +23,19 @@ func GraceFromEnv(env []string) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: %s=%q is not a positive duration with a unit; write e.g. %s=%ss or 30s", ErrInvalid, GraceEnv, v, GraceEnv, strings.TrimSpace(v))
 	}
 	return d, nil
+}
+
+// EnvValue is key's value in env, "" when it has none. When key appears
+// more than once the last entry wins, as it does for a process exec'd
+// with env.
+func EnvValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if val, ok := strings.CutPrefix(kv, key+"="); ok {
+			v = val
+		}
+	}
+	return v
 }
 
 // pathMax is Linux's PATH_MAX: no path the engine opens may be longer

@@ -126,14 +126,7 @@ func CheckPlan(p *Plan, path string) error {
 	return CheckBeads(p, path)
 }
 
-func envPath(env []string) string {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			return v
-		}
-	}
-	return ""
-}
+func envPath(env []string) string { return EnvValue(env, "PATH") }
 
 // ProjectDir validates a project directory and returns its absolute,
 // symlink-resolved path ("" means the current directory).

@@ -24,6 +24,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/sessions"
 	"github.com/agent-sessions/agent-sessions/state"
 )
@@ -83,12 +84,7 @@ const MinPoll = 10 * time.Millisecond
 // else a Go duration of at least MinPoll. A bare number is refused, as
 // for the kill grace: "1" could mean a second or a nanosecond.
 func PollFromEnv(env []string) (time.Duration, error) {
-	v := ""
-	for _, kv := range env {
-		if val, ok := strings.CutPrefix(kv, PollEnv+"="); ok {
-			v = val // the last one wins, as in exec
-		}
-	}
+	v := engine.EnvValue(env, PollEnv)
 	if v == "" {
 		return 0, nil
 	}

@@ -44,12 +44,7 @@ func BenchmarkWaitTick(b *testing.B) {
 	}
 	run := func(name string, tick func()) {
 		b.Run(name, func(b *testing.B) {
-			var samples []time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				tick()
-				samples = append(samples, time.Since(t0))
-			}
+			samples := testkit.Samples(b, tick)
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(float64(testkit.Median(samples))/float64(time.Microsecond), "us/tick")
 		})

@@ -217,12 +217,7 @@ func BenchmarkList(b *testing.B) {
 				b.Fatalf("list sees %d running of %d (%+v)", res.Counts.Running, n, res.Counts)
 			}
 			w.execs.Store(0)
-			var samples []time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				w.call(b, "list", map[string]any{}, nil)
-				samples = append(samples, time.Since(t0))
-			}
+			samples := testkit.Samples(b, func() { w.call(b, "list", map[string]any{}, nil) })
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(msf(median(samples)), "ms/list")
 			b.ReportMetric(float64(w.execs.Load())/float64(len(samples)), "tmux-execs/op")
@@ -240,12 +235,7 @@ func BenchmarkMonitor(b *testing.B) {
 		b.Fatalf("monitor: status %s, source %s, last %v, progress %q", res.Status, res.OutputSource, res.LastIteration, res.ProgressTail)
 	}
 	w.execs.Store(0)
-	var samples []time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		w.call(b, "monitor", args, nil)
-		samples = append(samples, time.Since(t0))
-	}
+	samples := testkit.Samples(b, func() { w.call(b, "monitor", args, nil) })
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(msf(median(samples)), "ms/monitor")
 	b.ReportMetric(float64(w.execs.Load())/float64(len(samples)), "tmux-execs/op")
@@ -269,12 +259,7 @@ func BenchmarkReminder(b *testing.B) {
 		b.Fatalf("reminder: %.200s", text)
 	}
 	w.execs.Store(0)
-	var samples []time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		read()
-		samples = append(samples, time.Since(t0))
-	}
+	samples := testkit.Samples(b, func() { read() })
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(msf(median(samples)), "ms/read")
 	b.ReportMetric(float64(w.execs.Load())/float64(len(samples)), "tmux-execs/op")

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"slices"
+	"testing"
 	"time"
 )
 
@@ -19,3 +20,16 @@ func Median(ds []time.Duration) time.Duration {
 
 // Ms is d in milliseconds, for b.ReportMetric.
 func Ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Samples runs op once per iteration of b.Loop and returns how long each
+// run took, for a benchmark that reports the median (Median) rather than
+// the mean.
+func Samples(b *testing.B, op func()) []time.Duration {
+	var samples []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		op()
+		samples = append(samples, time.Since(t0))
+	}
+	return samples
+}

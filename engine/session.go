@@ -265,7 +265,7 @@ func lockSession(ctx context.Context, o RunOptions, layout state.Layout) (*state
 	if o.Mode == ModeForce {
 		// The engine being replaced ends its agents with their grace
 		// (ours: the same environment) and records its end.
-		if _, err := stopLiveEngine(ctx, layout, graceOr(o.Grace)+engineMargin); err != nil {
+		if _, err := stopLiveEngine(ctx, layout, StopWait(o.Grace)); err != nil {
 			return nil, err
 		}
 	}

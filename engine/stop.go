@@ -15,10 +15,10 @@ import (
 
 // stopLiveEngine stops the engine holding a session's lock: SIGTERM to
 // the pid its lock names, then SIGKILL when it still holds the lock after
-// wait (DefaultGrace plus engineMargin when 0) — exactly that long: kill
+// wait (StopWait(0) when 0) — exactly that long: kill
 // reports the wait it gave, and once waited grace+5 s while saying grace.
-// A caller that wants the engine to end its agents itself gives it their
-// grace and engineMargin. It returns the signal that ended the engine
+// A caller that wants the engine to end its agents itself gives it
+// StopWait of their grace. It returns the signal that ended the engine
 // ("" when none held the lock).
 func stopLiveEngine(ctx context.Context, l state.Layout, wait time.Duration) (string, error) {
 	ls, err := state.ProbeLock(l.LockFile())
@@ -37,7 +37,7 @@ func stopLiveEngine(ctx context.Context, l state.Layout, wait time.Duration) (st
 		return "", fmt.Errorf("%w: session %s is locked but its lock file does not name a process to stop", ErrConflictRunning, l.Session)
 	}
 	if wait <= 0 {
-		wait = DefaultGrace + engineMargin
+		wait = StopWait(0)
 	}
 	pid := ls.Info.PID
 	syscall.Kill(pid, syscall.SIGTERM)
@@ -64,6 +64,13 @@ func stopLiveEngine(ctx context.Context, l state.Layout, wait time.Duration) (st
 // engineMargin is what an engine gets beyond its agents' grace to stop:
 // to record its end and let go of its lock once its agents are gone.
 const engineMargin = 5 * time.Second
+
+// StopWait is how long to give an engine between SIGTERM and SIGKILL so
+// that it can end its agents itself: their grace (DefaultGrace when 0)
+// and engineMargin. kill's default and force use it.
+func StopWait(agentGrace time.Duration) time.Duration {
+	return graceOr(agentGrace) + engineMargin
+}
 
 // namesOther: the lock names a process to stop, not this one.
 func namesOther(ls state.LockStatus) bool {

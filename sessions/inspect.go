@@ -312,8 +312,14 @@ func sessionKeys(project string, tmuxList []tmux.Session) []sessionKey {
 // Refresh re-inspects a session in full. While the engine holds its lock,
 // the lock alone says it is running and tmux is not asked.
 func (l *Local) Refresh(ctx context.Context, info Info) Info {
+	ls, _ := state.ProbeLock(info.Layout.LockFile())
+	return l.refresh(ctx, info, ls.Held)
+}
+
+// refresh is Refresh for a caller that has just probed the lock (held).
+func (l *Local) refresh(ctx context.Context, info Info, held bool) Info {
 	var list []tmux.Session
-	if ls, _ := state.ProbeLock(info.Layout.LockFile()); !ls.Held {
+	if !held {
 		list, _ = l.ListTmux(ctx)
 	}
 	return l.Inspect(info.ProjectDir, info.Name, list, Full)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/agent-sessions/agent-sessions/engine"
 	"github.com/agent-sessions/agent-sessions/tmux"
 )
 
@@ -99,7 +100,7 @@ func (l *Local) GraceOrDefault() time.Duration {
 	if l.Grace > 0 {
 		return l.Grace
 	}
-	return 15 * time.Second
+	return engine.StopWait(0) // the agents' default grace and a margin: 15 s
 }
 
 // StartTimeoutOrDefault is the start bound in effect.

@@ -96,7 +96,7 @@ func (l *Local) wait(ctx context.Context, info Info, kind string, limit time.Dur
 			return info, out, nil
 		case <-tick.C:
 			if m := markOf(info.Layout); !m.same(last) || time.Since(read) >= 8*l.poll() {
-				info, last, read = l.Refresh(ctx, info), m, time.Now()
+				info, last, read = l.refresh(ctx, info, m.held), m, time.Now()
 			}
 		}
 	}
